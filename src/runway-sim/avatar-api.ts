@@ -1,0 +1,43 @@
+// The seam between the simulator's HTTP/state side (server.ts) and its LiveKit side (avatar.ts).
+
+export type AvatarMedia = 'full' | 'light' | 'off';
+
+export interface SimAvatarOptions {
+  /** LiveKit ws(s) URL and a join token for the room the avatar joins. */
+  url: string;
+  token: string;
+  roomName: string;
+  /** The avatar participant's identity (Runway-room: `avatar-<sessionId>`; customer room: taken from the token). */
+  identity: string;
+  /** 'runway-room' after consume; 'customer-room' for integration:{type:'livekit'} (direct mode). */
+  where: 'runway-room' | 'customer-room';
+  /** 'full': 640x360@30 video + 48 kHz tone; 'light': 64x64@5 video, no audio; 'off' is never passed here. */
+  media: Exclude<AvatarMedia, 'off'>;
+  /** Direct mode: the customer's agent identity whose audio the avatar trusts. */
+  agentIdentity?: string;
+  /** Called once when a participant other than the avatar is in the room (Runway room: the session turns RUNNING). */
+  onPeerJoined?: (identity: string) => void;
+  /** Called once when any participant sends the reliable data message {"type":"END_CALL"}. */
+  onEndCall?: (fromIdentity: string | undefined) => void;
+  /** Called if the avatar loses the room for any reason other than stop(). */
+  onDisconnected?: (reason: string) => void;
+}
+
+export interface SimAvatarStats {
+  framesSent: number;
+  audioFramesSent: number;
+  /** Audio heard from others, in 10 ms frames whose RMS exceeds a small threshold. */
+  audioFramesHeard: number;
+  dataMessagesSent: number;
+}
+
+export interface SimAvatar {
+  readonly identity: string;
+  stats(): SimAvatarStats;
+  /** Sends a client_event tool call as a JSON data message (the simulator does this once after it starts publishing). */
+  sendClientEvent(name: string, args: Record<string, unknown>): Promise<void>;
+  /** Leaves the room and releases every track and source. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export type StartSimAvatar = (opts: SimAvatarOptions) => Promise<SimAvatar>;
