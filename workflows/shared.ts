@@ -15,3 +15,29 @@ export const EndReasonKey = defineSearchAttributeKey('AvatarEndReason', SearchAt
 
 /** Every custom search attribute this project uses; the dev stack and test servers register them. */
 export const SEARCH_ATTRIBUTES = [PhaseKey, ModeKey, RunwaySessionIdKey, LiveKitRoomKey, ConversationIdKey, EndReasonKey];
+
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { LiveInfo, SessionState } from './types';
+
+/** Ends the session (idempotent). The argument is a free-text reason kept in the session's events. */
+export const endSignal = defineSignal<[reason?: string]>('end');
+/** The session's current state. */
+export const stateQuery = defineQuery<SessionState>('state');
+/** Resolves when the session is live (or fails with the session's error); use with update-with-start. */
+export const waitLiveUpdate = defineUpdate<LiveInfo, []>('waitLive');
+
+/** One workflow per conversation: the id is derived from the conversation id. */
+export function sessionWorkflowId(conversationId: string): string {
+  return `avatar-session-${conversationId}`;
+}
+
+/** Participant identities this service uses in the customer's room. */
+export function bridgeIdentity(conversationId: string): string {
+  return `avatar-bridge-${conversationId}`;
+}
+export function directAvatarIdentity(conversationId: string): string {
+  return `runway-avatar-${conversationId}`;
+}
+
+/** Sent by the media relay activity once the avatar is published in the customer's room. */
+export const relayBridgedSignal = defineSignal<[info: { runwaySessionId: string; bridgedAt: string }]>('relayBridged');

@@ -1,0 +1,33 @@
+// Turning adapter errors into Temporal failures the workflow can act on: the failure `type` is the
+// Runway client's error kind, retryability follows the kind, and rate limits carry the server's delay.
+import { ApplicationFailure } from '@temporalio/common';
+import { isRunwayError, type RunwayError } from '../src/runway/errors';
+import { redactString } from '../src/redact';
+
+import { NON_RETRYABLE_KINDS } from '../workflows/types';
+
+export { NON_RETRYABLE_KINDS };
+
+export function runwayFailure(err: RunwayError): ApplicationFailure {
+  const nonRetryable = (NON_RETRYABLE_KINDS as readonly string[]).includes(err.kind) || !err.retryable;
+  return ApplicationFailure.create({
+    type: err.kind,
+    message: redactString(err.message),
+    nonRetryable,
+    nextRetryDelay: err.retryAfterMs !== undefined ? Math.max(100, err.retryAfterMs) : undefined,
+    details: [{ kind: err.kind, status: err.status, runwayMessage: err.runwayMessage }],
+  });
+}
+
+/** Rethrows anything as a Temporal failure with secrets scrubbed; Runway errors keep their kind. */
+export function asFailure(err: unknown): never {
+  if (isRunwayError(err)) throw runwayFailure(err);
+  if (err instanceof ApplicationFailure) throw err;
+  if (err instanceof Error && (err.name === 'CancelledFailure' || err.name === 'AbortError')) throw err;
+  const message = redactString(err instanceof Error ? err.message : String(err));
+  throw ApplicationFailure.create({ type: 'unexpected', message, nonRetryable: false });
+}
+
+export function fail(type: string, message: string, opts: { nonRetryable?: boolean; details?: unknown[] } = {}): never {
+  throw ApplicationFailure.create({ type, message: redactString(message), nonRetryable: opts.nonRetryable ?? true, details: opts.details });
+}

@@ -1,0 +1,22 @@
+// Activities are created by factories that receive their clients (Temporal samples' DI pattern).
+import { createRunwayActivities, type RunwayActivityDeps } from './runway';
+import { createRoomActivities, type RoomActivityDeps } from './room';
+import { createRelayActivities } from './relay';
+
+export type SessionActivityDeps = RunwayActivityDeps & Omit<RoomActivityDeps, 'runway'>;
+
+/** Activities of the orchestration worker (task queue `avatar-sessions`). */
+export function createSessionActivities(deps: SessionActivityDeps) {
+  return {
+    ...createRunwayActivities(deps),
+    ...createRoomActivities(deps),
+  };
+}
+
+/** Activities of the media worker (task queue `avatar-media`). */
+export function createMediaActivities(deps: Parameters<typeof createRelayActivities>[0] = {}) {
+  return createRelayActivities(deps);
+}
+
+export type SessionActivities = ReturnType<typeof createSessionActivities>;
+export type MediaActivities = ReturnType<typeof createMediaActivities>;

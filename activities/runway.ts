@@ -1,0 +1,177 @@
+// Activities that talk to Runway: create, wait for READY, consume, end. Each is small and safe to retry
+// (create is the one exception, and the workflow treats an ambiguous create specially).
+import { activityInfo, heartbeat, sleep, log } from '@temporalio/activity';
+import type { RunwayClient } from '../src/runway/client';
+import { isRunwayError } from '../src/runway/errors';
+import type { RealtimeSessionCreateParams } from '../src/runway/types';
+import type { SealedBox } from '../src/secrets/sealed-box';
+import { mintAvatarToken, type LiveKitCredentials } from '../src/livekit/tokens';
+import type { AvatarSpec, ToolSpec } from '../workflows/types';
+import { asFailure, fail } from './failures';
+
+export interface RunwayActivityDeps {
+  runway: RunwayClient;
+  sealer: SealedBox;
+  /** The customer's LiveKit: what Runway's avatar worker joins in direct mode. */
+  livekit: LiveKitCredentials & { publicUrl: string };
+  /** Polling cadence while waiting for READY (tests shorten it). */
+  poll?: { initialMs?: number; maxMs?: number; queuedMs?: number };
+}
+
+export interface CreateSessionRequest {
+  conversationId: string;
+  avatar: AvatarSpec;
+  maxDuration?: number;
+  personality?: string;
+  startScript?: string;
+  tools?: ToolSpec[];
+  /** Direct mode: Runway's worker joins this room of the customer's LiveKit. */
+  direct?: { roomName: string; avatarIdentity: string; agentIdentity?: string; tokenTtlSeconds: number };
+}
+
+export type ReadyStatus = { expiresAt: string; polls: number; waitedMs: number; wasQueued: boolean };
+export type RunwayStatusSummary = { status: string; failureCode?: string; failure?: string };
+
+export function createRunwayActivities(deps: RunwayActivityDeps) {
+  const poll = { initialMs: 250, maxMs: 2000, queuedMs: 5000, ...deps.poll };
+
+  return {
+    /** POST /v1/realtime_sessions. The integration token is minted here, so it never enters history. */
+    async createRunwaySession(req: CreateSessionRequest): Promise<{ runwaySessionId: string }> {
+      const body: RealtimeSessionCreateParams = {
+        model: 'gwm1_avatars',
+        avatar: req.avatar as RealtimeSessionCreateParams['avatar'],
+        ...(req.maxDuration !== undefined ? { maxDuration: req.maxDuration } : {}),
+        ...(req.personality !== undefined ? { personality: req.personality } : {}),
+        ...(req.startScript !== undefined ? { startScript: req.startScript } : {}),
+        ...(req.tools ? { tools: req.tools as RealtimeSessionCreateParams['tools'] } : {}),
+      };
+      if (req.direct) {
+        const token = await mintAvatarToken(deps.livekit, {
+          roomName: req.direct.roomName,
+          identity: req.direct.avatarIdentity,
+          agentIdentity: req.direct.agentIdentity,
+          ttlSeconds: req.direct.tokenTtlSeconds,
+        });
+        body.integration = {
+          type: 'livekit',
+          url: deps.livekit.publicUrl,
+          token,
+          roomName: req.direct.roomName,
+          ...(req.direct.agentIdentity ? { agentIdentity: req.direct.agentIdentity } : {}),
+        };
+      }
+      try {
+        const { id } = await deps.runway.createSession(body);
+        return { runwaySessionId: id };
+      } catch (err) {
+        return asFailure(err);
+      }
+    },
+
+    /**
+     * Polls GET /v1/realtime_sessions/:id until READY: fast at first, slower while queued, honouring
+     * rate-limit delays. Heartbeats carry progress, so a retry on another worker resumes the backoff.
+     */
+    async waitUntilReady(req: { runwaySessionId: string; deadlineSeconds: number }): Promise<ReadyStatus> {
+      const info = activityInfo();
+      const resumed = info.heartbeatDetails as { polls: number; startedAt: number; wasQueued: boolean } | undefined;
+      const startedAt = resumed?.startedAt ?? Date.now();
+      let polls = resumed?.polls ?? 0;
+      let wasQueued = resumed?.wasQueued ?? false;
+      let delay = poll.initialMs * Math.min(8, 2 ** Math.min(polls, 3));
+      const deadline = startedAt + req.deadlineSeconds * 1000;
+      for (;;) {
+        let wait = 0;
+        try {
+          const s = await deps.runway.getSession(req.runwaySessionId);
+          polls++;
+          switch (s.status) {
+            case 'READY':
+              return { expiresAt: s.expiresAt, polls, waitedMs: Date.now() - startedAt, wasQueued };
+            case 'NOT_READY':
+              if (s.queued) wasQueued = true;
+              wait = s.queued ? Math.max(delay, poll.queuedMs) : delay;
+              delay = Math.min(poll.maxMs, Math.round(delay * 1.5));
+              break;
+            case 'FAILED':
+              fail('session_failed', `Runway session failed before READY: ${s.failureCode} (${s.failure})`, {
+                details: [{ status: s.status, failureCode: s.failureCode }],
+              });
+            // eslint-disable-next-line no-fallthrough
+            default:
+              fail('session_ended', `Runway session ended before READY with status ${s.status}`, { details: [{ status: s.status }] });
+          }
+        } catch (err) {
+          if (isRunwayError(err) && err.retryable) {
+            wait = Math.max(err.retryAfterMs ?? delay, 100);
+            log.warn('status poll failed, retrying', { kind: err.kind, waitMs: wait });
+          } else {
+            asFailure(err);
+          }
+        }
+        if (Date.now() + wait > deadline) {
+          fail('ready_timeout', `Runway session ${req.runwaySessionId} was not READY within ${req.deadlineSeconds} s (${polls} polls${wasQueued ? ', queued' : ''})`);
+        }
+        heartbeat({ polls, startedAt, wasQueued });
+        await sleep(wait);
+      }
+    },
+
+    /**
+     * POST /v1/realtime_sessions/:id/consume with the session key. Runway's room credentials come back
+     * sealed, so history only holds ciphertext. Consume works once: never retried blindly.
+     */
+    async consumeRunwaySession(req: { runwaySessionId: string }): Promise<{ sealedCredentials: string; roomName: string }> {
+      try {
+        const s = await deps.runway.getSession(req.runwaySessionId);
+        if (s.status !== 'READY') fail('not_ready', `cannot consume: Runway session is ${s.status}`, { details: [{ status: s.status }] });
+        if (Date.parse(s.expiresAt) <= Date.now()) fail('session_expired', `Runway session expired at ${s.expiresAt} before it was consumed`);
+        const creds = await deps.runway.consumeSession(req.runwaySessionId, s.sessionKey);
+        return { sealedCredentials: deps.sealer.seal(creds), roomName: creds.roomName };
+      } catch (err) {
+        return asFailure(err);
+      }
+    },
+
+    async getRunwaySessionStatus(req: { runwaySessionId: string }): Promise<RunwayStatusSummary> {
+      try {
+        const s = await deps.runway.getSession(req.runwaySessionId);
+        return { status: s.status, ...(s.status === 'FAILED' ? { failureCode: s.failureCode, failure: s.failure } : {}) };
+      } catch (err) {
+        if (isRunwayError(err) && err.kind === 'not_found') return { status: 'NOT_FOUND' };
+        return asFailure(err);
+      }
+    },
+
+    /**
+     * Makes sure a Runway session ends: waits up to `graceSeconds` for END_CALL to complete it, then
+     * DELETEs it. Already terminal or unknown (404) is success. Safe to retry forever.
+     */
+    async endRunwaySession(req: { runwaySessionId: string; graceSeconds: number }): Promise<{ finalStatus: string; cancelled: boolean }> {
+      const terminal = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'NOT_FOUND']);
+      const statusOf = async () => {
+        try {
+          return (await deps.runway.getSession(req.runwaySessionId)).status as string;
+        } catch (err) {
+          if (isRunwayError(err) && err.kind === 'not_found') return 'NOT_FOUND';
+          return asFailure(err);
+        }
+      };
+      const graceEnd = Date.now() + req.graceSeconds * 1000;
+      let status = await statusOf();
+      while (!terminal.has(status) && Date.now() < graceEnd) {
+        heartbeat();
+        await sleep(200);
+        status = await statusOf();
+      }
+      if (terminal.has(status)) return { finalStatus: status, cancelled: false };
+      try {
+        await deps.runway.cancelSession(req.runwaySessionId);
+      } catch (err) {
+        if (!(isRunwayError(err) && err.kind === 'not_found')) asFailure(err);
+      }
+      return { finalStatus: await statusOf(), cancelled: true };
+    },
+  };
+}

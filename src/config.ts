@@ -1,0 +1,77 @@
+// Service configuration from the environment, validated once at start with errors that name the
+// variable and the fix. Temporal's own settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
+// TLS) are read by @temporalio/envconfig, so Temporal Cloud works without code changes.
+import { z } from 'zod';
+import { registerSecret } from './redact';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const optionalString = z.string().min(1).optional();
+
+const schema = z.object({
+  RUNWAYML_API_SECRET: optionalString,
+  RUNWAYML_BASE_URL: z.url().optional(),
+  LIVEKIT_URL: z.string().regex(/^(wss?|https?):\/\//, 'must be a ws://, wss://, http:// or https:// URL').optional(),
+  LIVEKIT_API_KEY: optionalString,
+  LIVEKIT_API_SECRET: optionalString,
+  /** The URL Runway's avatar worker uses to join the customer's room (direct mode); defaults to LIVEKIT_URL. */
+  LIVEKIT_PUBLIC_URL: z.string().regex(/^(wss?|https?):\/\//, 'must be a ws(s):// or http(s):// URL').optional(),
+  SESSION_SECRETS_KEY: z
+    .string()
+    .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 random bytes, base64-encoded: openssl rand -base64 32')
+    .optional(),
+  SESSION_API_TOKEN: z.string().min(16, 'must be at least 16 characters; generate one with: openssl rand -hex 32').optional(),
+  API_PORT: port.default(8080),
+  METRICS_PORT: port.default(9464),
+  MEDIA_METRICS_PORT: port.optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+});
+
+export type Env = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses and checks `env`; throws ConfigError listing every bad variable. Registers secrets for redaction. */
+export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
+  const res = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  if (!res.success) {
+    const lines = res.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const cfg = res.data;
+  for (const s of [cfg.RUNWAYML_API_SECRET, cfg.LIVEKIT_API_SECRET, cfg.SESSION_SECRETS_KEY, cfg.SESSION_API_TOKEN]) registerSecret(s);
+  const lk = [cfg.LIVEKIT_URL, cfg.LIVEKIT_API_KEY, cfg.LIVEKIT_API_SECRET];
+  if (lk.some(Boolean) && !lk.every(Boolean)) {
+    throw new ConfigError('invalid configuration:\n  LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set together (or none, for the embedded dev stack)');
+  }
+  return cfg;
+}
+
+/** What the workers need, fully resolved (the embedded stack fills the gaps with its own servers). */
+export interface ServiceConfig {
+  runway: { apiKey: string; baseUrl?: string };
+  livekit: { url: string; publicUrl: string; apiKey: string; apiSecret: string };
+  secretsKey: Buffer;
+  apiToken?: string;
+  apiPort: number;
+  metricsPort: number;
+  logLevel: string;
+}
+
+export function requireServiceConfig(env: Env): ServiceConfig {
+  const missing: string[] = [];
+  if (!env.RUNWAYML_API_SECRET) missing.push('RUNWAYML_API_SECRET (your Runway API key)');
+  if (!env.LIVEKIT_URL) missing.push('LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET (your LiveKit server)');
+  if (!env.SESSION_SECRETS_KEY) missing.push('SESSION_SECRETS_KEY (openssl rand -base64 32; the same on every worker)');
+  if (missing.length) throw new ConfigError(`missing configuration:\n${missing.map((m) => `  ${m}`).join('\n')}`);
+  return {
+    runway: { apiKey: env.RUNWAYML_API_SECRET!, baseUrl: env.RUNWAYML_BASE_URL },
+    livekit: { url: env.LIVEKIT_URL!, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL!, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! },
+    secretsKey: Buffer.from(env.SESSION_SECRETS_KEY!, 'base64'),
+    apiToken: env.SESSION_API_TOKEN,
+    apiPort: env.API_PORT,
+    metricsPort: env.METRICS_PORT,
+    logLevel: env.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,45 @@
+// Token minting for the customer's LiveKit room: one function per participant this service brings in.
+import { AccessToken, TrackSource } from 'livekit-server-sdk';
+
+export interface LiveKitCredentials {
+  apiKey: string;
+  apiSecret: string;
+}
+
+export const PUBLISH_ON_BEHALF = 'lk.publish_on_behalf';
+
+function onBehalf(agentIdentity?: string): Record<string, string> | undefined {
+  return agentIdentity ? { [PUBLISH_ON_BEHALF]: agentIdentity } : undefined;
+}
+
+export interface ParticipantTokenOptions {
+  roomName: string;
+  identity: string;
+  /** The customer's agent: front ends and agents then treat this participant as its avatar. */
+  agentIdentity?: string;
+  ttlSeconds: number;
+}
+
+/**
+ * A token for a participant that stands for the avatar in the customer's room: Runway's avatar
+ * worker (direct mode) or this service's bridge (relay mode). Only that room, publishes only camera
+ * and microphone, kind agent with lk.publish_on_behalf (like every LiveKit avatar plugin), bounded TTL.
+ */
+export async function mintAvatarToken(creds: LiveKitCredentials, opts: ParticipantTokenOptions): Promise<string> {
+  const at = new AccessToken(creds.apiKey, creds.apiSecret, {
+    identity: opts.identity,
+    name: 'Runway avatar',
+    ttl: Math.max(60, Math.ceil(opts.ttlSeconds)),
+    attributes: onBehalf(opts.agentIdentity),
+  });
+  at.kind = 'agent';
+  at.addGrant({
+    roomJoin: true,
+    room: opts.roomName,
+    canPublish: true,
+    canPublishSources: [TrackSource.CAMERA, TrackSource.MICROPHONE],
+    canSubscribe: true,
+    canPublishData: true,
+  });
+  return at.toJwt();
+}

@@ -1,0 +1,158 @@
+// `npm start`: the whole service on one machine. With nothing configured it brings up an embedded
+// stack (Temporal dev server with its Web UI, LiveKit dev servers, the Runway simulator) and runs the
+// orchestration worker, the media worker and the HTTP API against it. Anything configured in the
+// environment (TEMPORAL_ADDRESS, LIVEKIT_URL…, RUNWAYML_API_SECRET) is used instead of starting it.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { dispose } from '@livekit/rtc-node';
+import type { Worker } from '@temporalio/worker';
+import { ConfigError, loadEnv, type ServiceConfig } from './config';
+import { startLiveKitServer, type LiveKitServer } from './dev/livekit-server';
+import { startTemporalDevServer, type TemporalDevServer } from './dev/temporal-server';
+import { PROJECT_ROOT } from './dev/tools';
+import { createLogger } from './log';
+import { registerSecret } from './redact';
+import { connectWorker, installRuntime } from './temporal';
+import { createMediaWorker, createSessionWorker } from './workers';
+import { startRunwaySimulator } from './runway-sim/server';
+import { startApiServer } from './api/server';
+
+const DATA_DIR = path.join(PROJECT_ROOT, '.data');
+
+/** Dev secrets are generated once and kept in .data so a restart can read sessions it started. */
+function devSecrets(): { livekitSecret: string; runwaySimSecret: string; livekitRunwaySecret: string; secretsKey: string; apiToken: string } {
+  const file = path.join(DATA_DIR, 'dev-secrets.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  const s = {
+    livekitSecret: randomBytes(32).toString('hex'),
+    livekitRunwaySecret: randomBytes(32).toString('hex'),
+    runwaySimSecret: `key_${randomBytes(24).toString('hex')}`,
+    secretsKey: randomBytes(32).toString('base64'),
+    apiToken: randomBytes(24).toString('hex'),
+  };
+  mkdirSync(DATA_DIR, { recursive: true });
+  writeFileSync(file, JSON.stringify(s, null, 2), { mode: 0o600 });
+  return s;
+}
+
+async function main(): Promise<void> {
+  const env = loadEnv();
+  const log = createLogger({ level: env.LOG_LEVEL, name: 'avatar-sessions' });
+  installRuntime(log, env.METRICS_PORT);
+  const logDir = path.join(DATA_DIR, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const secrets = devSecrets();
+  for (const v of Object.values(secrets)) registerSecret(v);
+
+  const stops: { name: string; stop: () => Promise<unknown> }[] = [];
+  const lines: string[] = [];
+  let stopping = false;
+  const shutdown = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    log.info('shutting down');
+    for (const s of stops.reverse()) {
+      try {
+        await s.stop();
+      } catch (err) {
+        log.warn({ err, component: s.name }, 'stop failed');
+      }
+    }
+    await dispose();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+
+  try {
+    // Temporal
+    let temporal: TemporalDevServer | undefined;
+    if (!process.env.TEMPORAL_ADDRESS) {
+      temporal = await startTemporalDevServer({
+        port: 7233,
+        uiPort: Number(process.env.TEMPORAL_UI_PORT ?? 8233),
+        dbFile: path.join(DATA_DIR, 'temporal.db'),
+        logFile: path.join(logDir, 'temporal.log'),
+      });
+      stops.push({ name: 'temporal', stop: () => temporal!.stop() });
+      lines.push(`Temporal UI        ${temporal.uiUrl}`, `Temporal gRPC      ${temporal.address} (dev server, SQLite in .data/temporal.db)`);
+    } else {
+      lines.push(`Temporal           ${process.env.TEMPORAL_ADDRESS} (from TEMPORAL_ADDRESS)`);
+    }
+
+    // The customer's LiveKit
+    let livekit: ServiceConfig['livekit'];
+    if (env.LIVEKIT_URL) {
+      livekit = { url: env.LIVEKIT_URL, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! };
+      lines.push(`LiveKit            ${env.LIVEKIT_URL} (from LIVEKIT_URL)`);
+    } else {
+      const lk: LiveKitServer = await startLiveKitServer({ port: 7880, apiKey: 'devkey', apiSecret: secrets.livekitSecret, logFile: path.join(logDir, 'livekit.log'), label: 'livekit' });
+      stops.push({ name: 'livekit', stop: () => lk.stop() });
+      livekit = { url: lk.url, publicUrl: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret };
+      lines.push(`LiveKit            ${lk.url} (dev server, key devkey)`);
+    }
+
+    // Runway (or its simulator)
+    let runway: ServiceConfig['runway'];
+    if (env.RUNWAYML_API_SECRET) {
+      runway = { apiKey: env.RUNWAYML_API_SECRET, baseUrl: env.RUNWAYML_BASE_URL };
+      lines.push(`Runway             ${env.RUNWAYML_BASE_URL ?? 'https://api.dev.runwayml.com'}`);
+    } else {
+      log.warn('RUNWAYML_API_SECRET is not set: using the built-in Runway simulator (no real avatars)');
+      const runwayLk = await startLiveKitServer({ port: 7890, apiKey: 'runwaykey', apiSecret: secrets.livekitRunwaySecret, logFile: path.join(logDir, 'livekit-runway-sim.log'), label: 'livekit-runway-sim' });
+      stops.push({ name: 'livekit-runway-sim', stop: () => runwayLk.stop() });
+      const sim = await startRunwaySimulator({
+        port: Number(process.env.RUNWAY_SIM_PORT ?? 8787),
+        apiKey: secrets.runwaySimSecret,
+        livekit: { url: runwayLk.url, apiKey: runwayLk.apiKey, apiSecret: runwayLk.apiSecret },
+      });
+      stops.push({ name: 'runway-sim', stop: () => sim.stop() });
+      runway = { apiKey: sim.apiKey, baseUrl: sim.baseUrl };
+      lines.push(`Runway simulator   ${sim.baseUrl} (RUNWAYML_API_SECRET not set)`);
+    }
+
+    const config: ServiceConfig = {
+      runway,
+      livekit,
+      secretsKey: Buffer.from(env.SESSION_SECRETS_KEY ?? secrets.secretsKey, 'base64'),
+      apiToken: env.SESSION_API_TOKEN ?? secrets.apiToken,
+      apiPort: env.API_PORT,
+      metricsPort: env.METRICS_PORT,
+      logLevel: env.LOG_LEVEL,
+    };
+
+    const { connection, namespace } = await connectWorker(temporal ? { address: temporal.address } : undefined);
+    const workers: Worker[] = [await createSessionWorker({ connection, namespace, config }), await createMediaWorker({ connection, namespace, config })];
+    const running = workers.map((w) => w.run());
+    stops.push({
+      name: 'workers',
+      stop: async () => {
+        for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+        await Promise.allSettled(running);
+        await connection.close();
+      },
+    });
+    lines.push(`Workers            avatar-sessions + avatar-media (metrics http://127.0.0.1:${env.METRICS_PORT}/metrics)`);
+
+    const api = await startApiServer({ config, temporal: temporal ? { address: temporal.address, namespace } : undefined, log, livekitPublicUrl: livekit.publicUrl });
+    stops.push({ name: 'api', stop: () => api.close() });
+    lines.push(`HTTP API           ${api.url}  (Authorization: Bearer ${env.SESSION_API_TOKEN ? '$SESSION_API_TOKEN' : 'see .data/dev-secrets.json apiToken'})`);
+
+    process.stdout.write(`\nRunway avatar sessions are up:\n  ${lines.join('\n  ')}\nCtrl-C stops everything.\n\n`);
+    Promise.race(running).catch((err) => {
+      log.error({ err }, 'a worker failed');
+      void shutdown(1);
+    });
+  } catch (err) {
+    if (err instanceof ConfigError) log.error(err.message);
+    else log.error({ err }, 'start failed');
+    await shutdown(1);
+  }
+}
+
+main().catch((err) => {
+  // eslint-disable-next-line no-console
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

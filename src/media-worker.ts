@@ -1,0 +1,28 @@
+// The media worker process (`npm run media-worker`): the relay activity on the `avatar-media` task
+// queue. Scale it apart from the orchestration worker; each live relay holds one activity slot.
+import { dispose } from '@livekit/rtc-node';
+import { ConfigError, loadEnv, requireServiceConfig } from './config';
+import { createLogger } from './log';
+import { connectWorker, installRuntime } from './temporal';
+import { createMediaWorker } from './workers';
+import { runUntilSignal } from './process';
+
+async function main(): Promise<void> {
+  const env = loadEnv();
+  const config = requireServiceConfig(env);
+  const log = createLogger({ level: env.LOG_LEVEL, name: 'media-worker' });
+  installRuntime(log, env.MEDIA_METRICS_PORT ?? env.METRICS_PORT);
+  const { connection, namespace } = await connectWorker();
+  const worker = await createMediaWorker({ connection, namespace, config });
+  log.info({ taskQueue: 'avatar-media', namespace }, 'media worker started');
+  await runUntilSignal(worker, log, async () => {
+    await connection.close();
+    await dispose(); // rtc-node's native runtime keeps the process alive until disposed
+  });
+}
+
+main().catch((err) => {
+  // eslint-disable-next-line no-console
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,30 @@
+// The orchestration worker process (`npm run worker`): workflows and Runway/room activities on the
+// `avatar-sessions` task queue. Config comes from the environment and is checked before anything starts.
+import { ConfigError, loadEnv, requireServiceConfig } from './config';
+import { createLogger } from './log';
+import { connectWorker, installRuntime } from './temporal';
+import { createSessionWorker } from './workers';
+import { runUntilSignal } from './process';
+
+async function main(): Promise<void> {
+  const env = loadEnv();
+  const config = requireServiceConfig(env);
+  const log = createLogger({ level: env.LOG_LEVEL, name: 'session-worker' });
+  installRuntime(log, env.METRICS_PORT);
+  const { connection, namespace } = await connectWorker();
+  const worker = await createSessionWorker({
+    connection,
+    namespace,
+    config,
+    poll: process.env.RUNWAY_POLL_INITIAL_MS ? { initialMs: Number(process.env.RUNWAY_POLL_INITIAL_MS), maxMs: Number(process.env.RUNWAY_POLL_MAX_MS ?? 2000) } : undefined,
+  });
+  log.info({ taskQueue: 'avatar-sessions', namespace }, 'session worker started');
+  await runUntilSignal(worker, log);
+  await connection.close();
+}
+
+main().catch((err) => {
+  // eslint-disable-next-line no-console
+  console.error(err instanceof ConfigError ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,60 @@
+// Worker factories: the orchestration worker (`avatar-sessions`: workflows + Runway/room activities)
+// and the media worker (`avatar-media`: the relay). Processes and tests build workers through these.
+import { RoomServiceClient } from 'livekit-server-sdk';
+import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { createMediaActivities, createSessionActivities } from '../activities';
+import type { RunwayActivityDeps } from '../activities/runway';
+import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE } from '../workflows/shared';
+import type { ServiceConfig } from './config';
+import { CustomerRooms } from './livekit/room-service';
+import { RunwayClient } from './runway/client';
+import { SealedBox } from './secrets/sealed-box';
+
+export interface WorkerOptions {
+  connection: NativeConnection;
+  namespace?: string;
+  config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey'>;
+  /** A pre-built bundle (production, tests); otherwise the workflows are bundled at start. */
+  workflowBundle?: WorkflowBundleOption;
+  identity?: string;
+  poll?: RunwayActivityDeps['poll'];
+  presencePollMs?: number;
+  shutdownGraceTime?: string;
+}
+
+export function httpUrl(livekitUrl: string): string {
+  return livekitUrl.replace(/^ws(s?):\/\//, 'http$1://');
+}
+
+export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> {
+  const { config } = opts;
+  const runway = new RunwayClient({ apiKey: config.runway.apiKey, baseUrl: config.runway.baseUrl });
+  const rooms = new CustomerRooms(new RoomServiceClient(httpUrl(config.livekit.url), config.livekit.apiKey, config.livekit.apiSecret));
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace ?? 'default',
+    taskQueue: SESSION_TASK_QUEUE,
+    identity: opts.identity,
+    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    activities: createSessionActivities({
+      runway,
+      rooms,
+      sealer: new SealedBox(config.secretsKey),
+      livekit: { ...config.livekit },
+      poll: opts.poll,
+      presencePollMs: opts.presencePollMs,
+    }),
+    shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
+  });
+}
+
+export async function createMediaWorker(opts: Omit<WorkerOptions, 'workflowBundle' | 'poll' | 'presencePollMs'>): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace ?? 'default',
+    taskQueue: MEDIA_TASK_QUEUE,
+    identity: opts.identity,
+    activities: createMediaActivities({ config: opts.config }),
+    shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
+  });
+}

@@ -1,0 +1,2 @@
+// Every function exported here is a workflow type the worker registers.
+export { avatarSession } from './session';

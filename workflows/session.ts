@@ -1,0 +1,378 @@
+// What happens in a session, top to bottom: validate → create a Runway session → wait until READY →
+// bridge it into the customer's LiveKit room (direct: Runway joins the room; relay: consume and relay
+// the media) → live until ended → tear everything down, always, whatever failed.
+import * as wf from '@temporalio/workflow';
+import { ApplicationFailure, ActivityFailure, isCancellation } from '@temporalio/workflow';
+import type { MediaActivities, SessionActivities } from '../activities';
+import { InvalidInputError, resolveTiming, runwayMaxDuration, validateSessionInput } from './input';
+import {
+  EndReasonKey, LiveKitRoomKey, MEDIA_TASK_QUEUE, ModeKey, PhaseKey, RunwaySessionIdKey,
+  bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, stateQuery, waitLiveUpdate,
+} from './shared';
+import { NON_RETRYABLE_KINDS, type BridgeMode, type EndReason, type LiveInfo, type SessionInput, type SessionPhase, type SessionState, type SessionTiming } from './types';
+
+/** Thrown inside the lifecycle when `end` arrives; caught below, never escapes the workflow. */
+class EndRequested extends Error {}
+
+/** A failure of the session itself (as opposed to an activity's transient error). */
+function sessionFailure(code: string, message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: code, message, nonRetryable: true });
+}
+
+export async function avatarSession(rawInput: SessionInput): Promise<SessionState> {
+  // ---- Input -------------------------------------------------------------------------------------
+  let input: SessionInput;
+  try {
+    input = validateSessionInput(rawInput);
+  } catch (err) {
+    const message = err instanceof InvalidInputError ? err.message : String(err);
+    throw ApplicationFailure.create({ type: 'invalid_input', message, nonRetryable: true });
+  }
+  const timing = resolveTiming(input);
+  const acts = activityProxies(timing);
+  const room = input.livekit.roomName;
+
+  // ---- State, visible through the `state` query and search attributes --------------------------
+  const state: SessionState = {
+    conversationId: input.conversationId,
+    phase: 'creating',
+    requestedMode: input.mode ?? 'auto',
+    runwaySessionIds: [],
+    roomName: room,
+    phaseTimes: {},
+    ambiguousCreates: [],
+    events: [],
+  };
+  const now = () => new Date(Date.now()).toISOString();
+  const event = (type: string, message: string) => {
+    state.events.push({ at: now(), type, message });
+    if (state.events.length > 50) state.events.splice(0, state.events.length - 50);
+    wf.log.info(message, { event: type, conversationId: input.conversationId });
+  };
+  const setPhase = (phase: SessionPhase) => {
+    state.phase = phase;
+    state.phaseTimes[phase] = now();
+    wf.upsertSearchAttributes([{ key: PhaseKey, value: phase }]);
+  };
+  const setMode = (mode: BridgeMode) => {
+    state.mode = mode;
+    wf.upsertSearchAttributes([{ key: ModeKey, value: mode }]);
+  };
+  wf.upsertSearchAttributes([{ key: LiveKitRoomKey, value: room }]);
+  setPhase('creating');
+
+  // ---- Messages ----------------------------------------------------------------------------------
+  let endRequested: string | undefined;
+  let relayBridged: string | undefined;
+  wf.setHandler(stateQuery, () => state);
+  wf.setHandler(endSignal, (reason) => {
+    if (endRequested !== undefined) return;
+    endRequested = reason ?? 'requested';
+    event('end_requested', `end requested: ${endRequested}`);
+  });
+  wf.setHandler(relayBridgedSignal, ({ runwaySessionId }) => {
+    if (runwaySessionId === state.runwaySessionId) relayBridged = runwaySessionId;
+  });
+  const isOver = () => state.phase === 'tearing_down' || state.phase === 'completed' || state.phase === 'failed';
+  wf.setHandler(waitLiveUpdate, async (): Promise<LiveInfo> => {
+    await wf.condition(() => state.phase === 'live' || isOver());
+    if (state.phase === 'live' && state.mode && state.runwaySessionId && state.avatarIdentity) {
+      return {
+        conversationId: state.conversationId,
+        roomName: room,
+        mode: state.mode,
+        runwaySessionId: state.runwaySessionId,
+        avatarIdentity: state.avatarIdentity,
+        ...(state.mode === 'direct' ? { audioStreamTopic: 'lk.audio_stream' } : {}),
+      };
+    }
+    throw ApplicationFailure.create({
+      type: state.error?.code ?? 'not_live',
+      message: state.error?.message ?? `session ended before it was live (${state.endReason ?? 'ended'})`,
+      nonRetryable: true,
+    });
+  });
+
+  // ---- Runway sessions this workflow owns: every one is ended in teardown ----------------------
+  const open = new Set<string>();
+  const directAvatar = directAvatarIdentity(input.conversationId);
+  const bridge = bridgeIdentity(input.conversationId);
+
+  /** Runs one cancellable step of the lifecycle; `end` cancels it and turns into EndRequested. */
+  async function step<T>(fn: () => Promise<T>): Promise<T> {
+    if (endRequested !== undefined) throw new EndRequested();
+    const scope = new wf.CancellationScope();
+    const stopOnEnd = wf.condition(() => endRequested !== undefined).then(() => scope.cancel());
+    void stopOnEnd;
+    try {
+      return await scope.run(fn);
+    } catch (err) {
+      if (endRequested !== undefined && isCancellation(err)) throw new EndRequested();
+      throw err;
+    }
+  }
+
+  /** Ends one Runway session now (END_CALL in direct mode first), whatever the workflow is doing. */
+  async function endRunwaySession(id: string, mode: BridgeMode | undefined): Promise<void> {
+    await wf.CancellationScope.nonCancellable(async () => {
+      if (mode === 'direct') {
+        await acts.endCall.sendEndCallToAvatar({ roomName: room, avatarIdentity: directAvatar }).catch(() => undefined);
+      }
+      const { finalStatus, cancelled } = await acts.teardown.endRunwaySession({ runwaySessionId: id, graceSeconds: timing.endCallGraceSeconds });
+      open.delete(id);
+      event('runway_session_ended', `Runway session ${id} ended: ${finalStatus}${cancelled ? ' (cancelled)' : ''}`);
+    });
+  }
+
+  /** Creates a Runway session. An ambiguous create is recorded for the reaper before trying again. */
+  async function createRunwaySession(mode: BridgeMode): Promise<string> {
+    for (;;) {
+      if (state.runwaySessionIds.length + state.ambiguousCreates.length >= timing.maxCreateAttempts) {
+        throw sessionFailure('create_attempts_exhausted', `gave up after ${timing.maxCreateAttempts} Runway session attempts`);
+      }
+      setPhase('creating');
+      try {
+        // Not cancellable: a create in flight must be allowed to return its id so teardown can end it.
+        const { runwaySessionId } = await wf.CancellationScope.nonCancellable(() =>
+          acts.create.createRunwaySession({
+            conversationId: input.conversationId,
+            avatar: input.avatar,
+            maxDuration: runwayMaxDuration(input),
+            personality: input.personality,
+            startScript: input.startScript,
+            tools: input.tools,
+            ...(mode === 'direct'
+              ? { direct: { roomName: room, avatarIdentity: directAvatar, agentIdentity: input.livekit.agentIdentity, tokenTtlSeconds: tokenTtl() } }
+              : {}),
+          }),
+        );
+        open.add(runwaySessionId);
+        state.runwaySessionId = runwaySessionId;
+        state.runwaySessionIds.push(runwaySessionId);
+        wf.upsertSearchAttributes([{ key: RunwaySessionIdKey, value: runwaySessionId }]);
+        event('runway_session_created', `Runway session ${runwaySessionId} created (${mode})`);
+        return runwaySessionId;
+      } catch (err) {
+        if (failureType(err) !== 'ambiguous') throw err;
+        state.ambiguousCreates.push({ at: now(), avatar: input.avatar });
+        event('ambiguous_create', 'create answer was lost: a Runway session may exist; recorded for the reaper, creating again');
+      }
+    }
+  }
+
+  function tokenTtl(): number {
+    return Math.min(6 * 3600, (input.maxDurationSeconds ?? 1800) + 600);
+  }
+
+  // ---- The lifecycle -----------------------------------------------------------------------------
+  async function lifecycle(): Promise<{ reason: EndReason; error?: { code: string; message: string } }> {
+    let mode: BridgeMode = input.mode === 'relay' ? 'relay' : 'direct';
+    for (;;) {
+      if (endRequested !== undefined) throw new EndRequested();
+      setMode(mode);
+      let id: string;
+      try {
+        id = await createRunwaySession(mode);
+      } catch (err) {
+        if (failureType(err) === 'integration_unsupported' && input.mode === 'auto' && mode === 'direct') {
+          event('fallback_to_relay', `Runway rejected the LiveKit integration (${failureMessage(err)}); falling back to relay`);
+          mode = 'relay';
+          continue;
+        }
+        throw err;
+      }
+      if (endRequested !== undefined) throw new EndRequested();
+
+      setPhase('waiting_ready');
+      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id, deadlineSeconds: timing.readyDeadlineSeconds }));
+
+      if (mode === 'direct') {
+        setPhase('bridging');
+        try {
+          await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds }));
+        } catch (err) {
+          if (failureType(err) === 'avatar_not_joined' && input.mode === 'auto') {
+            event('fallback_to_relay', `${failureMessage(err)}; cancelling that session and falling back to relay`);
+            await endRunwaySession(id, 'direct');
+            mode = 'relay';
+            continue;
+          }
+          throw err;
+        }
+        state.avatarIdentity = directAvatar;
+        return await live(() => acts.monitor.monitorDirectSession({
+          runwaySessionId: id, roomName: room, avatarIdentity: directAvatar, intervalSeconds: timing.monitorIntervalSeconds,
+        }));
+      }
+
+      // relay: consume Runway's room credentials (sealed), then run the media relay.
+      setPhase('consuming');
+      let sealedCredentials: string;
+      try {
+        ({ sealedCredentials } = await step(() => acts.consume.consumeRunwaySession({ runwaySessionId: id })));
+      } catch (err) {
+        const type = failureType(err);
+        if (type === 'session_expired' || type === 'already_consumed' || type === 'not_ready') {
+          event('consume_failed', `${failureMessage(err)}; cancelling that session and creating a new one`);
+          await endRunwaySession(id, 'relay');
+          continue;
+        }
+        throw err;
+      }
+      setPhase('bridging');
+      relayBridged = undefined;
+      state.avatarIdentity = bridge;
+      return await live(
+        () => acts.relay.relayMedia({
+          conversationId: input.conversationId,
+          runwaySessionId: id,
+          sealedCredentials,
+          roomName: room,
+          bridgeIdentity: bridge,
+          agentIdentity: input.livekit.agentIdentity,
+          listenTo: input.livekit.listenTo,
+          maxSeconds: input.maxDurationSeconds ?? 24 * 3600,
+        }),
+        () => relayBridged === id,
+      );
+    }
+  }
+
+  /**
+   * Live: runs the session's long activity (direct: a monitor; relay: the relay itself) until it
+   * returns, `end` arrives, or maxDuration passes. `bridged` tells when the phase becomes live.
+   */
+  async function live(
+    run: () => Promise<{ reason: string; status?: string; failureCode?: string }>,
+    bridged: () => boolean = () => true,
+  ): Promise<{ reason: EndReason; error?: { code: string; message: string } }> {
+    if (endRequested !== undefined) throw new EndRequested();
+    const scope = new wf.CancellationScope();
+    let outcome: { reason: string; status?: string; failureCode?: string } | undefined;
+    let failure: unknown;
+    const running = scope.run(run).then((o) => (outcome = o), (err) => (failure = err));
+
+    await wf.condition(() => bridged() || outcome !== undefined || failure !== undefined || endRequested !== undefined);
+    let timedOut = false;
+    if (bridged() && outcome === undefined && failure === undefined && endRequested === undefined) {
+      setPhase('live');
+      event('live', `avatar live in ${room} (${state.mode})`);
+      const limitMs = input.maxDurationSeconds !== undefined ? input.maxDurationSeconds * 1000 : undefined;
+      const stopped = () => outcome !== undefined || failure !== undefined || endRequested !== undefined;
+      timedOut = limitMs !== undefined ? !(await wf.condition(stopped, limitMs)) : (await wf.condition(stopped), false);
+    }
+    if (outcome === undefined && failure === undefined) {
+      scope.cancel(); // relay: cancellation makes it send END_CALL and leave both rooms before it returns
+      await running;
+    }
+    if (endRequested !== undefined) throw new EndRequested();
+    if (timedOut) return { reason: 'max_duration' };
+    if (failure !== undefined && !isCancellation(failure)) throw failure;
+    if (!outcome) throw new EndRequested();
+
+    if (outcome.reason === 'room_closed') return { reason: 'room_closed' };
+    // Runway ended the session, or its avatar left: read the status and surface its failureCode.
+    const id = state.runwaySessionId!;
+    const status = outcome.status && outcome.status !== 'RUNNING' ? outcome : await acts.status.getRunwaySessionStatus({ runwaySessionId: id });
+    event('runway_ended', `Runway session ${id} ended while live: ${status.status}${status.failureCode ? ` (${status.failureCode})` : ''}`);
+    if (status.status === 'FAILED') {
+      return { reason: 'runway_ended', error: { code: status.failureCode ?? 'runway_failed', message: `Runway session failed: ${status.failureCode ?? 'unknown'}` } };
+    }
+    return { reason: 'runway_ended' };
+  }
+
+  // ---- Run it, then always tear down ---------------------------------------------------------------
+  let rethrow: unknown;
+  try {
+    const outcome = await lifecycle();
+    state.endReason = outcome.reason;
+    state.error = outcome.error;
+  } catch (err) {
+    if (err instanceof EndRequested) {
+      state.endReason = 'ended_by_request';
+    } else if (isCancellation(err)) {
+      state.endReason = 'cancelled';
+      rethrow = err;
+    } else {
+      state.endReason = 'failed';
+      state.error = { code: failureType(err) ?? 'internal', message: failureMessage(err) };
+      event('failed', `session failed: ${state.error.code}: ${state.error.message}`);
+    }
+  }
+
+  await wf.CancellationScope.nonCancellable(async () => {
+    setPhase('tearing_down');
+    for (const id of [...open]) await endRunwaySession(id, state.mode);
+    const { removed } = await acts.teardown.removeServiceParticipants({ roomName: room, identities: [bridge, directAvatar] });
+    if (removed.length) event('participants_removed', `removed ${removed.join(', ')} from ${room}`);
+  });
+
+  setPhase(state.error ? 'failed' : 'completed');
+  wf.upsertSearchAttributes([{ key: EndReasonKey, value: state.endReason ?? 'failed' }]);
+  event('ended', `session ${state.phase}: ${state.endReason}`);
+  await wf.condition(wf.allHandlersFinished);
+  if (rethrow) throw rethrow;
+  if (state.error) throw ApplicationFailure.create({ type: state.error.code, message: state.error.message, nonRetryable: true, details: [state] });
+  return state;
+}
+
+// ---- Activity options: one proxy per retry personality --------------------------------------------
+
+function activityProxies(t: SessionTiming) {
+  const nonRetryableErrorTypes = [...NON_RETRYABLE_KINDS, 'invalid_input', 'session_failed', 'session_ended', 'ready_timeout', 'avatar_not_joined', 'not_ready', 'relay_unavailable'];
+  const heartbeatTimeout = t.heartbeatTimeoutSeconds * 1000;
+  return {
+    create: wf.proxyActivities<SessionActivities>({
+      startToCloseTimeout: '30s',
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes },
+    }),
+    ready: wf.proxyActivities<SessionActivities>({
+      startToCloseTimeout: (Math.max(t.readyDeadlineSeconds, t.avatarJoinTimeoutSeconds) + 60) * 1000,
+      heartbeatTimeout,
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes },
+    }),
+    consume: wf.proxyActivities<SessionActivities>({
+      startToCloseTimeout: '20s',
+      retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes },
+    }),
+    status: wf.proxyActivities<SessionActivities>({
+      startToCloseTimeout: '15s',
+      retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 5, nonRetryableErrorTypes },
+    }),
+    monitor: wf.proxyActivities<SessionActivities>({
+      startToCloseTimeout: '24h',
+      heartbeatTimeout,
+      cancellationType: wf.ActivityCancellationType.TRY_CANCEL,
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 10, nonRetryableErrorTypes },
+    }),
+    relay: wf.proxyActivities<MediaActivities>({
+      taskQueue: MEDIA_TASK_QUEUE,
+      startToCloseTimeout: '24h',
+      heartbeatTimeout,
+      cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes },
+    }),
+    // Teardown: END_CALL is best effort (cancel is the fallback); ending the Runway session and removing
+    // our participants retry until they succeed, because a leaked session keeps billing.
+    endCall: wf.proxyActivities<SessionActivities>({
+      startToCloseTimeout: '10s',
+      scheduleToCloseTimeout: '30s',
+      retry: { initialInterval: '500ms', maximumInterval: '5s' },
+    }),
+    teardown: wf.proxyActivities<SessionActivities>({
+      startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000,
+      heartbeatTimeout: '10s',
+      retry: { initialInterval: '1s', maximumInterval: '30s' },
+    }),
+  };
+}
+
+function failureType(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+function failureMessage(err: unknown): string {
+  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}

@@ -1,0 +1,128 @@
+// The session's public data model: input, state, answers. Shared by workflow, activities and clients.
+
+export type SessionMode = 'auto' | 'direct' | 'relay';
+export type BridgeMode = 'direct' | 'relay';
+
+export type SessionPhase =
+  | 'waiting_capacity'
+  | 'creating'
+  | 'waiting_ready'
+  | 'consuming'
+  | 'bridging'
+  | 'live'
+  | 'tearing_down'
+  | 'completed'
+  | 'failed';
+
+export const TERMINAL_PHASES: readonly SessionPhase[] = ['completed', 'failed'];
+
+export type EndReason = 'ended_by_request' | 'max_duration' | 'runway_ended' | 'room_closed' | 'failed' | 'cancelled';
+
+export type AvatarSpec = { type: 'runway-preset'; presetId: string } | { type: 'custom'; avatarId: string };
+
+export interface ToolSpec {
+  type: 'client_event' | 'backend_rpc';
+  name: string;
+  description: string;
+  parameters?: unknown[];
+  timeoutSeconds?: number;
+}
+
+export interface SessionInput {
+  conversationId: string;
+  avatar: AvatarSpec;
+  livekit: {
+    roomName: string;
+    /** The customer's own agent: the avatar publishes on its behalf (lk.publish_on_behalf). */
+    agentIdentity?: string;
+    /** Relay mode: identities whose microphones Runway's character hears (default: standard participants). */
+    listenTo?: string[];
+  };
+  mode?: SessionMode;
+  /** The conversation's limit in seconds; may exceed one Runway session. */
+  maxDurationSeconds?: number;
+  personality?: string;
+  startScript?: string;
+  tools?: ToolSpec[];
+  /** Operational knobs (tests and operators); defaults suit production. */
+  timing?: Partial<SessionTiming>;
+}
+
+export interface SessionTiming {
+  /** How long a Runway session may take to become READY (queued sessions can take minutes). */
+  readyDeadlineSeconds: number;
+  /** Direct mode: how long the avatar has to join the customer's room and publish video. */
+  avatarJoinTimeoutSeconds: number;
+  /** How many Runway sessions one conversation may create before it gives up (expiry, failed joins). */
+  maxCreateAttempts: number;
+  /** Direct mode: how often the live monitor checks Runway and the room. */
+  monitorIntervalSeconds: number;
+  /** Teardown: how long to wait for END_CALL to complete the session before cancelling it. */
+  endCallGraceSeconds: number;
+  /** Heartbeat timeout of long activities: how fast a dead worker's work moves to another worker. */
+  heartbeatTimeoutSeconds: number;
+}
+
+export const DEFAULT_TIMING: SessionTiming = {
+  readyDeadlineSeconds: 300,
+  avatarJoinTimeoutSeconds: 30,
+  maxCreateAttempts: 3,
+  monitorIntervalSeconds: 5,
+  endCallGraceSeconds: 5,
+  heartbeatTimeoutSeconds: 15,
+};
+
+export interface SessionError {
+  code: string;
+  message: string;
+}
+
+export interface SessionEvent {
+  at: string;
+  type: string;
+  message: string;
+}
+
+export interface SessionState {
+  conversationId: string;
+  phase: SessionPhase;
+  requestedMode: SessionMode;
+  /** The mode actually bridging ('direct' or 'relay'), once chosen. */
+  mode?: BridgeMode;
+  runwaySessionId?: string;
+  /** Every Runway session this conversation created, in order (ids only). */
+  runwaySessionIds: string[];
+  roomName: string;
+  avatarIdentity?: string;
+  phaseTimes: Partial<Record<SessionPhase, string>>;
+  endReason?: EndReason;
+  error?: SessionError;
+  /** Creates whose answer was lost: a session may exist that only the reaper can find. */
+  ambiguousCreates: { at: string; avatar: AvatarSpec }[];
+  events: SessionEvent[];
+}
+
+/** What a caller needs to join the customer's room and talk to the avatar. */
+export interface LiveInfo {
+  conversationId: string;
+  roomName: string;
+  mode: BridgeMode;
+  runwaySessionId: string;
+  /** The participant that publishes the avatar's video and audio in the customer's room. */
+  avatarIdentity: string;
+  /** Direct mode: a LiveKit agent sends its TTS audio to this identity on `lk.audio_stream`. */
+  audioStreamTopic?: string;
+}
+
+/** Runway client error kinds a retry cannot fix (activity failure types; see src/runway/errors.ts). */
+export const NON_RETRYABLE_KINDS = [
+  'invalid_request',
+  'integration_unsupported',
+  'unauthorized',
+  'not_found',
+  'ambiguous',
+  'session_expired',
+  'already_consumed',
+  'invalid_response',
+  'concurrency_limited',
+] as const;
