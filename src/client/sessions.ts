@@ -1,0 +1,145 @@
+// The typed client for backends that talk to Temporal directly. It shares the workflow's message
+// definitions, so a rename breaks the build rather than a running system.
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+  type Client,
+  type WorkflowExecutionInfo,
+} from '@temporalio/client';
+import { validateSessionInput } from '../../workflows/input';
+import {
+  ConversationIdKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
+  endSignal, sessionWorkflowId, stateQuery, waitLiveUpdate,
+} from '../../workflows/shared';
+import type { avatarSession } from '../../workflows/session';
+import type { LiveInfo, SessionInput, SessionPhase, SessionState } from '../../workflows/types';
+
+export interface StartedSession {
+  conversationId: string;
+  workflowId: string;
+  runId: string;
+  /** false when the conversation already had a running session (that one is returned). */
+  started: boolean;
+}
+
+export interface SessionSummary {
+  conversationId: string;
+  workflowId: string;
+  runId: string;
+  status: string;
+  phase?: string;
+  mode?: string;
+  roomName?: string;
+  startTime: Date;
+  closeTime?: Date;
+}
+
+export class SessionsClient {
+  constructor(
+    readonly client: Client,
+    private readonly taskQueue = SESSION_TASK_QUEUE,
+  ) {}
+
+  private startOptions(input: SessionInput) {
+    return {
+      taskQueue: this.taskQueue,
+      workflowId: sessionWorkflowId(input.conversationId),
+      args: [input] as [SessionInput],
+      typedSearchAttributes: [
+        { key: ConversationIdKey, value: input.conversationId },
+        { key: LiveKitRoomKey, value: input.livekit.roomName },
+        { key: PhaseKey, value: 'creating' },
+        { key: ModeKey, value: input.mode ?? 'auto' },
+      ],
+      staticSummary: `Runway avatar for conversation ${input.conversationId}`,
+      staticDetails: `room **${input.livekit.roomName}**, mode **${input.mode ?? 'auto'}**, avatar ${input.avatar.type === 'custom' ? input.avatar.avatarId : input.avatar.presetId}`,
+    };
+  }
+
+  /** Starts the conversation's session; if one is already running, returns that one (never a second Runway session). */
+  async startSession(rawInput: SessionInput): Promise<StartedSession> {
+    const input = validateSessionInput(rawInput);
+    const opts = this.startOptions(input);
+    try {
+      const handle = await this.client.workflow.start<typeof avatarSession>(SESSION_WORKFLOW_TYPE, { ...opts, workflowIdConflictPolicy: 'FAIL' });
+      return { conversationId: input.conversationId, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, started: true };
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      const desc = await this.client.workflow.getHandle(opts.workflowId).describe();
+      return { conversationId: input.conversationId, workflowId: opts.workflowId, runId: desc.runId, started: false };
+    }
+  }
+
+  /** Starts (or joins) the session and waits until it is live, in one round trip (update-with-start). */
+  async startAndWaitLive(rawInput: SessionInput): Promise<{ workflowId: string; runId: string; live: LiveInfo }> {
+    const input = validateSessionInput(rawInput);
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof avatarSession>(SESSION_WORKFLOW_TYPE, {
+      ...this.startOptions(input),
+      workflowIdConflictPolicy: 'USE_EXISTING',
+    });
+    const live = await this.client.workflow.executeUpdateWithStart(waitLiveUpdate, { startWorkflowOperation });
+    const handle = await startWorkflowOperation.workflowHandle();
+    const { runId } = await handle.describe();
+    return { workflowId: handle.workflowId, runId, live };
+  }
+
+  /** Waits until a running session is live (or throws its failure). */
+  async waitLive(conversationId: string): Promise<LiveInfo> {
+    return this.client.workflow.getHandle(sessionWorkflowId(conversationId)).executeUpdate(waitLiveUpdate);
+  }
+
+  /** The session's state, or undefined for an unknown conversation. */
+  async getSession(conversationId: string): Promise<SessionState | undefined> {
+    try {
+      return await this.client.workflow.getHandle(sessionWorkflowId(conversationId)).query(stateQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Ends the session; idempotent, and a session that already ended is fine. Returns false for an unknown conversation. */
+  async endSession(conversationId: string, reason = 'requested'): Promise<boolean> {
+    const handle = this.client.workflow.getHandle(sessionWorkflowId(conversationId));
+    try {
+      await handle.signal(endSignal, reason);
+      return true;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      // Not running: either it already ended (fine) or it never existed.
+      try {
+        await handle.describe();
+        return true;
+      } catch (e) {
+        if (e instanceof WorkflowNotFoundError) return false;
+        throw e;
+      }
+    }
+  }
+
+  /** Sessions from Temporal visibility (eventually consistent), newest first. */
+  async *listSessions(filter: { phase?: SessionPhase; running?: boolean; pageSize?: number } = {}): AsyncIterable<SessionSummary> {
+    const clauses = [`WorkflowType = '${SESSION_WORKFLOW_TYPE}'`];
+    if (filter.phase) clauses.push(`${PhaseKey.name} = '${filter.phase}'`);
+    if (filter.running) clauses.push(`ExecutionStatus = 'Running'`);
+    for await (const info of this.client.workflow.list({ query: clauses.join(' AND '), pageSize: filter.pageSize })) {
+      yield summarize(info);
+    }
+  }
+}
+
+function summarize(info: WorkflowExecutionInfo): SessionSummary {
+  const sa = info.typedSearchAttributes;
+  return {
+    conversationId: sa.get(ConversationIdKey) ?? info.workflowId.replace(/^avatar-session-/, ''),
+    workflowId: info.workflowId,
+    runId: info.runId,
+    status: info.status.name,
+    phase: sa.get(PhaseKey),
+    mode: sa.get(ModeKey),
+    roomName: sa.get(LiveKitRoomKey),
+    startTime: info.startTime,
+    closeTime: info.closeTime,
+  };
+}

@@ -1,0 +1,99 @@
+// Everything a session test needs, real: a Temporal dev server, two LiveKit servers ("Runway's" and
+// the customer's), the Runway simulator on Runway's LiveKit, and the service's workers in-process.
+import { randomBytes } from 'node:crypto';
+import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { dispose } from '@livekit/rtc-node';
+import { SessionsClient } from '../../src/client/sessions';
+import type { ServiceConfig } from '../../src/config';
+import { createMediaWorker, createSessionWorker } from '../../src/workers';
+import { startRunwaySimulator } from '../../src/runway-sim/server';
+import { startTemporal } from './temporal';
+import { roomService, startTestLiveKit, type LiveKitServer } from './livekit';
+
+export type RunwaySimulator = Awaited<ReturnType<typeof startRunwaySimulator>>;
+type SimOptions = Parameters<typeof startRunwaySimulator>[0];
+
+export interface SessionStack {
+  env: TestWorkflowEnvironment;
+  customer: LiveKitServer;
+  runwayLiveKit: LiveKitServer;
+  sim: RunwaySimulator;
+  config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey'>;
+  sessions: SessionsClient;
+  workflowBundle: { code: string };
+  /** (Re)starts the in-process workers (session, and media unless disabled). */
+  startWorkers(): Promise<void>;
+  stopWorkers(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inProcessWorkers?: boolean } = {}): Promise<SessionStack> {
+  const [env, customer, runwayLiveKit, bundle] = await Promise.all([
+    startTemporal(),
+    startTestLiveKit('customer'),
+    startTestLiveKit('runway'),
+    bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietBundlerLogger }),
+  ]);
+  const sim = await startRunwaySimulator({
+    livekit: { url: runwayLiveKit.url, apiKey: runwayLiveKit.apiKey, apiSecret: runwayLiveKit.apiSecret },
+    ...opts.sim,
+  } as SimOptions);
+  const config = {
+    runway: { apiKey: sim.apiKey, baseUrl: sim.baseUrl },
+    livekit: { url: customer.url, publicUrl: customer.url, apiKey: customer.apiKey, apiSecret: customer.apiSecret },
+    secretsKey: randomBytes(32),
+  };
+  const workflowBundle = { code: bundle.code };
+  let workers: Worker[] = [];
+  let runs: Promise<void>[] = [];
+
+  const stack: SessionStack = {
+    env,
+    customer,
+    runwayLiveKit,
+    sim,
+    config,
+    sessions: new SessionsClient(env.client),
+    workflowBundle,
+    async startWorkers() {
+      workers = [
+        await createSessionWorker({ connection: env.nativeConnection, config, workflowBundle, poll: { initialMs: 50, maxMs: 300, queuedMs: 300 }, presencePollMs: 100, shutdownGraceTime: '2s' }),
+        await createMediaWorker({ connection: env.nativeConnection, config, shutdownGraceTime: '5s' }),
+      ];
+      runs = workers.map((w) => w.run());
+    },
+    async stopWorkers() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await Promise.allSettled(runs);
+      workers = [];
+    },
+    async stop() {
+      await stack.stopWorkers();
+      await sim.stop();
+      await env.teardown();
+      await dispose();
+      await Promise.all([customer.stop(), runwayLiveKit.stop()]);
+    },
+  };
+  if (opts.inProcessWorkers !== false) await stack.startWorkers();
+  return stack;
+}
+
+const quietBundlerLogger = {
+  log() {}, trace() {}, debug() {}, info() {}, warn() {},
+  error(message: string, meta?: unknown) {
+    // eslint-disable-next-line no-console
+    console.error(message, meta);
+  },
+};
+
+/** Participants in a customer room, by identity. */
+export async function participantsIn(lk: LiveKitServer, room: string): Promise<string[]> {
+  return (await roomService(lk).listParticipants(room)).map((p) => p.identity);
+}
+
+let counter = 0;
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${++counter}`;
+}

@@ -1,0 +1,203 @@
+// The session workflow end to end: real Temporal dev server, real LiveKit servers, the Runway
+// simulator over HTTP. Every test ends by checking the simulator's ledger: no orphaned Runway
+// session, no contract violation.
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { WorkflowFailedError } from '@temporalio/client';
+import { sessionWorkflowId } from '../workflows/shared';
+import type { SessionInput, SessionState } from '../workflows/types';
+import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
+import { eventually } from './helpers/wait';
+
+const fastTiming = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5 };
+
+function input(over: Partial<SessionInput> = {}): SessionInput {
+  const conversationId = uniqueId('conv');
+  return {
+    conversationId,
+    avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+    livekit: { roomName: `room-${conversationId}` },
+    mode: 'direct',
+    timing: fastTiming,
+    ...over,
+  };
+}
+
+async function finalState(stack: SessionStack, conversationId: string): Promise<{ state: SessionState; failed?: WorkflowFailedError }> {
+  const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId));
+  try {
+    await handle.result();
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    return { state: (await stack.sessions.getSession(conversationId))!, failed: err };
+  }
+  return { state: (await stack.sessions.getSession(conversationId))! };
+}
+
+async function waitPhase(stack: SessionStack, conversationId: string, phase: string, timeoutMs = 20_000): Promise<SessionState> {
+  return eventually(`phase ${phase}`, async () => {
+    const s = await stack.sessions.getSession(conversationId);
+    return s?.phase === phase ? s : undefined;
+  }, timeoutMs);
+}
+
+describe('avatarSession workflow', () => {
+  let stack: SessionStack;
+  before(async () => {
+    stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+  afterEach(async () => {
+    // The ledger's verdict after every test: nothing left running at Runway, no contract violation.
+    await eventually('no orphaned Runway sessions', () => (stack.sim.orphans().length === 0 ? true : undefined), 15_000);
+    assert.deepEqual(stack.sim.invariantViolations(), []);
+    stack.sim.configure({ faults: {} });
+  });
+
+  it('direct: goes live with the avatar publishing in the customer room, then ends cleanly on request', async () => {
+    const inp = input();
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    assert.equal(live.mode, 'direct');
+    assert.equal(live.roomName, inp.livekit.roomName);
+    // Live only once the avatar is in the room with video.
+    const ids = await participantsIn(stack.customer, inp.livekit.roomName);
+    assert.ok(ids.includes(live.avatarIdentity), `avatar ${live.avatarIdentity} in ${ids.join(',')}`);
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(state?.phase, 'live');
+    assert.ok(state?.phaseTimes.waiting_ready && state.phaseTimes.bridging && state.phaseTimes.live);
+
+    assert.equal(await stack.sessions.endSession(inp.conversationId), true);
+    assert.equal(await stack.sessions.endSession(inp.conversationId), true, 'end is idempotent');
+    const { state: done, failed } = await finalState(stack, inp.conversationId);
+    assert.equal(failed, undefined);
+    assert.equal(done.phase, 'completed');
+    assert.equal(done.endReason, 'ended_by_request');
+    // END_CALL first: Runway records a clean COMPLETED session rather than a cancelled one.
+    assert.equal(stack.sim.session(live.runwaySessionId)?.status, 'COMPLETED');
+    assert.deepEqual(await participantsIn(stack.customer, inp.livekit.roomName), []);
+  });
+
+  it('a second start for a running conversation returns the running session, never a second Runway session', async () => {
+    const inp = input();
+    const first = await stack.sessions.startSession(inp);
+    const second = await stack.sessions.startSession(inp);
+    assert.equal(first.started, true);
+    assert.equal(second.started, false);
+    assert.equal(second.runId, first.runId);
+    await stack.sessions.waitLive(inp.conversationId);
+    const created = stack.sim.sessions().filter((s) => JSON.stringify(s.body).includes(inp.livekit.roomName));
+    assert.equal(created.length, 1);
+    await stack.sessions.endSession(inp.conversationId);
+    await finalState(stack, inp.conversationId);
+  });
+
+  for (const phase of ['creating', 'waiting_ready', 'bridging', 'live'] as const) {
+    it(`end during ${phase} finishes completed/ended_by_request and leaves nothing behind`, async () => {
+      const inp = input();
+      if (phase === 'waiting_ready') stack.sim.nextSessions([{ provisioningMs: 60_000 }]);
+      if (phase === 'bridging') stack.sim.nextSessions([{ joinCustomerRoom: false }]);
+      if (phase === 'creating') stack.sim.configure({ faults: { create: { latencyMs: 1500 } } });
+      await stack.sessions.startSession(inp);
+      await waitPhase(stack, inp.conversationId, phase);
+      await stack.sessions.endSession(inp.conversationId);
+      const { state, failed } = await finalState(stack, inp.conversationId);
+      assert.equal(failed, undefined);
+      assert.equal(state.phase, 'completed');
+      assert.equal(state.endReason, 'ended_by_request');
+      for (const id of state.runwaySessionIds) assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(id)!.status), `session ${id} ended`);
+    });
+  }
+
+  it('FAILED during provisioning fails the session with Runway\'s failureCode', async () => {
+    const inp = input();
+    stack.sim.nextSessions([{ provisioningMs: 5000, failAfterMs: 200, failureCode: 'INTERNAL.GPU_UNAVAILABLE' }]);
+    await stack.sessions.startSession(inp);
+    const { state, failed } = await finalState(stack, inp.conversationId);
+    assert.ok(failed);
+    assert.equal(state.phase, 'failed');
+    assert.equal(state.endReason, 'failed');
+    assert.equal(state.error?.code, 'session_failed');
+    assert.match(state.error!.message, /INTERNAL\.GPU_UNAVAILABLE/);
+  });
+
+  it('rides out 5xx and 429 storms on every endpoint', async () => {
+    stack.sim.configure({ faults: { '*': { status5xxRate: 0.3, status429Rate: 0.3, retryAfterMs: 200 } } });
+    const inp = input();
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    stack.sim.configure({ faults: {} });
+    assert.equal(live.mode, 'direct');
+    await stack.sessions.endSession(inp.conversationId);
+    const { state } = await finalState(stack, inp.conversationId);
+    assert.equal(state.phase, 'completed');
+    const injected = stack.sim.requests().filter((r) => r.faultInjected).length;
+    assert.ok(injected > 0, 'faults were injected');
+  });
+
+  it('direct: the avatar never joins → fails with what is missing, and the Runway session is cancelled', async () => {
+    const inp = input({ timing: { ...fastTiming, avatarJoinTimeoutSeconds: 2 } });
+    stack.sim.nextSessions([{ joinCustomerRoom: false }]);
+    await stack.sessions.startSession(inp);
+    const { state } = await finalState(stack, inp.conversationId);
+    assert.equal(state.phase, 'failed');
+    assert.equal(state.error?.code, 'avatar_not_joined');
+    assert.match(state.error!.message, /never joined/);
+    assert.equal(stack.sim.session(state.runwaySessionIds[0]!)?.status, 'CANCELLED');
+  });
+
+  it('direct: integration rejected by the account fails with Runway\'s message', async () => {
+    stack.sim.setAccount({ livekitIntegration: false });
+    try {
+      const inp = input();
+      await stack.sessions.startSession(inp);
+      const { state } = await finalState(stack, inp.conversationId);
+      assert.equal(state.phase, 'failed');
+      assert.equal(state.error?.code, 'integration_unsupported');
+      assert.match(state.error!.message, /Unrecognized key: integration/);
+      assert.deepEqual(state.runwaySessionIds, []);
+    } finally {
+      stack.sim.setAccount({ livekitIntegration: true });
+    }
+  });
+
+  it('maxDuration ends a live session with end reason max_duration', async () => {
+    const inp = input({ maxDurationSeconds: 2 });
+    await stack.sessions.startAndWaitLive(inp);
+    const { state } = await finalState(stack, inp.conversationId);
+    assert.equal(state.phase, 'completed');
+    assert.equal(state.endReason, 'max_duration');
+  });
+
+  it('Runway ending the session while live ends the workflow with runway_ended', async () => {
+    const inp = input();
+    stack.sim.nextSessions([{ runtimeCapSeconds: 1.5 }]);
+    await stack.sessions.startAndWaitLive(inp);
+    const { state } = await finalState(stack, inp.conversationId);
+    assert.equal(state.phase, 'completed');
+    assert.equal(state.endReason, 'runway_ended');
+  });
+
+  it('workflow cancellation still tears down: the Runway session ends and the workflow reports cancelled', async () => {
+    const inp = input();
+    await stack.sessions.startAndWaitLive(inp);
+    const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId));
+    await handle.cancel();
+    const { state, failed } = await finalState(stack, inp.conversationId);
+    assert.ok(failed, 'a cancelled workflow reports as cancelled');
+    assert.equal(state.endReason, 'cancelled');
+    assert.equal(state.phase, 'completed');
+    assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(state.runwaySessionIds[0]!)!.status));
+  });
+
+  it('rejects bad input before anything reaches Runway', async () => {
+    const before = stack.sim.requests().length;
+    await assert.rejects(
+      stack.sessions.startSession({ ...input(), avatar: { type: 'runway-preset', presetId: 'nope' } }),
+      (err: Error) => /avatar\.presetId: unknown preset; use one of: game-character/.test(err.message),
+    );
+    await assert.rejects(stack.sessions.startSession({ ...input(), conversationId: 'has spaces' }), /conversationId/);
+    await assert.rejects(stack.sessions.startSession({ ...input(), maxDurationSeconds: -5 }), /maxDurationSeconds: must be a positive/);
+    assert.equal(stack.sim.requests().length, before);
+  });
+});
