@@ -2,14 +2,16 @@
 import { createRunwayActivities, type RunwayActivityDeps } from './runway';
 import { createRoomActivities, type RoomActivityDeps } from './room';
 import { createRelayActivities } from './relay';
+import { createReaperActivities, type ReaperDeps } from './reaper';
 
-export type SessionActivityDeps = RunwayActivityDeps & Omit<RoomActivityDeps, 'runway'>;
+export type SessionActivityDeps = RunwayActivityDeps & Omit<RoomActivityDeps, 'runway'> & Pick<ReaperDeps, 'temporal'>;
 
 /** Activities of the orchestration worker (task queue `avatar-sessions`). */
 export function createSessionActivities(deps: SessionActivityDeps) {
   return {
     ...createRunwayActivities(deps),
     ...createRoomActivities(deps),
+    ...createReaperActivities(deps),
   };
 }
 
@@ -20,3 +22,4 @@ export function createMediaActivities(deps: Parameters<typeof createRelayActivit
 
 export type SessionActivities = ReturnType<typeof createSessionActivities>;
 export type MediaActivities = ReturnType<typeof createMediaActivities>;
+export type ReaperActivities = ReturnType<typeof createReaperActivities>;

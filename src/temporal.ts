@@ -1,7 +1,7 @@
 // Temporal connections from the standard environment configuration (TEMPORAL_ADDRESS,
 // TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS, or a temporal.toml profile), plus the runtime setup
 // (logs through our redacting logger, Prometheus metrics) every worker process shares.
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type ClientOptions } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { NativeConnection, Runtime, makeTelemetryFilterString, type LogLevel, type LogMetadata, type Logger as TemporalLogger } from '@temporalio/worker';
 import type { Logger } from 'pino';
@@ -20,7 +20,7 @@ export function temporalConnectConfig(override?: Partial<TemporalTarget>) {
   };
 }
 
-export async function connectClient(override?: Partial<TemporalTarget>, dataConverter?: ConstructorParameters<typeof Client>[0]['dataConverter']): Promise<Client> {
+export async function connectClient(override?: Partial<TemporalTarget>, dataConverter?: ClientOptions['dataConverter']): Promise<Client> {
   const cfg = temporalConnectConfig(override);
   const connection = await Connection.connect(cfg.connectionOptions);
   return new Client({ connection, namespace: cfg.namespace, dataConverter });

@@ -2,6 +2,7 @@
 // and the media worker (`avatar-media`: the relay). Processes and tests build workers through these.
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { getClient } from '@temporalio/activity';
 import { createMediaActivities, createSessionActivities } from '../activities';
 import type { RunwayActivityDeps } from '../activities/runway';
 import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE } from '../workflows/shared';
@@ -19,7 +20,7 @@ export interface WorkerOptions {
   identity?: string;
   poll?: RunwayActivityDeps['poll'];
   presencePollMs?: number;
-  shutdownGraceTime?: string;
+  shutdownGraceTime?: number | `${number}s` | `${number}ms`;
 }
 
 export function httpUrl(livekitUrl: string): string {
@@ -43,8 +44,9 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
       livekit: { ...config.livekit },
       poll: opts.poll,
       presencePollMs: opts.presencePollMs,
+      temporal: getClient,
     }),
-    shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
+    shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
   });
 }
 
@@ -55,6 +57,6 @@ export async function createMediaWorker(opts: Omit<WorkerOptions, 'workflowBundl
     taskQueue: MEDIA_TASK_QUEUE,
     identity: opts.identity,
     activities: createMediaActivities({ config: opts.config }),
-    shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
+    shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
   });
 }

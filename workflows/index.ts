@@ -1,2 +1,3 @@
 // Every function exported here is a workflow type the worker registers.
 export { avatarSession } from './session';
+export { reconcileRunwaySessions } from './reaper';

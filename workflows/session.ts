@@ -6,7 +6,7 @@ import { ApplicationFailure, ActivityFailure, isCancellation } from '@temporalio
 import type { MediaActivities, SessionActivities } from '../activities';
 import { InvalidInputError, resolveTiming, runwayMaxDuration, validateSessionInput } from './input';
 import {
-  EndReasonKey, LiveKitRoomKey, MEDIA_TASK_QUEUE, ModeKey, PhaseKey, RunwaySessionIdKey,
+  EndReasonKey, FlagsKey, LiveKitRoomKey, MEDIA_TASK_QUEUE, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
   bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, stateQuery, waitLiveUpdate,
 } from './shared';
 import { NON_RETRYABLE_KINDS, type BridgeMode, type EndReason, type LiveInfo, type SessionInput, type SessionPhase, type SessionState, type SessionTiming } from './types';
@@ -44,6 +44,11 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
     events: [],
   };
   const now = () => new Date(Date.now()).toISOString();
+  const flags = new Set<string>();
+  const flag = (f: string) => {
+    flags.add(f);
+    wf.upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
+  };
   const event = (type: string, message: string) => {
     state.events.push({ at: now(), type, message });
     if (state.events.length > 50) state.events.splice(0, state.events.length - 50);
@@ -149,12 +154,16 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
         open.add(runwaySessionId);
         state.runwaySessionId = runwaySessionId;
         state.runwaySessionIds.push(runwaySessionId);
-        wf.upsertSearchAttributes([{ key: RunwaySessionIdKey, value: runwaySessionId }]);
+        wf.upsertSearchAttributes([
+          { key: RunwaySessionIdKey, value: runwaySessionId },
+          { key: RunwaySessionIdsKey, value: [...state.runwaySessionIds] },
+        ]);
         event('runway_session_created', `Runway session ${runwaySessionId} created (${mode})`);
         return runwaySessionId;
       } catch (err) {
         if (failureType(err) !== 'ambiguous') throw err;
         state.ambiguousCreates.push({ at: now(), avatar: input.avatar });
+        flag('ambiguous_create');
         event('ambiguous_create', 'create answer was lost: a Runway session may exist; recorded for the reaper, creating again');
       }
     }
@@ -176,6 +185,7 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
       } catch (err) {
         if (failureType(err) === 'integration_unsupported' && input.mode === 'auto' && mode === 'direct') {
           event('fallback_to_relay', `Runway rejected the LiveKit integration (${failureMessage(err)}); falling back to relay`);
+          flag('fallback_to_relay');
           mode = 'relay';
           continue;
         }
@@ -193,6 +203,7 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
         } catch (err) {
           if (failureType(err) === 'avatar_not_joined' && input.mode === 'auto') {
             event('fallback_to_relay', `${failureMessage(err)}; cancelling that session and falling back to relay`);
+            flag('fallback_to_relay');
             await endRunwaySession(id, 'direct');
             mode = 'relay';
             continue;

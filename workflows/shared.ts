@@ -12,9 +12,13 @@ export const RunwaySessionIdKey = defineSearchAttributeKey('RunwaySessionId', Se
 export const LiveKitRoomKey = defineSearchAttributeKey('LiveKitRoom', SearchAttributeType.KEYWORD);
 export const ConversationIdKey = defineSearchAttributeKey('ConversationId', SearchAttributeType.KEYWORD);
 export const EndReasonKey = defineSearchAttributeKey('AvatarEndReason', SearchAttributeType.KEYWORD);
+/** Every Runway session id the conversation created (the reaper finds owners by it). */
+export const RunwaySessionIdsKey = defineSearchAttributeKey('RunwaySessionIds', SearchAttributeType.KEYWORD_LIST);
+/** Markers for operators and the reaper, e.g. 'ambiguous_create', 'fallback_to_relay'. */
+export const FlagsKey = defineSearchAttributeKey('AvatarFlags', SearchAttributeType.KEYWORD_LIST);
 
 /** Every custom search attribute this project uses; the dev stack and test servers register them. */
-export const SEARCH_ATTRIBUTES = [PhaseKey, ModeKey, RunwaySessionIdKey, LiveKitRoomKey, ConversationIdKey, EndReasonKey];
+export const SEARCH_ATTRIBUTES = [PhaseKey, ModeKey, RunwaySessionIdKey, LiveKitRoomKey, ConversationIdKey, EndReasonKey, RunwaySessionIdsKey, FlagsKey];
 
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { LiveInfo, SessionState } from './types';
