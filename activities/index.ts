@@ -3,8 +3,9 @@ import { createRunwayActivities, type RunwayActivityDeps } from './runway';
 import { createRoomActivities, type RoomActivityDeps } from './room';
 import { createRelayActivities } from './relay';
 import { createReaperActivities, type ReaperDeps } from './reaper';
+import { createAdmissionActivities, type AdmissionDeps } from './admission';
 
-export type SessionActivityDeps = RunwayActivityDeps & Omit<RoomActivityDeps, 'runway'> & Pick<ReaperDeps, 'temporal'>;
+export type SessionActivityDeps = RunwayActivityDeps & Omit<RoomActivityDeps, 'runway'> & Pick<ReaperDeps, 'temporal'> & Omit<AdmissionDeps, 'runway' | 'temporal'>;
 
 /** Activities of the orchestration worker (task queue `avatar-sessions`). */
 export function createSessionActivities(deps: SessionActivityDeps) {
@@ -12,6 +13,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
     ...createRunwayActivities(deps),
     ...createRoomActivities(deps),
     ...createReaperActivities(deps),
+    ...createAdmissionActivities(deps),
   };
 }
 
@@ -23,3 +25,4 @@ export function createMediaActivities(deps: Parameters<typeof createRelayActivit
 export type SessionActivities = ReturnType<typeof createSessionActivities>;
 export type MediaActivities = ReturnType<typeof createMediaActivities>;
 export type ReaperActivities = ReturnType<typeof createReaperActivities>;
+export type AdmissionActivities = ReturnType<typeof createAdmissionActivities>;

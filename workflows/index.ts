@@ -1,3 +1,4 @@
 // Every function exported here is a workflow type the worker registers.
 export { avatarSession } from './session';
 export { reconcileRunwaySessions } from './reaper';
+export { admissionController } from './admission';

@@ -31,6 +31,7 @@ const timingSchema = z.object({
   monitorIntervalSeconds: z.number().positive().max(300),
   endCallGraceSeconds: z.number().min(0).max(60),
   heartbeatTimeoutSeconds: z.number().min(1).max(300),
+  capacityWaitSeconds: z.number().positive().max(24 * 3600),
 }).partial().strict();
 
 export const sessionInputSchema = z.object({

@@ -7,7 +7,7 @@ import type { MediaActivities, SessionActivities } from '../activities';
 import { InvalidInputError, resolveTiming, runwayMaxDuration, validateSessionInput } from './input';
 import {
   EndReasonKey, FlagsKey, LiveKitRoomKey, MEDIA_TASK_QUEUE, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
-  bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, stateQuery, waitLiveUpdate,
+  bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, slotGrantedSignal, stateQuery, waitLiveUpdate,
 } from './shared';
 import { NON_RETRYABLE_KINDS, type BridgeMode, type EndReason, type LiveInfo, type SessionInput, type SessionPhase, type SessionState, type SessionTiming } from './types';
 
@@ -75,6 +75,8 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
     endRequested = reason ?? 'requested';
     event('end_requested', `end requested: ${endRequested}`);
   });
+  const grants = new Set<string>();
+  wf.setHandler(slotGrantedSignal, ({ requestId }) => void grants.add(requestId));
   wf.setHandler(relayBridgedSignal, ({ runwaySessionId }) => {
     if (runwaySessionId === state.runwaySessionId) relayBridged = runwaySessionId;
   });
@@ -129,12 +131,32 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
     });
   }
 
+  /** Slots held with admission control (released in teardown). */
+  const slots: string[] = [];
+  let capacityDeadline: number | undefined;
+
+  /** Waits for a Runway session slot from admission control, first come first served. */
+  async function acquireSlot(): Promise<void> {
+    if (slots.length) return;
+    const requestId = wf.uuid4();
+    setPhase('waiting_capacity');
+    capacityDeadline ??= Date.now() + timing.capacityWaitSeconds * 1000;
+    slots.push(requestId); // before asking: teardown releases it whatever happens next
+    await acts.admission.requestAdmission({ requestId, holder: wf.workflowInfo().workflowId, at: now() });
+    const granted = await wf.condition(() => grants.has(requestId) || endRequested !== undefined, Math.max(1, capacityDeadline - Date.now()));
+    if (endRequested !== undefined) throw new EndRequested();
+    if (!granted) throw sessionFailure('capacity_timeout', `no Runway session slot became free within ${timing.capacityWaitSeconds} s (account limit reached)`);
+    event('slot_granted', 'Runway session slot granted');
+  }
+
   /** Creates a Runway session. An ambiguous create is recorded for the reaper before trying again. */
   async function createRunwaySession(mode: BridgeMode): Promise<string> {
+    let limitedWaitMs = 1000;
     for (;;) {
       if (state.runwaySessionIds.length + state.ambiguousCreates.length >= timing.maxCreateAttempts) {
         throw sessionFailure('create_attempts_exhausted', `gave up after ${timing.maxCreateAttempts} Runway session attempts`);
       }
+      await acquireSlot();
       setPhase('creating');
       try {
         // Not cancellable: a create in flight must be allowed to return its id so teardown can end it.
@@ -161,6 +183,17 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
         event('runway_session_created', `Runway session ${runwaySessionId} created (${mode})`);
         return runwaySessionId;
       } catch (err) {
+        if (failureType(err) === 'concurrency_limited') {
+          // Runway counts more sessions than we do (another client on the account): wait, then try again.
+          setPhase('waiting_capacity');
+          event('concurrency_limited', `Runway refused: ${failureMessage(err)}; waiting for capacity`);
+          if (capacityDeadline !== undefined && Date.now() + limitedWaitMs > capacityDeadline) {
+            throw sessionFailure('capacity_timeout', `Runway kept refusing new sessions for ${timing.capacityWaitSeconds} s: ${failureMessage(err)}`);
+          }
+          await step(() => wf.sleep(limitedWaitMs));
+          limitedWaitMs = Math.min(30_000, limitedWaitMs * 2);
+          continue;
+        }
         if (failureType(err) !== 'ambiguous') throw err;
         state.ambiguousCreates.push({ at: now(), avatar: input.avatar });
         flag('ambiguous_create');
@@ -316,6 +349,7 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
     for (const id of [...open]) await endRunwaySession(id, state.mode);
     const { removed } = await acts.teardown.removeServiceParticipants({ roomName: room, identities: [bridge, directAvatar] });
     if (removed.length) event('participants_removed', `removed ${removed.join(', ')} from ${room}`);
+    for (const requestId of slots.splice(0)) await acts.teardown.releaseAdmission({ requestId });
   });
 
   setPhase(state.error ? 'failed' : 'completed');
@@ -369,6 +403,10 @@ function activityProxies(t: SessionTiming) {
       startToCloseTimeout: '10s',
       scheduleToCloseTimeout: '30s',
       retry: { initialInterval: '500ms', maximumInterval: '5s' },
+    }),
+    admission: wf.proxyActivities<SessionActivities>({
+      startToCloseTimeout: '15s',
+      retry: { initialInterval: '500ms', maximumInterval: '10s' },
     }),
     teardown: wf.proxyActivities<SessionActivities>({
       startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000,

@@ -45,3 +45,25 @@ export function directAvatarIdentity(conversationId: string): string {
 
 /** Sent by the media relay activity once the avatar is published in the customer's room. */
 export const relayBridgedSignal = defineSignal<[info: { runwaySessionId: string; bridgedAt: string }]>('relayBridged');
+
+// ---- Admission control (workflows/admission.ts) ------------------------------------------------------
+export const ADMISSION_WORKFLOW_ID = 'avatar-admission';
+export const ADMISSION_WORKFLOW_TYPE = 'admissionController';
+
+export interface SlotRequest {
+  requestId: string;
+  /** The session workflow id the grant is signalled to. */
+  holder: string;
+  at: string;
+}
+export interface AdmissionState {
+  limit: number;
+  limitSource: string;
+  holders: (SlotRequest & { grantedAt: string })[];
+  queue: SlotRequest[];
+  granted: number;
+}
+export const requestSlotSignal = defineSignal<[SlotRequest]>('requestSlot');
+export const releaseSlotSignal = defineSignal<[{ requestId: string }]>('releaseSlot');
+export const slotGrantedSignal = defineSignal<[{ requestId: string }]>('slotGranted');
+export const admissionStateQuery = defineQuery<AdmissionState>('admissionState');

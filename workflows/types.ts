@@ -59,6 +59,8 @@ export interface SessionTiming {
   monitorIntervalSeconds: number;
   /** Teardown: how long to wait for END_CALL to complete the session before cancelling it. */
   endCallGraceSeconds: number;
+  /** How long a session may wait for a Runway session slot (admission control) before it fails. */
+  capacityWaitSeconds: number;
   /** Heartbeat timeout of long activities: how fast a dead worker's work moves to another worker. */
   heartbeatTimeoutSeconds: number;
 }
@@ -70,6 +72,7 @@ export const DEFAULT_TIMING: SessionTiming = {
   monitorIntervalSeconds: 5,
   endCallGraceSeconds: 5,
   heartbeatTimeoutSeconds: 15,
+  capacityWaitSeconds: 600,
 };
 
 export interface SessionError {

@@ -1,0 +1,64 @@
+// Runs the real worker entry points (src/worker.ts, src/media-worker.ts) as child processes, so tests
+// can SIGKILL them like a crash would.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import type { SessionStack } from './session-stack';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** Resolves once the worker logged that it started polling. */
+  ready: Promise<void>;
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function workerEnv(stack: SessionStack): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    TEMPORAL_ADDRESS: stack.env.address,
+    TEMPORAL_NAMESPACE: 'default',
+    RUNWAYML_API_SECRET: stack.config.runway.apiKey,
+    RUNWAYML_BASE_URL: stack.config.runway.baseUrl,
+    LIVEKIT_URL: stack.config.livekit.url,
+    LIVEKIT_API_KEY: stack.config.livekit.apiKey,
+    LIVEKIT_API_SECRET: stack.config.livekit.apiSecret,
+    SESSION_SECRETS_KEY: stack.config.secretsKey.toString('base64'),
+    RUNWAY_POLL_INITIAL_MS: '50',
+    RUNWAY_POLL_MAX_MS: '300',
+    METRICS_PORT: '0',
+    LOG_LEVEL: 'info',
+  };
+}
+
+export function startWorkerProcess(stack: SessionStack, kind: 'worker' | 'media-worker', label: string): WorkerProcess {
+  const logDir = path.join(ROOT, 'test-artifacts', 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const log = createWriteStream(path.join(logDir, `${label}.log`), { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', `${kind}.ts`)], {
+    cwd: ROOT,
+    env: workerEnv(stack),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stderr!.pipe(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      log.write(d);
+      buf += d.toString();
+      if (/worker started/.test(buf)) resolve();
+    });
+    void exited.then(() => reject(new Error(`${label} exited before it started (see test-artifacts/logs/${label}.log)`)));
+  });
+  ready.catch(() => undefined);
+  return {
+    child,
+    ready,
+    async kill(signal: NodeJS.Signals = 'SIGKILL') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      await exited;
+    },
+  };
+}

@@ -1,0 +1,83 @@
+// A real worker process is SIGKILLed mid-poll and mid-live, then restarted: the session still finishes
+// correctly, and Runway is left with no orphan and no contract violation.
+import { after, afterEach, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { sessionWorkflowId } from '../workflows/shared';
+import type { SessionInput } from '../workflows/types';
+import { startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
+import { startWorkerProcess, type WorkerProcess } from './helpers/worker-process';
+import { eventually, withTimeout } from './helpers/wait';
+
+function input(): SessionInput {
+  const conversationId = uniqueId('crash');
+  return {
+    conversationId,
+    avatar: { type: 'runway-preset', presetId: 'influencer' },
+    livekit: { roomName: `room-${conversationId}` },
+    mode: 'direct',
+    timing: { readyDeadlineSeconds: 60, avatarJoinTimeoutSeconds: 15, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 3 },
+  };
+}
+
+describe('worker crash', () => {
+  let stack: SessionStack;
+  let workers: WorkerProcess[] = [];
+  before(async () => {
+    stack = await startSessionStack({ inProcessWorkers: false, sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
+  });
+  afterEach(async () => {
+    for (const w of workers) await w.kill('SIGTERM');
+    workers = [];
+    await eventually('no orphaned Runway sessions', () => (stack.sim.orphans().length === 0 ? true : undefined), 20_000);
+    assert.deepEqual(stack.sim.invariantViolations(), []);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  async function spawnWorker(label: string): Promise<WorkerProcess> {
+    const w = startWorkerProcess(stack, 'worker', label);
+    workers.push(w);
+    await withTimeout(w.ready, 60_000, `${label} to start`);
+    return w;
+  }
+
+  it('SIGKILL mid-poll: the READY poll resumes on a restarted worker from its heartbeat', async () => {
+    const first = await spawnWorker('crash-poll-1');
+    const inp = input();
+    stack.sim.nextSessions([{ provisioningMs: 6000 }]);
+    await stack.sessions.startSession(inp);
+    await eventually('waiting_ready', async () => ((await stack.sessions.getSession(inp.conversationId))?.phase === 'waiting_ready' ? true : undefined));
+    // Let the poll heartbeat at least once, then crash.
+    const sid = await eventually('a Runway session', async () => (await stack.sessions.getSession(inp.conversationId))?.runwaySessionId);
+    await eventually('status polls', () => (stack.sim.requests().filter((r) => r.endpoint === 'status' && r.sessionId === sid).length >= 3 ? true : undefined));
+    await first.kill('SIGKILL');
+    await spawnWorker('crash-poll-2');
+    const live = await withTimeout(stack.sessions.waitLive(inp.conversationId), 60_000, 'live after restart');
+    assert.equal(live.runwaySessionId, sid, 'the same Runway session went live: no second create');
+    const history = await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).fetchHistory();
+    const pollAttempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes && (e.activityTaskStartedEventAttributes.attempt ?? 0) > 1);
+    assert.ok(pollAttempts.length >= 1, 'the poll ran a second attempt after the crash');
+    await stack.sessions.endSession(inp.conversationId);
+    await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result();
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(state?.phase, 'completed');
+    assert.equal(state?.endReason, 'ended_by_request');
+    assert.equal(state?.runwaySessionIds.length, 1);
+    assert.equal(stack.sim.session(sid)?.status, 'COMPLETED');
+  });
+
+  it('SIGKILL mid-live: a restarted worker still ends the session cleanly', async () => {
+    const first = await spawnWorker('crash-live-1');
+    const inp = input();
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    await first.kill('SIGKILL');
+    await stack.sessions.endSession(inp.conversationId); // arrives while no worker runs
+    await spawnWorker('crash-live-2');
+    await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'session to finish');
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(state?.phase, 'completed');
+    assert.equal(state?.endReason, 'ended_by_request');
+    assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(live.runwaySessionId)!.status));
+  });
+});
