@@ -32,6 +32,8 @@ const timingSchema = z.object({
   endCallGraceSeconds: z.number().min(0).max(60),
   heartbeatTimeoutSeconds: z.number().min(1).max(300),
   capacityWaitSeconds: z.number().positive().max(24 * 3600),
+  sessionCapSeconds: z.number().min(0).max(3600),
+  renewalLeadSeconds: z.number().min(1).max(600),
 }).partial().strict();
 
 export const sessionInputSchema = z.object({

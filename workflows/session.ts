@@ -19,7 +19,32 @@ function sessionFailure(code: string, message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: code, message, nonRetryable: true });
 }
 
-export async function avatarSession(rawInput: SessionInput): Promise<SessionState> {
+/** The Runway session currently serving the conversation. */
+interface Current {
+  id: string;
+  mode: BridgeMode;
+  /** When this Runway session's avatar went live (for the runtime cap). */
+  liveSince: number;
+  /** Direct mode: the avatar participant's sid (a renewal waits for a different one). */
+  avatarSid?: string;
+  /** Relay mode: Runway's room credentials, sealed. */
+  sealedCredentials?: string;
+  /** Relay mode: when bring-up started (provisioning time is measured at bridged). */
+  startedAt?: number;
+}
+
+/** What a run hands to the next one when it continues as new after a renewal. */
+export interface CarriedSession {
+  state: SessionState;
+  flags: string[];
+  slots: string[];
+  provisioningMs: number[];
+  conversationLiveSince?: number;
+  endRequested?: string;
+  current: Current;
+}
+
+export async function avatarSession(rawInput: SessionInput, carried?: CarriedSession): Promise<SessionState> {
   // ---- Input -------------------------------------------------------------------------------------
   let input: SessionInput;
   try {
@@ -33,7 +58,7 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
   const room = input.livekit.roomName;
 
   // ---- State, visible through the `state` query and search attributes --------------------------
-  const state: SessionState = {
+  const state: SessionState = carried?.state ?? {
     conversationId: input.conversationId,
     phase: 'creating',
     requestedMode: input.mode ?? 'auto',
@@ -44,7 +69,7 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
     events: [],
   };
   const now = () => new Date(Date.now()).toISOString();
-  const flags = new Set<string>();
+  const flags = new Set<string>(carried?.flags ?? []);
   const flag = (f: string) => {
     flags.add(f);
     wf.upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
@@ -64,10 +89,13 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
     wf.upsertSearchAttributes([{ key: ModeKey, value: mode }]);
   };
   wf.upsertSearchAttributes([{ key: LiveKitRoomKey, value: room }]);
-  setPhase('creating');
+  if (!carried) setPhase('creating');
+  const carriedMode = carried?.current.mode;
+  const provisioningMs: number[] = carried?.provisioningMs ?? [];
+  let conversationLiveSince: number | undefined = carried?.conversationLiveSince;
 
   // ---- Messages ----------------------------------------------------------------------------------
-  let endRequested: string | undefined;
+  let endRequested: string | undefined = carried?.endRequested;
   let relayBridged: string | undefined;
   wf.setHandler(stateQuery, () => state);
   wf.setHandler(endSignal, (reason) => {
@@ -101,7 +129,7 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
   });
 
   // ---- Runway sessions this workflow owns: every one is ended in teardown ----------------------
-  const open = new Set<string>();
+  const open = new Set<string>(carried ? [carried.current.id] : []);
   const directAvatar = directAvatarIdentity(input.conversationId);
   const bridge = bridgeIdentity(input.conversationId);
 
@@ -132,32 +160,46 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
   }
 
   /** Slots held with admission control (released in teardown). */
-  const slots: string[] = [];
+  const slots: string[] = carried?.slots ?? [];
   let capacityDeadline: number | undefined;
 
-  /** Waits for a Runway session slot from admission control, first come first served. */
-  async function acquireSlot(): Promise<void> {
-    if (slots.length) return;
+  /**
+   * Waits for a Runway session slot from admission control, first come first served. A renewal asks
+   * for an extra slot (two sessions overlap briefly) without leaving the live phase.
+   */
+  async function acquireSlot(opts: { extra?: boolean; deadline?: number } = {}): Promise<void> {
+    if (slots.length >= (opts.extra ? 2 : 1)) return;
     const requestId = wf.uuid4();
-    setPhase('waiting_capacity');
-    capacityDeadline ??= Date.now() + timing.capacityWaitSeconds * 1000;
+    if (!opts.extra) setPhase('waiting_capacity');
+    const deadline = opts.deadline ?? (capacityDeadline ??= Date.now() + timing.capacityWaitSeconds * 1000);
     slots.push(requestId); // before asking: teardown releases it whatever happens next
     await acts.admission.requestAdmission({ requestId, holder: wf.workflowInfo().workflowId, at: now() });
-    const granted = await wf.condition(() => grants.has(requestId) || endRequested !== undefined, Math.max(1, capacityDeadline - Date.now()));
+    const granted = await wf.condition(() => grants.has(requestId) || endRequested !== undefined, Math.max(1, deadline - Date.now()));
     if (endRequested !== undefined) throw new EndRequested();
-    if (!granted) throw sessionFailure('capacity_timeout', `no Runway session slot became free within ${timing.capacityWaitSeconds} s (account limit reached)`);
+    if (!granted) throw sessionFailure('capacity_timeout', `no Runway session slot became free in time (account limit reached)`);
     event('slot_granted', 'Runway session slot granted');
   }
 
+  function releaseExtraSlot(): void {
+    while (slots.length > 1) {
+      const requestId = slots.pop()!;
+      void wf.CancellationScope.nonCancellable(() => acts.teardown.releaseAdmission({ requestId }));
+    }
+  }
+
   /** Creates a Runway session. An ambiguous create is recorded for the reaper before trying again. */
-  async function createRunwaySession(mode: BridgeMode): Promise<string> {
+  async function createRunwaySession(mode: BridgeMode, opts: { renewal?: boolean } = {}): Promise<string> {
     let limitedWaitMs = 1000;
+    const attemptsBefore = state.runwaySessionIds.length + state.ambiguousCreates.length;
     for (;;) {
-      if (state.runwaySessionIds.length + state.ambiguousCreates.length >= timing.maxCreateAttempts) {
+      // Bounded per bring-up (expiry, failed joins, lost answers), not per conversation: renewals add sessions.
+      if (state.runwaySessionIds.length + state.ambiguousCreates.length - attemptsBefore >= timing.maxCreateAttempts) {
         throw sessionFailure('create_attempts_exhausted', `gave up after ${timing.maxCreateAttempts} Runway session attempts`);
       }
-      await acquireSlot();
-      setPhase('creating');
+      if (!opts.renewal) {
+        await acquireSlot();
+        setPhase('creating');
+      }
       try {
         // Not cancellable: a create in flight must be allowed to return its id so teardown can end it.
         const { runwaySessionId } = await wf.CancellationScope.nonCancellable(() =>
@@ -185,6 +227,7 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
       } catch (err) {
         if (failureType(err) === 'concurrency_limited') {
           // Runway counts more sessions than we do (another client on the account): wait, then try again.
+          if (opts.renewal) throw err;
           setPhase('waiting_capacity');
           event('concurrency_limited', `Runway refused: ${failureMessage(err)}; waiting for capacity`);
           if (capacityDeadline !== undefined && Date.now() + limitedWaitMs > capacityDeadline) {
@@ -207,11 +250,15 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
   }
 
   // ---- The lifecycle -----------------------------------------------------------------------------
-  async function lifecycle(): Promise<{ reason: EndReason; error?: { code: string; message: string } }> {
-    let mode: BridgeMode = input.mode === 'relay' ? 'relay' : 'direct';
+  type Outcome = { reason: EndReason; error?: { code: string; message: string } };
+
+  /** Brings one Runway session up to the point where its avatar is in the customer's room. */
+  async function bringUp(): Promise<Current> {
+    let mode: BridgeMode = carriedMode ?? (input.mode === 'relay' ? 'relay' : 'direct');
     for (;;) {
       if (endRequested !== undefined) throw new EndRequested();
       setMode(mode);
+      const startedAt = Date.now();
       let id: string;
       try {
         id = await createRunwaySession(mode);
@@ -232,7 +279,10 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
       if (mode === 'direct') {
         setPhase('bridging');
         try {
-          await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds }));
+          const { sid } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds }));
+          state.avatarIdentity = directAvatar;
+          provisioned(startedAt);
+          return { id, mode, avatarSid: sid, liveSince: Date.now() };
         } catch (err) {
           if (failureType(err) === 'avatar_not_joined' && input.mode === 'auto') {
             event('fallback_to_relay', `${failureMessage(err)}; cancelling that session and falling back to relay`);
@@ -243,17 +293,15 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
           }
           throw err;
         }
-        state.avatarIdentity = directAvatar;
-        return await live(() => acts.monitor.monitorDirectSession({
-          runwaySessionId: id, roomName: room, avatarIdentity: directAvatar, intervalSeconds: timing.monitorIntervalSeconds,
-        }));
       }
 
-      // relay: consume Runway's room credentials (sealed), then run the media relay.
+      // relay: consume Runway's room credentials (sealed); the relay itself starts when live.
       setPhase('consuming');
-      let sealedCredentials: string;
       try {
-        ({ sealedCredentials } = await step(() => acts.consume.consumeRunwaySession({ runwaySessionId: id })));
+        const { sealedCredentials } = await step(() => acts.consume.consumeRunwaySession({ runwaySessionId: id }));
+        setPhase('bridging');
+        state.avatarIdentity = bridge;
+        return { id, mode, sealedCredentials, liveSince: Date.now(), startedAt };
       } catch (err) {
         const type = failureType(err);
         if (type === 'session_expired' || type === 'already_consumed' || type === 'not_ready') {
@@ -263,72 +311,155 @@ export async function avatarSession(rawInput: SessionInput): Promise<SessionStat
         }
         throw err;
       }
-      setPhase('bridging');
-      relayBridged = undefined;
-      state.avatarIdentity = bridge;
-      return await live(
-        () => acts.relay.relayMedia({
-          conversationId: input.conversationId,
-          runwaySessionId: id,
-          sealedCredentials,
-          roomName: room,
-          bridgeIdentity: bridge,
-          agentIdentity: input.livekit.agentIdentity,
-          listenTo: input.livekit.listenTo,
-          maxSeconds: input.maxDurationSeconds ?? 24 * 3600,
-        }),
-        () => relayBridged === id,
-      );
     }
   }
 
+  /** Keeps a recent history of provisioning times: renewals start early enough to cover them. */
+  function provisioned(startedAt: number): void {
+    provisioningMs.push(Date.now() - startedAt);
+    if (provisioningMs.length > 5) provisioningMs.shift();
+  }
+  function renewalLeadMs(): number {
+    const worst = provisioningMs.length ? Math.max(...provisioningMs) : 10_000;
+    return Math.min(timing.sessionCapSeconds * 500, Math.max(timing.renewalLeadSeconds * 1000, 2 * worst + 5000));
+  }
+
   /**
-   * Live: runs the session's long activity (direct: a monitor; relay: the relay itself) until it
-   * returns, `end` arrives, or maxDuration passes. `bridged` tells when the phase becomes live.
+   * Live: watches the current Runway session until the conversation is over. Direct mode renews the
+   * Runway session ahead of its runtime cap (the new avatar takes over the same identity), then
+   * continues as new so a long conversation's history stays small.
    */
-  async function live(
-    run: () => Promise<{ reason: string; status?: string; failureCode?: string }>,
-    bridged: () => boolean = () => true,
-  ): Promise<{ reason: EndReason; error?: { code: string; message: string } }> {
-    if (endRequested !== undefined) throw new EndRequested();
+  async function live(cur: Current): Promise<Outcome> {
+    // maxDuration counts from the moment the conversation's avatar first went live.
+    const limitAt = () => (input.maxDurationSeconds !== undefined && conversationLiveSince !== undefined ? conversationLiveSince + input.maxDurationSeconds * 1000 : undefined);
+    const renewing = () => cur.mode === 'direct' && timing.sessionCapSeconds > 0;
+    let renewAt: number | undefined;
+    for (;;) {
+      if (endRequested !== undefined) throw new EndRequested();
+      const r = await watch(cur, () => Math.min(limitAt() ?? Infinity, renewAt ?? (renewing() ? cur.liveSince + timing.sessionCapSeconds * 1000 - renewalLeadMs() : Infinity)));
+      if (r.kind === 'outcome') {
+        // A session cut at Runway's cap while the conversation goes on is replaced, never silently dropped.
+        const limit = limitAt();
+        if (r.outcome.reason === 'runway_ended' && !r.outcome.error && cur.mode === 'direct' && cutByCap(cur) && (limit === undefined || Date.now() < limit)) {
+          event('avatar_gap', `Runway session ${cur.id} was cut at the runtime cap before its replacement was ready; replacing it now`);
+          open.delete(cur.id);
+          cur = await bringUp();
+          renewAt = undefined;
+          continue;
+        }
+        return r.outcome;
+      }
+      const limit = limitAt();
+      if (limit !== undefined && Date.now() >= limit) return { reason: 'max_duration' };
+      const next = await renewDirect(cur);
+      if (!next) {
+        renewAt = Date.now() + 5000; // try again soon; the old session is still serving
+        continue;
+      }
+      await wf.condition(wf.allHandlersFinished);
+      const carried: CarriedSession = {
+        state, flags: [...flags], slots, provisioningMs, conversationLiveSince, endRequested, current: next,
+      };
+      return await wf.continueAsNew<typeof avatarSession>(input, carried);
+    }
+  }
+
+  function cutByCap(cur: Current): boolean {
+    return timing.sessionCapSeconds > 0 && Date.now() - cur.liveSince >= timing.sessionCapSeconds * 900;
+  }
+
+  /**
+   * Runs the live session's long activity (direct: a monitor; relay: the relay itself) until it
+   * returns, `end` arrives, or `until` passes ({kind:'due'}).
+   */
+  async function watch(cur: Current, until: () => number): Promise<{ kind: 'outcome'; outcome: Outcome } | { kind: 'due' }> {
     const scope = new wf.CancellationScope();
     let outcome: { reason: string; status?: string; failureCode?: string } | undefined;
     let failure: unknown;
-    const running = scope.run(run).then((o) => (outcome = o), (err) => (failure = err));
+    const running = scope.run((): Promise<{ reason: string; status?: string; failureCode?: string }> =>
+      cur.mode === 'direct'
+        ? acts.monitor.monitorDirectSession({ runwaySessionId: cur.id, roomName: room, avatarIdentity: directAvatar, intervalSeconds: timing.monitorIntervalSeconds })
+        : acts.relay.relayMedia({
+            conversationId: input.conversationId,
+            runwaySessionId: cur.id,
+            sealedCredentials: cur.sealedCredentials!,
+            roomName: room,
+            bridgeIdentity: bridge,
+            agentIdentity: input.livekit.agentIdentity,
+            listenTo: input.livekit.listenTo,
+            maxSeconds: input.maxDurationSeconds ?? 24 * 3600,
+          }),
+    ).then((o) => (outcome = o), (err) => (failure = err));
 
-    await wf.condition(() => bridged() || outcome !== undefined || failure !== undefined || endRequested !== undefined);
-    let timedOut = false;
-    if (bridged() && outcome === undefined && failure === undefined && endRequested === undefined) {
-      setPhase('live');
-      event('live', `avatar live in ${room} (${state.mode})`);
-      const limitMs = input.maxDurationSeconds !== undefined ? input.maxDurationSeconds * 1000 : undefined;
-      const stopped = () => outcome !== undefined || failure !== undefined || endRequested !== undefined;
-      timedOut = limitMs !== undefined ? !(await wf.condition(stopped, limitMs)) : (await wf.condition(stopped), false);
+    const stopped = () => outcome !== undefined || failure !== undefined || endRequested !== undefined;
+    // Relay: the phase turns live when the relay reports the avatar published in the customer's room.
+    if (state.phase !== 'live') {
+      await wf.condition(() => stopped() || cur.mode === 'direct' || relayBridged === cur.id);
+      if (!stopped()) {
+        if (cur.startedAt !== undefined) provisioned(cur.startedAt);
+        cur.liveSince = Date.now();
+        conversationLiveSince ??= Date.now();
+        setPhase('live');
+        event('live', `avatar live in ${room} (${cur.mode}, Runway session ${cur.id})`);
+      }
     }
+    const end = until();
+    const due = end === Infinity ? (await wf.condition(stopped), false) : !(await wf.condition(stopped, Math.max(1, end - Date.now())));
     if (outcome === undefined && failure === undefined) {
       scope.cancel(); // relay: cancellation makes it send END_CALL and leave both rooms before it returns
       await running;
     }
     if (endRequested !== undefined) throw new EndRequested();
-    if (timedOut) return { reason: 'max_duration' };
+    if (due) return { kind: 'due' };
     if (failure !== undefined && !isCancellation(failure)) throw failure;
     if (!outcome) throw new EndRequested();
-
-    if (outcome.reason === 'room_closed') return { reason: 'room_closed' };
+    if (outcome.reason === 'room_closed') return { kind: 'outcome', outcome: { reason: 'room_closed' } };
     // Runway ended the session, or its avatar left: read the status and surface its failureCode.
-    const id = state.runwaySessionId!;
-    const status = outcome.status && outcome.status !== 'RUNNING' ? outcome : await acts.status.getRunwaySessionStatus({ runwaySessionId: id });
-    event('runway_ended', `Runway session ${id} ended while live: ${status.status}${status.failureCode ? ` (${status.failureCode})` : ''}`);
+    const status = outcome.status && outcome.status !== 'RUNNING' && outcome.status !== 'READY'
+      ? outcome
+      : await acts.status.getRunwaySessionStatus({ runwaySessionId: cur.id });
+    event('runway_ended', `Runway session ${cur.id} ended while live: ${status.status}${status.failureCode ? ` (${status.failureCode})` : ''}`);
     if (status.status === 'FAILED') {
-      return { reason: 'runway_ended', error: { code: status.failureCode ?? 'runway_failed', message: `Runway session failed: ${status.failureCode ?? 'unknown'}` } };
+      return { kind: 'outcome', outcome: { reason: 'runway_ended', error: { code: status.failureCode ?? 'runway_failed', message: `Runway session failed: ${status.failureCode ?? 'unknown'}` } } };
     }
-    return { reason: 'runway_ended' };
+    return { kind: 'outcome', outcome: { reason: 'runway_ended' } };
+  }
+
+  /**
+   * Direct-mode renewal: a second Runway session joins with the same avatar identity (LiveKit swaps the
+   * participant), then the old session is ended. Undefined when the replacement could not be had yet.
+   */
+  async function renewDirect(cur: Current): Promise<Current | undefined> {
+    event('renewing', `renewing Runway session ${cur.id} ahead of the ${timing.sessionCapSeconds} s cap`);
+    const startedAt = Date.now();
+    let id: string | undefined;
+    try {
+      await acquireSlot({ extra: true, deadline: cur.liveSince + timing.sessionCapSeconds * 1000 });
+      id = await createRunwaySession('direct', { renewal: true });
+      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id!, deadlineSeconds: timing.readyDeadlineSeconds }));
+      const { sid } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds, excludeSid: cur.avatarSid }));
+      provisioned(startedAt);
+      // The old avatar lost its identity to the new one, so END_CALL by identity would reach the new
+      // avatar: the old session is ended by Runway (it lost its room) or cancelled after the grace.
+      await endRunwaySession(cur.id, undefined);
+      releaseExtraSlot();
+      state.renewals = (state.renewals ?? 0) + 1;
+      event('renewed', `Runway session ${id} took over from ${cur.id} after ${Date.now() - startedAt} ms`);
+      return { id, mode: 'direct', avatarSid: sid, liveSince: Date.now() };
+    } catch (err) {
+      if (err instanceof EndRequested || isCancellation(err)) throw err;
+      event('renewal_failed', `could not renew Runway session ${cur.id} yet: ${failureMessage(err)}; the current avatar stays and renewal is retried`);
+      flag('renewal_failed');
+      if (id !== undefined && id !== cur.id) await endRunwaySession(id, undefined);
+      releaseExtraSlot();
+      return undefined;
+    }
   }
 
   // ---- Run it, then always tear down ---------------------------------------------------------------
   let rethrow: unknown;
   try {
-    const outcome = await lifecycle();
+    const outcome = await live(carried?.current ?? (await bringUp()));
     state.endReason = outcome.reason;
     state.error = outcome.error;
   } catch (err) {

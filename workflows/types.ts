@@ -59,6 +59,10 @@ export interface SessionTiming {
   monitorIntervalSeconds: number;
   /** Teardown: how long to wait for END_CALL to complete the session before cancelling it. */
   endCallGraceSeconds: number;
+  /** Runway cuts a session at about this many seconds of runtime; direct mode renews before it (0: never). */
+  sessionCapSeconds: number;
+  /** Minimum lead of a renewal before the cap (it grows with measured provisioning times). */
+  renewalLeadSeconds: number;
   /** How long a session may wait for a Runway session slot (admission control) before it fails. */
   capacityWaitSeconds: number;
   /** Heartbeat timeout of long activities: how fast a dead worker's work moves to another worker. */
@@ -73,6 +77,8 @@ export const DEFAULT_TIMING: SessionTiming = {
   endCallGraceSeconds: 5,
   heartbeatTimeoutSeconds: 15,
   capacityWaitSeconds: 600,
+  sessionCapSeconds: 300,
+  renewalLeadSeconds: 20,
 };
 
 export interface SessionError {
@@ -102,6 +108,8 @@ export interface SessionState {
   error?: SessionError;
   /** Creates whose answer was lost: a session may exist that only the reaper can find. */
   ambiguousCreates: { at: string; avatar: AvatarSpec }[];
+  /** How many times the Runway session was renewed ahead of its runtime cap. */
+  renewals?: number;
   events: SessionEvent[];
 }
 

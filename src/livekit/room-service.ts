@@ -4,6 +4,7 @@ import { DataPacket_Kind, ParticipantInfo_State, RoomServiceClient, TrackType, t
 
 export interface AvatarPresence {
   joined: boolean;
+  sid?: string;
   state?: 'joining' | 'joined' | 'active' | 'disconnected';
   publishingVideo: boolean;
   publishingAudio: boolean;
@@ -38,6 +39,7 @@ export class CustomerRooms {
     if (!p) return { joined: false, publishingVideo: false, publishingAudio: false };
     return {
       joined: true,
+      sid: p.sid,
       state: STATES[p.state],
       publishingVideo: p.tracks.some((t) => t.type === TrackType.VIDEO && !t.muted),
       publishingAudio: p.tracks.some((t) => t.type === TrackType.AUDIO && !t.muted),
