@@ -23,6 +23,8 @@ const schema = z.object({
   API_PORT: port.default(8080),
   METRICS_PORT: port.default(9464),
   MEDIA_METRICS_PORT: port.optional(),
+  /** Concurrent Runway sessions allowed at once; default: the account's limit from GET /v1/organization. */
+  RUNWAY_SESSION_LIMIT: z.coerce.number().int().positive().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
 

@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     };
 
     const { connection, namespace } = await connectWorker(temporal ? { address: temporal.address } : undefined);
-    const workers: Worker[] = [await createSessionWorker({ connection, namespace, config }), await createMediaWorker({ connection, namespace, config })];
+    const workers: Worker[] = [await createSessionWorker({ connection, namespace, config, admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT } }), await createMediaWorker({ connection, namespace, config })];
     const running = workers.map((w) => w.run());
     stops.push({
       name: 'workers',

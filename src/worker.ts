@@ -16,6 +16,7 @@ async function main(): Promise<void> {
     connection,
     namespace,
     config,
+    admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT },
     poll: process.env.RUNWAY_POLL_INITIAL_MS ? { initialMs: Number(process.env.RUNWAY_POLL_INITIAL_MS), maxMs: Number(process.env.RUNWAY_POLL_MAX_MS ?? 2000) } : undefined,
   });
   log.info({ taskQueue: 'avatar-sessions', namespace }, 'session worker started');

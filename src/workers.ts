@@ -21,6 +21,8 @@ export interface WorkerOptions {
   poll?: RunwayActivityDeps['poll'];
   presencePollMs?: number;
   shutdownGraceTime?: number | `${number}s` | `${number}ms`;
+  /** Admission control: a configured session limit (else the account's), and how often holders are checked. */
+  admission?: { sessionLimitOverride?: number; checkIntervalSeconds?: number };
 }
 
 export function httpUrl(livekitUrl: string): string {
@@ -45,6 +47,7 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
       poll: opts.poll,
       presencePollMs: opts.presencePollMs,
       temporal: getClient,
+      ...opts.admission,
     }),
     shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
   });

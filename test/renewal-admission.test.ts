@@ -1,0 +1,123 @@
+// Long conversations and many of them: renewal past Runway's runtime cap, and admission control
+// against the account's concurrent-session limit. Short caps and durations stand in for minutes.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { TrackType } from 'livekit-server-sdk';
+import { ADMISSION_WORKFLOW_ID, admissionStateQuery, sessionWorkflowId } from '../workflows/shared';
+import type { SessionInput } from '../workflows/types';
+import { startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
+import { roomService } from './helpers/livekit';
+import { eventually, withTimeout } from './helpers/wait';
+
+const CAP = 6;
+
+function input(over: Partial<SessionInput> = {}): SessionInput {
+  const conversationId = uniqueId('long');
+  return {
+    conversationId,
+    avatar: { type: 'runway-preset', presetId: 'tennis-coach' },
+    livekit: { roomName: `room-${conversationId}` },
+    mode: 'direct',
+    timing: { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5, sessionCapSeconds: CAP, renewalLeadSeconds: 2 },
+    ...over,
+  };
+}
+
+describe('renewal past the runtime cap', () => {
+  let stack: SessionStack;
+  before(async () => {
+    stack = await startSessionStack({ sim: { defaults: { provisioningMs: 200, avatarMedia: 'light', runtimeCapSeconds: CAP } } });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('direct: one avatar stays in the room across three caps; every old Runway session completes', async () => {
+    const inp = input();
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    const rooms = roomService(stack.customer);
+    const started = Date.now();
+    let samples = 0;
+    let missing = 0;
+    let longestGapMs = 0;
+    let gapStart: number | undefined;
+    while (Date.now() - started < CAP * 3.5 * 1000) {
+      const p = (await rooms.listParticipants(inp.livekit.roomName)).find((x) => x.identity === live.avatarIdentity);
+      const hasVideo = !!p?.tracks.some((t) => t.type === TrackType.VIDEO && !t.muted);
+      samples++;
+      if (!hasVideo) {
+        missing++;
+        gapStart ??= Date.now();
+      } else if (gapStart !== undefined) {
+        longestGapMs = Math.max(longestGapMs, Date.now() - gapStart);
+        gapStart = undefined;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const state = await stack.sessions.getSession(inp.conversationId);
+    // eslint-disable-next-line no-console
+    console.log(`renewal(direct): ${state?.renewals} renewals, ${samples} samples, ${missing} without avatar video, longest gap ${longestGapMs} ms`);
+    assert.ok((state?.renewals ?? 0) >= 3, `renewed ${state?.renewals} times`);
+    assert.equal(missing, 0, 'avatar video present at every sampled moment');
+    await stack.sessions.endSession(inp.conversationId);
+    await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result();
+    const final = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(final?.endReason, 'ended_by_request');
+    const ids = final!.runwaySessionIds;
+    assert.ok(ids.length >= 4);
+    for (const id of ids) assert.equal(stack.sim.session(id)?.status, 'COMPLETED', `Runway session ${id} completed`);
+    // Continue-as-new kept each run's history small.
+    const history = await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).fetchHistory();
+    assert.ok(history.events!.length < 150, `last run has ${history.events!.length} events`);
+    assert.deepEqual(stack.sim.orphans(), []);
+    assert.deepEqual(stack.sim.invariantViolations(), []);
+  });
+});
+
+describe('admission control', () => {
+  let stack: SessionStack;
+  before(async () => {
+    stack = await startSessionStack({ sim: { defaults: { provisioningMs: 300, avatarMedia: 'off' }, account: { maxConcurrentSessions: 3 } } });
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('ten sessions against a limit of three: never more than three at Runway, all go live in turn, none fails', async () => {
+    const inputs = Array.from({ length: 10 }, () => input({ maxDurationSeconds: 2, timing: { ...input().timing, sessionCapSeconds: 0 } }));
+    // avatarMedia 'off' has no avatar to join the room: relay-free direct needs a joined avatar, so use light.
+    stack.sim.configure({ defaults: { avatarMedia: 'light' } });
+    for (const i of inputs) await stack.sessions.startSession(i);
+    const results = await withTimeout(
+      Promise.all(inputs.map((i) => stack.env.client.workflow.getHandle(sessionWorkflowId(i.conversationId)).result())),
+      120_000,
+      'all ten sessions to finish',
+    );
+    for (const r of results) {
+      assert.equal(r.endReason, 'max_duration');
+      assert.ok(r.phaseTimes.live, `${r.conversationId} went live`);
+    }
+    assert.ok(stack.sim.maxConcurrentObserved <= 3, `peak ${stack.sim.maxConcurrentObserved} concurrent Runway sessions`);
+    assert.ok(results.some((r) => r.phaseTimes.waiting_capacity), 'some sessions waited for capacity');
+    const admission = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
+    assert.equal(admission.holders.length, 0, 'every slot released');
+    assert.deepEqual(stack.sim.orphans(), []);
+  });
+
+  it('a terminated session does not leak its slot', async () => {
+    const a = input();
+    await stack.sessions.startAndWaitLive(a);
+    const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(a.conversationId));
+    await handle.terminate('test: simulate a lost workflow');
+    await eventually('slot released after the holder check', async () => {
+      const s = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
+      return s.holders.some((h) => h.holder === handle.workflowId) ? undefined : true;
+    }, 30_000);
+    // The terminated session's Runway session is an orphan only the reaper can end.
+    const { reconcileRunwaySessions } = await import('../workflows/reaper');
+    void reconcileRunwaySessions;
+    const report = await stack.env.client.workflow.execute('reconcileRunwaySessions', { taskQueue: 'avatar-sessions', workflowId: uniqueId('reaper'), args: [{ graceSeconds: 0 }] });
+    assert.ok((report as { reaped: { reason: string }[] }).reaped.some((r) => r.reason === 'owner_closed'));
+    await eventually('no orphans', () => (stack.sim.orphans().length === 0 ? true : undefined));
+  });
+});
