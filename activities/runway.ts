@@ -73,7 +73,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
      * Polls GET /v1/realtime_sessions/:id until READY: fast at first, slower while queued, honouring
      * rate-limit delays. Heartbeats carry progress, so a retry on another worker resumes the backoff.
      */
-    async waitUntilReady(req: { runwaySessionId: string; deadlineSeconds: number }): Promise<ReadyStatus> {
+    async waitUntilReady(req: { runwaySessionId: string; deadlineSeconds: number; acceptRunning?: boolean }): Promise<ReadyStatus> {
       const info = activityInfo();
       const resumed = info.heartbeatDetails as { polls: number; startedAt: number; wasQueued: boolean } | undefined;
       const startedAt = resumed?.startedAt ?? Date.now();
@@ -89,6 +89,11 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
           switch (s.status) {
             case 'READY':
               return { expiresAt: s.expiresAt, polls, waitedMs: Date.now() - startedAt, wasQueued };
+            case 'RUNNING':
+              // Direct mode: Runway's worker may join the customer's room before a poll sees READY.
+              if (req.acceptRunning) return { expiresAt: '', polls, waitedMs: Date.now() - startedAt, wasQueued };
+              fail('session_ended', 'Runway session is already RUNNING: someone else consumed it', { details: [{ status: s.status }] });
+            // eslint-disable-next-line no-fallthrough
             case 'NOT_READY':
               if (s.queued) wasQueued = true;
               wait = s.queued ? Math.max(delay, poll.queuedMs) : delay;

@@ -37,7 +37,7 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: SESSION_TASK_QUEUE,
-    identity: opts.identity,
+    ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: createSessionActivities({
       runway,
@@ -58,7 +58,7 @@ export async function createMediaWorker(opts: Omit<WorkerOptions, 'workflowBundl
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: MEDIA_TASK_QUEUE,
-    identity: opts.identity,
+    ...(opts.identity ? { identity: opts.identity } : {}),
     activities: createMediaActivities({ config: opts.config }),
     shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
   });

@@ -274,7 +274,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       if (endRequested !== undefined) throw new EndRequested();
 
       setPhase('waiting_ready');
-      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id, deadlineSeconds: timing.readyDeadlineSeconds }));
+      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: mode === 'direct' }));
 
       if (mode === 'direct') {
         setPhase('bridging');
@@ -436,7 +436,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     try {
       await acquireSlot({ extra: true, deadline: cur.liveSince + timing.sessionCapSeconds * 1000 });
       id = await createRunwaySession('direct', { renewal: true });
-      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id!, deadlineSeconds: timing.readyDeadlineSeconds }));
+      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id!, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: true }));
       const { sid } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds, excludeSid: cur.avatarSid }));
       provisioned(startedAt);
       // The old avatar lost its identity to the new one, so END_CALL by identity would reach the new

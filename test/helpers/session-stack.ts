@@ -58,8 +58,8 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
     workflowBundle,
     async startWorkers() {
       workers = [
-        await createSessionWorker({ connection: env.nativeConnection, config, workflowBundle, poll: { initialMs: 50, maxMs: 300, queuedMs: 300 }, presencePollMs: 100, shutdownGraceTime: '2s' }),
-        await createMediaWorker({ connection: env.nativeConnection, config, shutdownGraceTime: '5s' }),
+        await createSessionWorker({ connection: env.nativeConnection, config, workflowBundle, poll: { initialMs: 50, maxMs: 300, queuedMs: 300 }, presencePollMs: 100, shutdownGraceTime: 2000, admission: { checkIntervalSeconds: 2 } }),
+        await createMediaWorker({ connection: env.nativeConnection, config, shutdownGraceTime: 5000 }),
       ];
       runs = workers.map((w) => w.run());
     },

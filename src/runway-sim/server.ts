@@ -1,0 +1,610 @@
+// A Runway realtime-session API simulator: the same endpoints, validation, error bodies and status
+// machine as the contract (shared/runway-realtime-api.md), with seeded fault injection, a ledger of
+// every request and session, and invariant checks. Its avatars are real LiveKit participants.
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo, Socket } from 'node:net';
+import { AccessToken, RoomServiceClient } from 'livekit-server-sdk';
+import type { AvatarMedia, SimAvatar, StartSimAvatar } from './avatar-api';
+
+export const SIM_PRESET_IDS = [
+  'game-character', 'music-superstar', 'game-character-man', 'cat-character', 'influencer',
+  'tennis-coach', 'human-resource', 'fashion-designer', 'cooking-teacher',
+];
+
+export type SimEndpoint = 'create' | 'status' | 'consume' | 'cancel' | 'connect_backend' | 'conversation' | 'conversations' | 'delete_conversation' | 'organization';
+
+export interface SessionBehavior {
+  /** Time in NOT_READY after any queueing. */
+  provisioningMs: number;
+  /** Time in NOT_READY with queued:true first. */
+  queuedMs: number;
+  /** How long READY lasts before it expires unconsumed. */
+  readyTtlMs: number;
+  /** Inject FAILED this long after create. */
+  failAfterMs?: number;
+  failureCode: string;
+  avatarMedia: AvatarMedia;
+  /** Integration sessions: false = the avatar never joins the customer's room. */
+  joinCustomerRoom: boolean;
+  /** Runway cuts a RUNNING session after this long, whatever maxDuration says. */
+  runtimeCapSeconds: number;
+}
+
+export interface FaultSpec {
+  status5xxRate?: number;
+  status429Rate?: number;
+  /** With a 429: Retry-After in seconds (header `retry-after`)… */
+  retryAfterSeconds?: number;
+  /** …or in ms (header `retry-after-ms`). */
+  retryAfterMs?: number;
+  resetRate?: number;
+  latencyMs?: number;
+  /** create only: the session is created, then the connection drops before the answer. */
+  loseAnswerRate?: number;
+}
+
+export interface Account {
+  livekitIntegration: boolean;
+  maxConcurrentSessions: number;
+  concurrencyLimitStatus: 429 | 400;
+}
+
+export interface SimConfig {
+  defaults: Partial<SessionBehavior>;
+  faults: Partial<Record<SimEndpoint | '*', FaultSpec>>;
+}
+
+export interface RunwaySimulatorOptions {
+  port?: number;
+  host?: string;
+  apiKey?: string;
+  controlToken?: string;
+  /** "Runway's LiveKit": where consumed sessions' rooms live. */
+  livekit?: { url: string; apiKey: string; apiSecret: string };
+  seed?: number;
+  defaults?: Partial<SessionBehavior>;
+  faults?: SimConfig['faults'];
+  account?: Partial<Account>;
+  /** The avatar implementation (default: the real rtc-node one). */
+  startAvatar?: StartSimAvatar;
+}
+
+type Status = 'NOT_READY' | 'READY' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+const TERMINAL: Status[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
+
+export interface SimSession {
+  id: string;
+  createdAt: string;
+  body: Record<string, unknown>;
+  behavior: SessionBehavior;
+  status: Status;
+  queued: boolean;
+  history: { status: Status; at: string }[];
+  sessionKey?: string;
+  expiresAt?: string;
+  consumedAt?: string;
+  runningAt?: string;
+  endedAt?: string;
+  endedBy?: 'END_CALL' | 'DELETE' | 'max_duration' | 'runtime_cap' | 'failure' | 'expiry' | 'avatar_left';
+  failure?: string;
+  failureCode?: string;
+  roomName?: string;
+  integration?: { url: string; token: string; roomName: string; agentIdentity?: string };
+}
+
+export interface SimRequest {
+  endpoint: SimEndpoint | 'unknown';
+  method: string;
+  path: string;
+  status: number | 'reset';
+  sessionId?: string;
+  at: string;
+  faultInjected?: string;
+}
+
+const DEFAULT_BEHAVIOR: SessionBehavior = {
+  provisioningMs: 1000,
+  queuedMs: 0,
+  readyTtlMs: 60_000,
+  failureCode: 'INTERNAL.SIMULATED',
+  avatarMedia: 'light',
+  joinCustomerRoom: true,
+  runtimeCapSeconds: 300,
+};
+
+/** Deterministic PRNG (mulberry32): the same seed gives the same fault sequence. */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+const CREATE_KEYS = ['model', 'avatar', 'integration', 'livekit', 'maxDuration', 'personality', 'startScript', 'tools'];
+
+function identityOf(token: string): string | undefined {
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')).sub as string;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
+  const apiKey = opts.apiKey ?? `key_${randomBytes(24).toString('hex')}`;
+  const controlToken = opts.controlToken ?? randomBytes(16).toString('hex');
+  const config: SimConfig = { defaults: { ...opts.defaults }, faults: { ...opts.faults } };
+  const account: Account = { livekitIntegration: true, maxConcurrentSessions: 20, concurrencyLimitStatus: 429, ...opts.account };
+  let random = mulberry32(opts.seed ?? 1);
+  const sessions = new Map<string, SimSession>();
+  const requests: SimRequest[] = [];
+  const violations: string[] = [];
+  const timers = new Map<string, NodeJS.Timeout[]>();
+  const avatars = new Map<string, SimAvatar>();
+  const queue: Partial<SessionBehavior>[] = [];
+  let createIndex = 0;
+  let maxConcurrentObserved = 0;
+  const lazyAvatar = async (): Promise<StartSimAvatar> => opts.startAvatar ?? (await import('./avatar')).startSimAvatar;
+  const rooms = opts.livekit ? new RoomServiceClient(opts.livekit.url.replace(/^ws/, 'http'), opts.livekit.apiKey, opts.livekit.apiSecret) : undefined;
+
+  const active = () => [...sessions.values()].filter((s) => !TERMINAL.includes(s.status));
+  const now = () => new Date().toISOString();
+  const later = (id: string, ms: number, fn: () => void) => {
+    const t = setTimeout(fn, Math.max(0, ms));
+    timers.set(id, [...(timers.get(id) ?? []), t]);
+  };
+
+  function transition(s: SimSession, status: Status, extra: Partial<SimSession> = {}): void {
+    if (TERMINAL.includes(s.status)) return;
+    Object.assign(s, extra);
+    s.status = status;
+    s.history.push({ status, at: now() });
+    if (status === 'RUNNING') {
+      s.runningAt = now();
+      const maxDuration = Number(s.body.maxDuration ?? 300);
+      const capped = s.behavior.runtimeCapSeconds < maxDuration;
+      later(s.id, Math.min(maxDuration, s.behavior.runtimeCapSeconds) * 1000, () => end(s, 'COMPLETED', capped ? 'runtime_cap' : 'max_duration'));
+    }
+  }
+
+  function end(s: SimSession, status: 'COMPLETED' | 'FAILED' | 'CANCELLED', by: SimSession['endedBy'], extra: Partial<SimSession> = {}): void {
+    if (TERMINAL.includes(s.status)) return;
+    transition(s, status, { ...extra, endedAt: now(), endedBy: by });
+    for (const t of timers.get(s.id) ?? []) clearTimeout(t);
+    timers.delete(s.id);
+    const avatar = avatars.get(s.id);
+    avatars.delete(s.id);
+    void avatar?.stop().catch(() => undefined);
+  }
+
+  async function startAvatar(s: SimSession, where: 'runway-room' | 'customer-room', url: string, token: string, roomName: string): Promise<void> {
+    if (s.behavior.avatarMedia === 'off') return;
+    const start = await lazyAvatar();
+    try {
+      const avatar = await start({
+        url, token, roomName, where,
+        identity: identityOf(token) ?? `avatar-${s.id}`,
+        media: s.behavior.avatarMedia,
+        agentIdentity: s.integration?.agentIdentity,
+        onPeerJoined: () => { if (where === 'runway-room' && s.status === 'READY') transition(s, 'RUNNING'); },
+        onEndCall: () => end(s, 'COMPLETED', 'END_CALL'),
+        onDisconnected: () => end(s, 'COMPLETED', 'avatar_left'),
+      });
+      if (TERMINAL.includes(s.status)) return void avatar.stop();
+      avatars.set(s.id, avatar);
+      if (where === 'customer-room' && s.status === 'READY') transition(s, 'RUNNING');
+    } catch (err) {
+      end(s, 'FAILED', 'failure', { failure: `avatar could not join: ${(err as Error).message}`, failureCode: 'AVATAR.JOIN_FAILED' });
+    }
+  }
+
+  /** Without an avatar, a consumed session turns RUNNING when anyone joins its room. */
+  function watchRoom(s: SimSession): void {
+    const poll = async () => {
+      if (s.status !== 'READY' || !rooms || !s.roomName) return;
+      try {
+        if ((await rooms.listParticipants(s.roomName)).length) return transition(s, 'RUNNING');
+      } catch {
+        // room not there yet
+      }
+      later(s.id, 250, () => void poll());
+    };
+    later(s.id, 250, () => void poll());
+  }
+
+  // ---- request handling -------------------------------------------------------------------------
+  function validateCreate(body: unknown): Record<string, unknown> {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'Expected object, received ' + (Array.isArray(body) ? 'array' : typeof body));
+    const b = body as Record<string, unknown>;
+    for (const k of Object.keys(b)) if (!CREATE_KEYS.includes(k)) throw new HttpError(400, `Unrecognized key: ${k}`);
+    if (!account.livekitIntegration) {
+      if (b.integration !== undefined && (b.integration as { type?: string })?.type === 'livekit') throw new HttpError(400, 'Unrecognized key: integration');
+      if (b.livekit !== undefined) throw new HttpError(400, 'Unrecognized key: livekit');
+    }
+    if (b.model !== 'gwm1_avatars') throw new HttpError(400, "model: Invalid literal value, expected 'gwm1_avatars'");
+    const avatar = b.avatar as Record<string, unknown> | undefined;
+    if (!avatar || typeof avatar !== 'object') throw new HttpError(400, 'avatar: Required');
+    if (avatar.type === 'runway-preset') {
+      if (!SIM_PRESET_IDS.includes(avatar.presetId as string)) throw new HttpError(400, `avatar.presetId: Invalid enum value. Expected ${SIM_PRESET_IDS.map((p) => `'${p}'`).join(' | ')}`);
+    } else if (avatar.type === 'custom') {
+      if (typeof avatar.avatarId !== 'string' || !avatar.avatarId) throw new HttpError(400, 'avatar.avatarId: Required');
+    } else throw new HttpError(400, 'avatar.type: Invalid discriminator value');
+    if (b.maxDuration !== undefined && (!Number.isInteger(b.maxDuration) || (b.maxDuration as number) < 10 || (b.maxDuration as number) > 1800)) {
+      throw new HttpError(400, 'maxDuration: Number must be an integer between 10 and 1800');
+    }
+    for (const k of ['personality', 'startScript']) if (b[k] !== undefined && typeof b[k] !== 'string') throw new HttpError(400, `${k}: Expected string`);
+    if (b.tools !== undefined) {
+      if (!Array.isArray(b.tools)) throw new HttpError(400, 'tools: Expected array');
+      for (const [i, t] of (b.tools as Record<string, unknown>[]).entries()) {
+        if (!['client_event', 'backend_rpc'].includes(t?.type as string)) throw new HttpError(400, `tools.${i}.type: Invalid discriminator value`);
+        if (typeof t.name !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(t.name)) throw new HttpError(400, `tools.${i}.name: Invalid`);
+        if (typeof t.description !== 'string') throw new HttpError(400, `tools.${i}.description: Required`);
+      }
+    }
+    const integ = (b.integration ?? b.livekit) as Record<string, unknown> | undefined;
+    if (integ !== undefined) {
+      if (b.integration !== undefined && !['livekit', 'elevenlabs'].includes(integ.type as string)) throw new HttpError(400, 'integration.type: Invalid discriminator value');
+      if (integ.type !== 'elevenlabs') for (const k of ['url', 'token', 'roomName']) if (typeof integ[k] !== 'string' || !integ[k]) throw new HttpError(400, `${b.integration ? 'integration' : 'livekit'}.${k}: Required`);
+    }
+    return b;
+  }
+
+  function redactBody(b: Record<string, unknown>): Record<string, unknown> {
+    const copy = JSON.parse(JSON.stringify(b)) as Record<string, Record<string, unknown>>;
+    for (const k of ['integration', 'livekit']) if (copy[k]?.token) copy[k]!.token = '[REDACTED]';
+    if (copy.integration?.signedUrl) copy.integration.signedUrl = '[REDACTED]';
+    return copy;
+  }
+
+  function statusView(s: SimSession): Record<string, unknown> {
+    const base = { id: s.id, createdAt: s.createdAt, status: s.status };
+    switch (s.status) {
+      case 'NOT_READY': return { ...base, ...(s.queued ? { queued: true } : {}) };
+      case 'READY': return { ...base, expiresAt: s.expiresAt, sessionKey: s.sessionKey };
+      case 'COMPLETED': return { ...base, duration: s.runningAt ? Math.round((Date.parse(s.endedAt!) - Date.parse(s.runningAt)) / 1000) : 0 };
+      case 'FAILED': return { ...base, failure: s.failure, failureCode: s.failureCode };
+      default: return base;
+    }
+  }
+
+  function conversationView(s: SimSession): Record<string, unknown> {
+    const avatar = s.body.avatar as Record<string, string>;
+    return {
+      id: s.id,
+      name: `Conversation ${s.id.slice(0, 8)}`,
+      status: TERMINAL.includes(s.status) ? (s.status === 'FAILED' ? 'failed' : 'ended') : 'in_progress',
+      avatar: avatar.type === 'runway-preset' ? { type: 'runway-preset', presetId: avatar.presetId } : { type: 'custom', id: avatar.avatarId, imageUrl: null, name: null },
+      createdAt: s.createdAt,
+      startedAt: s.runningAt ?? null,
+      endedAt: s.endedAt ?? null,
+      duration: s.runningAt && s.endedAt ? Math.round((Date.parse(s.endedAt) - Date.parse(s.runningAt)) / 1000) : null,
+      maxDuration: (s.body.maxDuration as number | undefined) ?? 300,
+      recordingUrl: null,
+      tools: [],
+      transcript: [],
+      ...(s.status === 'FAILED' ? { failure: s.failure, failureCode: s.failureCode } : {}),
+    };
+  }
+
+  function mint(roomName: string, identity: string, hidden = false): Promise<string> {
+    const lk = opts.livekit!;
+    const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity, ttl: '30m' });
+    at.addGrant({ roomJoin: true, room: roomName, canPublish: true, canSubscribe: true, canPublishData: true, hidden });
+    return at.toJwt();
+  }
+
+  function sessionOr404(id: string): SimSession {
+    const s = sessions.get(id);
+    if (!s) throw new HttpError(404, 'Not found');
+    return s;
+  }
+
+  async function route(req: http.IncomingMessage, body: unknown, url: URL, bearer: string | undefined, ctx: { endpoint: SimEndpoint | 'unknown'; sessionId?: string; createdId?: string }): Promise<[number, unknown]> {
+    const m = req.method!;
+    const p = url.pathname;
+    let match: RegExpMatchArray | null;
+    const needApiKey = () => {
+      if (bearer !== apiKey) throw new HttpError(401, 'Invalid API key');
+      if (req.headers['x-runway-version'] !== '2024-11-06') {
+        violations.push(`${ctx.endpoint}: missing or wrong X-Runway-Version header`);
+        throw new HttpError(400, 'Missing or invalid X-Runway-Version header');
+      }
+    };
+
+    if (m === 'POST' && p === '/v1/realtime_sessions') {
+      ctx.endpoint = 'create';
+      needApiKey();
+      const b = validateCreate(body);
+      if (active().length >= account.maxConcurrentSessions) {
+        throw new HttpError(account.concurrencyLimitStatus, `Concurrency limit reached: you have ${active().length} active realtime sessions (limit ${account.maxConcurrentSessions})`);
+      }
+      const behavior: SessionBehavior = { ...DEFAULT_BEHAVIOR, ...config.defaults, ...(queue.shift() ?? {}) };
+      createIndex++;
+      const id = randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+      const s: SimSession = { id, createdAt: now(), body: redactBody(b), behavior, status: 'NOT_READY', queued: behavior.queuedMs > 0, history: [{ status: 'NOT_READY', at: now() }] };
+      const integ = (b.integration ?? b.livekit) as SimSession['integration'] & { type?: string } | undefined;
+      if (integ && integ.type !== 'elevenlabs') s.integration = { url: integ.url, token: integ.token, roomName: integ.roomName, agentIdentity: integ.agentIdentity };
+      sessions.set(id, s);
+      ctx.sessionId = ctx.createdId = id;
+      maxConcurrentObserved = Math.max(maxConcurrentObserved, active().length);
+      later(id, behavior.queuedMs, () => { s.queued = false; });
+      later(id, behavior.queuedMs + behavior.provisioningMs, () => {
+        if (s.status !== 'NOT_READY') return;
+        transition(s, 'READY', { sessionKey: `sk_${randomBytes(24).toString('hex')}`, expiresAt: new Date(Date.now() + behavior.readyTtlMs).toISOString() });
+        later(id, behavior.readyTtlMs, () => {
+          if (s.status === 'READY' && !s.consumedAt && !s.integration) end(s, 'FAILED', 'expiry', { failure: 'Session expired before it was used', failureCode: 'SESSION_EXPIRED' });
+        });
+        if (s.integration && behavior.joinCustomerRoom) void startAvatar(s, 'customer-room', s.integration.url, s.integration.token, s.integration.roomName);
+      });
+      if (behavior.failAfterMs !== undefined) later(id, behavior.failAfterMs, () => end(s, 'FAILED', 'failure', { failure: 'Simulated failure', failureCode: behavior.failureCode }));
+      return [200, { id }];
+    }
+    if ((match = p.match(/^\/v1\/realtime_sessions\/([^/]+)\/consume$/)) && m === 'POST') {
+      ctx.endpoint = 'consume';
+      ctx.sessionId = match[1];
+      const s = sessionOr404(match[1]!);
+      if (bearer === apiKey) {
+        violations.push(`consume of ${s.id} with the API key instead of the session key`);
+        throw new HttpError(401, 'Invalid session key');
+      }
+      if (s.status === 'NOT_READY') {
+        violations.push(`consume of ${s.id} before READY`);
+        throw new HttpError(400, 'Session is not ready');
+      }
+      if (s.consumedAt) throw new HttpError(400, 'Session already consumed');
+      if (s.status === 'FAILED' && s.endedBy === 'expiry') throw new HttpError(400, 'Session expired');
+      if (s.status !== 'READY') throw new HttpError(400, `Session is ${s.status.toLowerCase()}`);
+      if (bearer !== s.sessionKey) throw new HttpError(401, 'Invalid session key');
+      if (Date.parse(s.expiresAt!) <= Date.now()) {
+        end(s, 'FAILED', 'expiry', { failure: 'Session expired before it was used', failureCode: 'SESSION_EXPIRED' });
+        throw new HttpError(400, 'Session expired');
+      }
+      if (!opts.livekit) throw new HttpError(503, 'Simulator has no LiveKit server configured');
+      s.consumedAt = now();
+      s.roomName = `runway-${s.id}`;
+      const [clientToken, avatarToken] = await Promise.all([mint(s.roomName, `client-${s.id.slice(0, 8)}`), mint(s.roomName, `avatar-${s.id.slice(0, 8)}`)]);
+      if (s.behavior.avatarMedia === 'off') watchRoom(s);
+      else void startAvatar(s, 'runway-room', opts.livekit.url, avatarToken, s.roomName);
+      return [200, { url: opts.livekit.url, token: clientToken, roomName: s.roomName }];
+    }
+    if ((match = p.match(/^\/v1\/realtime_sessions\/([^/]+)\/connect_backend$/)) && m === 'POST') {
+      ctx.endpoint = 'connect_backend';
+      ctx.sessionId = match[1];
+      needApiKey();
+      const s = sessionOr404(match[1]!);
+      if (!opts.livekit || !s.roomName) throw new HttpError(400, 'Session has no room yet');
+      return [200, { url: opts.livekit.url, token: await mint(s.roomName, `backend-${s.id.slice(0, 8)}`, true), roomName: s.roomName }];
+    }
+    if ((match = p.match(/^\/v1\/realtime_sessions\/([^/]+)$/))) {
+      ctx.sessionId = match[1];
+      if (m === 'GET') {
+        ctx.endpoint = 'status';
+        needApiKey();
+        return [200, statusView(sessionOr404(match[1]!))];
+      }
+      if (m === 'DELETE') {
+        ctx.endpoint = 'cancel';
+        needApiKey();
+        end(sessionOr404(match[1]!), 'CANCELLED', 'DELETE');
+        return [204, undefined];
+      }
+    }
+    if (p === '/v1/avatar_conversations' && m === 'GET') {
+      ctx.endpoint = 'conversations';
+      needApiKey();
+      const limit = Math.min(100, Math.max(1, Number(url.searchParams.get('limit') ?? 20)));
+      const offset = url.searchParams.get('cursor') ? Number(Buffer.from(url.searchParams.get('cursor')!, 'base64url').toString()) : 0;
+      const start = url.searchParams.get('startDate');
+      const endD = url.searchParams.get('endDate');
+      const avatar = url.searchParams.get('avatar');
+      const all = [...sessions.values()]
+        .filter((s) => (!start || s.createdAt >= start) && (!endD || s.createdAt <= endD))
+        .filter((s) => !avatar || (s.body.avatar as Record<string, string>).presetId === avatar || (s.body.avatar as Record<string, string>).avatarId === avatar)
+        .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+      const page = all.slice(offset, offset + limit);
+      return [200, { data: page.map(conversationView), nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : '' }];
+    }
+    if ((match = p.match(/^\/v1\/avatar_conversations\/([^/]+)$/))) {
+      ctx.sessionId = match[1];
+      if (m === 'GET') {
+        ctx.endpoint = 'conversation';
+        needApiKey();
+        return [200, conversationView(sessionOr404(match[1]!))];
+      }
+      if (m === 'DELETE') {
+        ctx.endpoint = 'delete_conversation';
+        needApiKey();
+        const s = sessionOr404(match[1]!);
+        if (!TERMINAL.includes(s.status)) throw new HttpError(400, 'Conversation is still in progress');
+        sessions.delete(s.id);
+        return [204, undefined];
+      }
+    }
+    if (p === '/v1/organization' && m === 'GET') {
+      ctx.endpoint = 'organization';
+      needApiKey();
+      return [200, {
+        creditBalance: 100000,
+        tier: { maxMonthlyCreditSpend: 1000000, models: { gwm1_avatars: { maxConcurrentGenerations: account.maxConcurrentSessions, maxDailyGenerations: 10000 } } },
+        usage: { models: { gwm1_avatars: { dailyGenerations: createIndex } } },
+      }];
+    }
+    throw new HttpError(404, 'Not found');
+  }
+
+  function pickFault(endpoint: SimEndpoint | 'unknown'): FaultSpec {
+    return { ...config.faults['*'], ...(endpoint !== 'unknown' ? config.faults[endpoint] : {}) };
+  }
+
+  function endpointOf(method: string, path: string): SimEndpoint | 'unknown' {
+    if (path === '/v1/realtime_sessions') return 'create';
+    if (/\/consume$/.test(path)) return 'consume';
+    if (/\/connect_backend$/.test(path)) return 'connect_backend';
+    if (/^\/v1\/realtime_sessions\/[^/]+$/.test(path)) return method === 'DELETE' ? 'cancel' : 'status';
+    if (path === '/v1/avatar_conversations') return 'conversations';
+    if (/^\/v1\/avatar_conversations\/[^/]+$/.test(path)) return method === 'DELETE' ? 'delete_conversation' : 'conversation';
+    if (path === '/v1/organization') return 'organization';
+    return 'unknown';
+  }
+
+  async function control(req: http.IncomingMessage, res: http.ServerResponse, url: URL, body: unknown): Promise<void> {
+    const send = (status: number, data: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(data));
+    };
+    if (req.headers['x-sim-control'] !== controlToken) return send(401, { error: 'x-sim-control header required' });
+    const what = url.pathname.slice('/_sim/'.length);
+    if (req.method === 'GET' && what === 'ledger') return send(200, { sessions: [...sessions.values()], requests, maxConcurrentObserved });
+    if (req.method === 'GET' && what === 'invariants') return send(200, { violations: sim.invariantViolations(), orphans: sim.orphans().map((s) => s.id) });
+    if (req.method === 'POST' && what === 'configure') return send(200, sim.configure(body as Partial<SimConfig>));
+    if (req.method === 'POST' && what === 'account') return send(200, sim.setAccount(body as Partial<Account>));
+    if (req.method === 'POST' && what === 'next-sessions') return send(200, { queued: sim.nextSessions(body as Partial<SessionBehavior>[]) });
+    if (req.method === 'POST' && what === 'reset') return send(200, { ok: sim.reset() });
+    return send(404, { error: 'Not found' });
+  }
+
+  const sockets = new Set<Socket>();
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      void (async () => {
+        const url = new URL(req.url ?? '/', 'http://sim');
+        const raw = Buffer.concat(chunks).toString('utf8');
+        let body: unknown;
+        try {
+          body = raw ? JSON.parse(raw) : undefined;
+        } catch {
+          body = Symbol.for('invalid-json');
+        }
+        if (url.pathname.startsWith('/_sim/')) return control(req, res, url, body);
+
+        const ctx: { endpoint: SimEndpoint | 'unknown'; sessionId?: string; createdId?: string } = { endpoint: endpointOf(req.method!, url.pathname) };
+        const record: SimRequest = { endpoint: ctx.endpoint, method: req.method!, path: url.pathname, status: 0, at: now() };
+        requests.push(record);
+        const fault = pickFault(ctx.endpoint);
+        if (fault.latencyMs) await new Promise((r) => setTimeout(r, fault.latencyMs));
+        if (fault.resetRate && random() < fault.resetRate) {
+          record.status = 'reset';
+          record.faultInjected = 'reset';
+          return req.socket.destroy();
+        }
+        if (fault.status429Rate && random() < fault.status429Rate) {
+          record.status = 429;
+          record.faultInjected = '429';
+          const headers: Record<string, string> = { 'content-type': 'application/json' };
+          if (fault.retryAfterMs !== undefined) headers['retry-after-ms'] = String(fault.retryAfterMs);
+          else headers['retry-after'] = String(fault.retryAfterSeconds ?? 1);
+          res.writeHead(429, headers);
+          return res.end(JSON.stringify({ error: 'Too many requests' }));
+        }
+        if (fault.status5xxRate && random() < fault.status5xxRate) {
+          const status = [500, 502, 503][Math.floor(random() * 3)]!;
+          record.status = status;
+          record.faultInjected = String(status);
+          res.writeHead(status, { 'content-type': 'application/json' });
+          return res.end(JSON.stringify({ error: 'Internal server error' }));
+        }
+        const auth = req.headers.authorization;
+        const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+        let status: number;
+        let payload: unknown;
+        try {
+          if (body === Symbol.for('invalid-json')) throw new HttpError(400, 'Invalid JSON body');
+          [status, payload] = await route(req, body, url, bearer, ctx);
+        } catch (err) {
+          status = err instanceof HttpError ? err.status : 500;
+          payload = { error: err instanceof HttpError ? err.message : 'Internal server error' };
+        }
+        record.status = status;
+        record.sessionId = ctx.sessionId;
+        if (ctx.createdId && fault.loseAnswerRate && random() < fault.loseAnswerRate) {
+          record.status = 'reset';
+          record.faultInjected = 'lost_answer';
+          return req.socket.destroy();
+        }
+        if (status === 204) {
+          res.writeHead(204);
+          return res.end();
+        }
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(payload));
+      })().catch((err) => {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: String(err) }));
+      });
+    });
+  });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+
+  const sim = {
+    baseUrl: `http://${opts.host ?? '127.0.0.1'}:${port}`,
+    apiKey,
+    controlToken,
+    get maxConcurrentObserved() {
+      return maxConcurrentObserved;
+    },
+    configure(patch: Partial<SimConfig>): SimConfig {
+      if (patch.defaults) config.defaults = { ...config.defaults, ...patch.defaults };
+      if (patch.faults) config.faults = { ...patch.faults };
+      return config;
+    },
+    setAccount(patch: Partial<Account>): Account {
+      Object.assign(account, patch);
+      return account;
+    },
+    /** Behaviours for the next creates, in order. */
+    nextSessions(behaviors: Partial<SessionBehavior>[]): number {
+      queue.push(...behaviors);
+      return queue.length;
+    },
+    session: (id: string) => sessions.get(id),
+    sessions: () => [...sessions.values()],
+    requests: () => [...requests],
+    activeCount: () => active().length,
+    /** Sessions not in a terminal state. */
+    orphans: () => active(),
+    invariantViolations: () => [...violations],
+    avatar: (id: string) => avatars.get(id),
+    reset(): boolean {
+      for (const s of active()) end(s, 'CANCELLED', 'DELETE');
+      sessions.clear();
+      requests.length = 0;
+      violations.length = 0;
+      queue.length = 0;
+      maxConcurrentObserved = 0;
+      random = mulberry32(opts.seed ?? 1);
+      return true;
+    },
+    async stop(): Promise<void> {
+      for (const [, list] of timers) for (const t of list) clearTimeout(t);
+      timers.clear();
+      await Promise.all([...avatars.values()].map((a) => a.stop().catch(() => undefined)));
+      avatars.clear();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+  return sim;
+}
+
+export type RunwaySimulator = Awaited<ReturnType<typeof startRunwaySimulator>>;

@@ -1,0 +1,3 @@
+export * from './types';
+export * from './errors';
+export { RunwayClient, type RunwayClientOptions } from './client';
