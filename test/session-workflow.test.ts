@@ -7,7 +7,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput, SessionState } from '../workflows/types';
 import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
-import { eventually } from './helpers/wait';
+import { eventually, withTimeout } from './helpers/wait';
 
 const fastTiming = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5 };
 
@@ -26,7 +26,14 @@ function input(over: Partial<SessionInput> = {}): SessionInput {
 async function finalState(stack: SessionStack, conversationId: string): Promise<{ state: SessionState; failed?: WorkflowFailedError }> {
   const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId));
   try {
-    await handle.result();
+    await withTimeout(handle.result(), 60_000, `session ${conversationId} to finish`).catch(async (err) => {
+      if (!/timed out after/.test(String(err))) throw err;
+      const d = await handle.describe();
+      const s = await stack.sessions.getSession(conversationId).catch((e) => console.error('query failed', e));
+      const h = await handle.fetchHistory();
+      for (const e of h.events?.slice(-8) ?? []) console.error(String(e.eventType), JSON.stringify(e.workflowTaskFailedEventAttributes?.failure?.message ?? ''));
+      throw new Error(`${String(err)}; status ${d.status.name}, phase ${s?.phase}, pending activities ${JSON.stringify(d.raw.pendingActivities?.map((a) => a.activityType?.name))}, events ${JSON.stringify(s?.events?.slice(-5))}`);
+    });
   } catch (err) {
     if (!(err instanceof WorkflowFailedError)) throw err;
     return { state: (await stack.sessions.getSession(conversationId))!, failed: err };

@@ -137,13 +137,17 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   async function step<T>(fn: () => Promise<T>): Promise<T> {
     if (endRequested !== undefined) throw new EndRequested();
     const scope = new wf.CancellationScope();
-    const stopOnEnd = wf.condition(() => endRequested !== undefined).then(() => scope.cancel());
-    void stopOnEnd;
+    // A watcher that cancels the step on `end`; it is itself cancelled when the step settles (or the
+    // workflow is cancelled), and its rejection is handled: an unhandled one fails the workflow task.
+    const watcher = new wf.CancellationScope();
+    watcher.run(() => wf.condition(() => endRequested !== undefined)).then(() => scope.cancel(), () => undefined);
     try {
       return await scope.run(fn);
     } catch (err) {
       if (endRequested !== undefined && isCancellation(err)) throw new EndRequested();
       throw err;
+    } finally {
+      watcher.cancel();
     }
   }
 
@@ -183,7 +187,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   function releaseExtraSlot(): void {
     while (slots.length > 1) {
       const requestId = slots.pop()!;
-      void wf.CancellationScope.nonCancellable(() => acts.teardown.releaseAdmission({ requestId }));
+      wf.CancellationScope.nonCancellable(() => acts.teardown.releaseAdmission({ requestId })).catch(() => undefined);
     }
   }
 
@@ -463,6 +467,8 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     state.endReason = outcome.reason;
     state.error = outcome.error;
   } catch (err) {
+    // A renewal hands the live session to a fresh run: nothing to tear down.
+    if (err instanceof wf.ContinueAsNew) throw err;
     if (err instanceof EndRequested) {
       state.endReason = 'ended_by_request';
     } else if (isCancellation(err)) {

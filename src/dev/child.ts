@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 
 export interface ManagedProcess {
@@ -63,4 +63,21 @@ export function startProcess(name: string, cmd: string, args: string[], opts: { 
   live.add(proc);
   void exited.then(() => live.delete(proc));
   return proc;
+}
+
+let reaping = false;
+/**
+ * For test and tool processes: a SIGTERM/SIGINT (a test runner's timeout, Ctrl-C) exits the process,
+ * and on exit every direct child still running is killed, including servers spawned by libraries
+ * (the Temporal SDK's dev server), so an interrupted run leaves no stray processes.
+ */
+export function reapChildrenOnExit(): void {
+  if (reaping) return;
+  reaping = true;
+  process.on('exit', () => {
+    spawnSync('pkill', ['-KILL', '-P', String(process.pid)], { stdio: 'ignore' });
+  });
+  for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    process.once(sig, () => process.exit(code));
+  }
 }

@@ -3,6 +3,9 @@ import { AccessToken, RoomServiceClient } from 'livekit-server-sdk';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { startLiveKitServer, type LiveKitServer } from '../../src/dev/livekit-server';
+import { reapChildrenOnExit } from '../../src/dev/child';
+
+reapChildrenOnExit();
 
 export type { LiveKitServer };
 

@@ -1,6 +1,8 @@
 // Everything a session test needs, real: a Temporal dev server, two LiveKit servers ("Runway's" and
 // the customer's), the Runway simulator on Runway's LiveKit, and the service's workers in-process.
 import { randomBytes } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { after } from 'node:test';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { dispose } from '@livekit/rtc-node';
@@ -29,6 +31,9 @@ export interface SessionStack {
 }
 
 export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inProcessWorkers?: boolean } = {}): Promise<SessionStack> {
+  // rtc-node's native side gives up on a room if the event loop stalls right after connect: watch it.
+  const loop = monitorEventLoopDelay({ resolution: 20 });
+  loop.enable();
   const [env, customer, runwayLiveKit, bundle] = await Promise.all([
     startTemporal(),
     startTestLiveKit('customer'),
@@ -69,16 +74,24 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
       workers = [];
     },
     async stop() {
+      loop.disable();
+      // eslint-disable-next-line no-console
+      console.log(`event loop delay: p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms`);
       await stack.stopWorkers();
       await sim.stop();
       await env.teardown();
-      await dispose();
       await Promise.all([customer.stop(), runwayLiveKit.stop()]);
     },
   };
   if (opts.inProcessWorkers !== false) await stack.startWorkers();
   return stack;
 }
+
+// rtc-node's native runtime is per process and cannot be used again once disposed: dispose it once,
+// after every stack of this test file has stopped (a test file is one process).
+after(async () => {
+  await dispose();
+});
 
 const quietBundlerLogger = {
   log() {}, trace() {}, debug() {}, info() {}, warn() {},

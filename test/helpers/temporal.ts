@@ -5,6 +5,9 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { DataConverter } from '@temporalio/common';
 import { temporalCliPath, temporalTestServerPath } from '../../src/dev/tools';
 import { SEARCH_ATTRIBUTES } from '../../workflows/shared';
+import { reapChildrenOnExit } from '../../src/dev/child';
+
+reapChildrenOnExit();
 
 let runtimeInstalled = false;
 export function installTestRuntime(): void {
