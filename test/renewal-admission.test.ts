@@ -8,6 +8,7 @@ import type { SessionInput } from '../workflows/types';
 import { startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { roomService } from './helpers/livekit';
 import { eventually, withTimeout } from './helpers/wait';
+import { recordHistory } from './helpers/histories';
 
 const CAP = 6;
 
@@ -75,6 +76,7 @@ describe('renewal past the runtime cap', () => {
     assert.ok(history.events!.length < 150, `last run has ${history.events!.length} events`);
     assert.deepEqual(stack.sim.orphans(), []);
     assert.deepEqual(stack.sim.invariantViolations(), []);
+    await recordHistory(stack.env.client, sessionWorkflowId(inp.conversationId), 'renewal-direct-last-run');
   });
 });
 

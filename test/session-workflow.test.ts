@@ -8,11 +8,14 @@ import { sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput, SessionState } from '../workflows/types';
 import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { eventually, withTimeout } from './helpers/wait';
+import { recordHistory } from './helpers/histories';
 
 const fastTiming = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5 };
 
+let lastConversation: string | undefined;
 function input(over: Partial<SessionInput> = {}): SessionInput {
   const conversationId = uniqueId('conv');
+  lastConversation = conversationId;
   return {
     conversationId,
     avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
@@ -56,7 +59,12 @@ describe('avatarSession workflow', () => {
   after(async () => {
     await stack?.stop();
   });
-  afterEach(async () => {
+  afterEach(async (t) => {
+    // Finished runs feed the replay test (RECORD_HISTORIES=1 rewrites test/histories).
+    if (lastConversation) await recordHistory(stack.env.client, sessionWorkflowId(lastConversation), `session-${t.name}`).catch((err) => {
+      if (!/NOT_FOUND/.test(String(err))) throw err; // bad input never started a workflow
+    });
+    lastConversation = undefined;
     // The ledger's verdict after every test: nothing left running at Runway, no contract violation.
     await eventually('no orphaned Runway sessions', () => (stack.sim.orphans().length === 0 ? true : undefined), 15_000);
     assert.deepEqual(stack.sim.invariantViolations(), []);
