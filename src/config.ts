@@ -21,10 +21,14 @@ const schema = z.object({
     .optional(),
   SESSION_API_TOKEN: z.string().min(16, 'must be at least 16 characters; generate one with: openssl rand -hex 32').optional(),
   API_PORT: port.default(8080),
-  METRICS_PORT: port.default(9464),
-  MEDIA_METRICS_PORT: port.optional(),
+  /** Prometheus endpoint of the worker's Temporal metrics; 0 turns it off. */
+  METRICS_PORT: z.coerce.number().int().min(0, 'must be a port number, or 0 to turn metrics off').max(65535).default(9464),
+  MEDIA_METRICS_PORT: z.coerce.number().int().min(0, 'must be a port number, or 0 to turn metrics off').max(65535).optional(),
   /** Concurrent Runway sessions allowed at once; default: the account's limit from GET /v1/organization. */
   RUNWAY_SESSION_LIMIT: z.coerce.number().int().positive().optional(),
+  /** READY polling: first interval and ceiling (backoff in between; queued sessions poll at the ceiling). */
+  RUNWAY_POLL_INITIAL_MS: z.coerce.number().int().positive().optional(),
+  RUNWAY_POLL_MAX_MS: z.coerce.number().int().positive().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
 

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
     namespace,
     config,
     admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT },
-    poll: process.env.RUNWAY_POLL_INITIAL_MS ? { initialMs: Number(process.env.RUNWAY_POLL_INITIAL_MS), maxMs: Number(process.env.RUNWAY_POLL_MAX_MS ?? 2000) } : undefined,
+    poll: env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 } : undefined,
   });
   log.info({ taskQueue: 'avatar-sessions', namespace }, 'session worker started');
   await runUntilSignal(worker, log);
