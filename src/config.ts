@@ -19,6 +19,11 @@ const schema = z.object({
     .string()
     .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 random bytes, base64-encoded: openssl rand -base64 32')
     .optional(),
+  /** Keys rotated out of SESSION_SECRETS_KEY, comma-separated: still used to decrypt older history. */
+  SESSION_SECRETS_OLD_KEYS: z
+    .string()
+    .refine((v) => v.split(',').every((k) => Buffer.from(k.trim(), 'base64').length === 32), 'each comma-separated key must be 32 bytes, base64-encoded')
+    .optional(),
   SESSION_API_TOKEN: z.string().min(16, 'must be at least 16 characters; generate one with: openssl rand -hex 32').optional(),
   API_PORT: port.default(8080),
   /** Prometheus endpoint of the worker's Temporal metrics; 0 turns it off. */
@@ -46,7 +51,7 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const cfg = res.data;
-  for (const s of [cfg.RUNWAYML_API_SECRET, cfg.LIVEKIT_API_SECRET, cfg.SESSION_SECRETS_KEY, cfg.SESSION_API_TOKEN]) registerSecret(s);
+  for (const s of [cfg.RUNWAYML_API_SECRET, cfg.LIVEKIT_API_SECRET, cfg.SESSION_SECRETS_KEY, cfg.SESSION_API_TOKEN, ...(cfg.SESSION_SECRETS_OLD_KEYS?.split(',') ?? [])]) registerSecret(s?.trim());
   const lk = [cfg.LIVEKIT_URL, cfg.LIVEKIT_API_KEY, cfg.LIVEKIT_API_SECRET];
   if (lk.some(Boolean) && !lk.every(Boolean)) {
     throw new ConfigError('invalid configuration:\n  LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set together (or none, for the embedded dev stack)');
@@ -59,6 +64,8 @@ export interface ServiceConfig {
   runway: { apiKey: string; baseUrl?: string };
   livekit: { url: string; publicUrl: string; apiKey: string; apiSecret: string };
   secretsKey: Buffer;
+  /** Older keys that still decrypt history written before a rotation. */
+  secretsOldKeys?: Buffer[];
   apiToken?: string;
   apiPort: number;
   metricsPort: number;
@@ -75,9 +82,19 @@ export function requireServiceConfig(env: Env): ServiceConfig {
     runway: { apiKey: env.RUNWAYML_API_SECRET!, baseUrl: env.RUNWAYML_BASE_URL },
     livekit: { url: env.LIVEKIT_URL!, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL!, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! },
     secretsKey: Buffer.from(env.SESSION_SECRETS_KEY!, 'base64'),
+    secretsOldKeys: oldKeys(env),
     apiToken: env.SESSION_API_TOKEN,
     apiPort: env.API_PORT,
     metricsPort: env.METRICS_PORT,
     logLevel: env.LOG_LEVEL,
   };
+}
+
+export function oldKeys(env: Env): Buffer[] {
+  return (env.SESSION_SECRETS_OLD_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean).map((k) => Buffer.from(k, 'base64'));
+}
+
+/** The keys of the history payload codec: the current one first (it encrypts), then the old ones. */
+export function codecKeys(config: Pick<ServiceConfig, 'secretsKey' | 'secretsOldKeys'>): Buffer[] {
+  return [config.secretsKey, ...(config.secretsOldKeys ?? [])];
 }

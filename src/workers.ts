@@ -6,7 +6,8 @@ import { getClient } from '@temporalio/activity';
 import { createMediaActivities, createSessionActivities } from '../activities';
 import type { RunwayActivityDeps } from '../activities/runway';
 import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE } from '../workflows/shared';
-import type { ServiceConfig } from './config';
+import { codecKeys, type ServiceConfig } from './config';
+import { encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
 import { RunwayClient } from './runway/client';
 import { SealedBox } from './secrets/sealed-box';
@@ -14,7 +15,7 @@ import { SealedBox } from './secrets/sealed-box';
 export interface WorkerOptions {
   connection: NativeConnection;
   namespace?: string;
-  config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey'>;
+  config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey' | 'secretsOldKeys'>;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
   identity?: string;
@@ -37,6 +38,7 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: SESSION_TASK_QUEUE,
+    dataConverter: encryptedDataConverter(codecKeys(config)),
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: createSessionActivities({
@@ -58,6 +60,7 @@ export async function createMediaWorker(opts: Omit<WorkerOptions, 'workflowBundl
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: MEDIA_TASK_QUEUE,
+    dataConverter: encryptedDataConverter(codecKeys(opts.config)),
     ...(opts.identity ? { identity: opts.identity } : {}),
     activities: createMediaActivities({ config: opts.config }),
     shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,

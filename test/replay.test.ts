@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { Worker } from '@temporalio/worker';
 import { installTestRuntime } from './helpers/temporal';
 import { HISTORY_DIR, loadHistories } from './helpers/histories';
+import { TEST_SECRETS_KEY } from './helpers/keys';
+import { encryptedDataConverter } from '../src/secrets/payload-codec';
 
 
 describe('replay of recorded session histories', () => {
@@ -19,7 +21,7 @@ describe('replay of recorded session histories', () => {
     installTestRuntime();
     const failures: string[] = [];
     let replayed = 0;
-    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-test' }, histories)) {
+    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-test', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, histories)) {
       replayed++;
       if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
     }

@@ -4,6 +4,7 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput, SessionState } from '../workflows/types';
 import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
@@ -203,6 +204,30 @@ describe('avatarSession workflow', () => {
     assert.equal(state.endReason, 'cancelled');
     assert.equal(state.phase, 'completed');
     assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(state.runwaySessionIds[0]!)!.status));
+  });
+
+  it('history holds no plaintext secret: customer text, tokens, keys are all encrypted', async () => {
+    const marker = `persona-${Date.now().toString(36)}-do-not-leak`;
+    const inp = input({ personality: `You are ${marker}`, startScript: `Hello from ${marker}` });
+    await stack.sessions.startAndWaitLive(inp);
+    // A failure message that quotes customer text is encrypted too.
+    await stack.sessions.endSession(inp.conversationId);
+    await finalState(stack, inp.conversationId);
+    const history = await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).fetchHistory();
+    const raw = Buffer.from(temporal.api.history.v1.History.encode(history).finish());
+    for (const [what, secret] of [
+      ['customer text', marker],
+      ['Runway API key', stack.config.runway.apiKey],
+      ['LiveKit API secret', stack.config.livekit.apiSecret],
+      ['a LiveKit token (JWT)', 'eyJhbGciOi'],
+      ['the session key', '"sessionKey"'],
+    ] as const) {
+      assert.ok(!raw.includes(Buffer.from(secret)), `${what} appears in plaintext in history`);
+    }
+    // And yet the client, holding the key, reads everything back.
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(state?.phase, 'completed');
+    assert.ok(raw.includes(Buffer.from('binary/encrypted')));
   });
 
   it('rejects bad input before anything reaches Runway', async () => {

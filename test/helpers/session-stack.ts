@@ -1,12 +1,13 @@
 // Everything a session test needs, real: a Temporal dev server, two LiveKit servers ("Runway's" and
 // the customer's), the Runway simulator on Runway's LiveKit, and the service's workers in-process.
-import { randomBytes } from 'node:crypto';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after } from 'node:test';
 import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { dispose } from '@livekit/rtc-node';
 import { SessionsClient } from '../../src/client/sessions';
+import { TEST_SECRETS_KEY } from './keys';
+import { FAILURE_CONVERTER_PATH, encryptedDataConverter } from '../../src/secrets/payload-codec';
 import type { ServiceConfig } from '../../src/config';
 import { createMediaWorker, createSessionWorker } from '../../src/workers';
 import { startRunwaySimulator } from '../../src/runway-sim/server';
@@ -34,11 +35,14 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
   // rtc-node's native side gives up on a room if the event loop stalls right after connect: watch it.
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
+  // Every payload in history is encrypted with this key; the test client decrypts with it too.
+  // (A fixed test key, so recorded histories stay readable by the replay test.)
+  const secretsKey = TEST_SECRETS_KEY;
   const [env, customer, runwayLiveKit, bundle] = await Promise.all([
-    startTemporal(),
+    startTemporal({ dataConverter: encryptedDataConverter([secretsKey]) }),
     startTestLiveKit('customer'),
     startTestLiveKit('runway'),
-    bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietBundlerLogger }),
+    bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: quietBundlerLogger }),
   ]);
   const sim = await startRunwaySimulator({
     livekit: { url: runwayLiveKit.url, apiKey: runwayLiveKit.apiKey, apiSecret: runwayLiveKit.apiSecret },
@@ -47,7 +51,7 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
   const config = {
     runway: { apiKey: sim.apiKey, baseUrl: sim.baseUrl },
     livekit: { url: customer.url, publicUrl: customer.url, apiKey: customer.apiKey, apiSecret: customer.apiSecret },
-    secretsKey: randomBytes(32),
+    secretsKey,
   };
   const workflowBundle = { code: bundle.code };
   let workers: Worker[] = [];

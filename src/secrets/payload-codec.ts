@@ -1,0 +1,76 @@
+// Encryption of everything this service puts in Temporal history: workflow inputs and results,
+// activity arguments and results, heartbeat details, signals, queries, updates and (with
+// `encodeCommonAttributes`) failure messages and stack traces. AES-256-GCM per payload; the key id
+// rides in the payload's metadata so keys can rotate: the first key encrypts, every listed key
+// decrypts. Payloads that are not encrypted (histories from before the codec) pass through.
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import type { Payload, PayloadCodec } from '@temporalio/common';
+import type { DataConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+
+export const ENCRYPTED_ENCODING = 'binary/encrypted';
+export const KEY_ID_METADATA = 'encryption-key-id';
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A key's id: not secret (a hash prefix), stable, so a rotated-out key is still found by id. */
+export function keyIdOf(key: Buffer): string {
+  return `k-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+}
+
+export class AesGcmPayloadCodec implements PayloadCodec {
+  private readonly keys = new Map<string, Buffer>();
+  readonly activeKeyId: string;
+
+  /** `keys[0]` encrypts; all of them decrypt (keep old keys here until no history needs them). */
+  constructor(keys: Buffer[]) {
+    if (!keys.length) throw new Error('AesGcmPayloadCodec needs at least one key');
+    for (const k of keys) {
+      if (k.length !== 32) throw new Error('SESSION_SECRETS_KEY (and each old key) must be 32 bytes, base64-encoded: openssl rand -base64 32');
+      this.keys.set(keyIdOf(k), k);
+    }
+    this.activeKeyId = keyIdOf(keys[0]!);
+  }
+
+  async encode(payloads: Payload[]): Promise<Payload[]> {
+    const key = this.keys.get(this.activeKeyId)!;
+    return payloads.map((p) => {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const plain = temporal.api.common.v1.Payload.encode(p).finish();
+      const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+      return {
+        metadata: { encoding: enc.encode(ENCRYPTED_ENCODING), [KEY_ID_METADATA]: enc.encode(this.activeKeyId) },
+        data: Buffer.concat([iv, body, cipher.getAuthTag()]),
+      };
+    });
+  }
+
+  async decode(payloads: Payload[]): Promise<Payload[]> {
+    return payloads.map((p) => {
+      const encoding = p.metadata?.encoding ? dec.decode(p.metadata.encoding) : undefined;
+      if (encoding !== ENCRYPTED_ENCODING) return p;
+      const keyId = p.metadata?.[KEY_ID_METADATA] ? dec.decode(p.metadata[KEY_ID_METADATA]) : '';
+      const key = this.keys.get(keyId);
+      if (!key) throw new Error(`payload encrypted with key ${keyId}, which this process does not have: add the old key to SESSION_SECRETS_OLD_KEYS`);
+      const data = Buffer.from(p.data ?? new Uint8Array());
+      if (data.length < 28) throw new Error('encrypted payload is truncated');
+      const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, 12));
+      decipher.setAuthTag(data.subarray(data.length - 16));
+      const plain = Buffer.concat([decipher.update(data.subarray(12, data.length - 16)), decipher.final()]);
+      return temporal.api.common.v1.Payload.decode(plain) as Payload;
+    });
+  }
+}
+
+/** Workflow bundles must be built with this too (bundleWorkflowCode's failureConverterPath). */
+export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
+
+/** The data converter every client and worker of this service uses. */
+export function encryptedDataConverter(keys: Buffer[]): DataConverter {
+  return {
+    payloadCodecs: [new AesGcmPayloadCodec(keys)],
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+  };
+}
