@@ -7,13 +7,15 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { dispose } from '@livekit/rtc-node';
 import type { Worker } from '@temporalio/worker';
-import { ConfigError, loadEnv, type ServiceConfig } from './config';
+import { ConfigError, codecKeys, loadEnv, type ServiceConfig } from './config';
+import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
+import { encryptedDataConverter } from './secrets/payload-codec';
 import { startLiveKitServer, type LiveKitServer } from './dev/livekit-server';
 import { startTemporalDevServer, type TemporalDevServer } from './dev/temporal-server';
 import { PROJECT_ROOT } from './dev/tools';
 import { createLogger } from './log';
 import { registerSecret } from './redact';
-import { connectWorker, installRuntime } from './temporal';
+import { connectClient, connectWorker, installRuntime } from './temporal';
 import { createMediaWorker, createSessionWorker } from './workers';
 import { startRunwaySimulator } from './runway-sim/server';
 import { startApiServer } from './api/server';
@@ -134,6 +136,12 @@ async function main(): Promise<void> {
       },
     });
     lines.push(`Workers            avatar-sessions + avatar-media (metrics http://127.0.0.1:${env.METRICS_PORT}/metrics)`);
+    if (env.REAPER_INTERVAL_SECONDS > 0) {
+      const client = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config)));
+      await ensureReaperSchedule(client, { everySeconds: env.REAPER_INTERVAL_SECONDS });
+      await client.connection.close();
+      lines.push(`Reaper             schedule ${REAPER_SCHEDULE_ID}, every ${env.REAPER_INTERVAL_SECONDS} s`);
+    }
 
     const api = await startApiServer({ config, temporal: temporal ? { address: temporal.address, namespace } : undefined, log, livekitPublicUrl: livekit.publicUrl });
     stops.push({ name: 'api', stop: () => api.close() });

@@ -1,8 +1,10 @@
 // The orchestration worker process (`npm run worker`): workflows and Runway/room activities on the
 // `avatar-sessions` task queue. Config comes from the environment and is checked before anything starts.
-import { ConfigError, loadEnv, requireServiceConfig } from './config';
+import { ConfigError, codecKeys, loadEnv, requireServiceConfig } from './config';
+import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
+import { encryptedDataConverter } from './secrets/payload-codec';
 import { createLogger } from './log';
-import { connectWorker, installRuntime } from './temporal';
+import { connectClient, connectWorker, installRuntime } from './temporal';
 import { createSessionWorker } from './workers';
 import { runUntilSignal } from './process';
 
@@ -19,6 +21,12 @@ async function main(): Promise<void> {
     admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT },
     poll: env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 } : undefined,
   });
+  if (env.REAPER_INTERVAL_SECONDS > 0) {
+    const client = await connectClient(undefined, encryptedDataConverter(codecKeys(config)));
+    const created = await ensureReaperSchedule(client, { everySeconds: env.REAPER_INTERVAL_SECONDS });
+    log.info({ scheduleId: REAPER_SCHEDULE_ID, created }, 'reaper schedule in place');
+    await client.connection.close();
+  }
   log.info({ taskQueue: 'avatar-sessions', namespace }, 'session worker started');
   await runUntilSignal(worker, log);
   await connection.close();
