@@ -1,0 +1,72 @@
+// Temporal's remote codec protocol (POST {prefix}/encode and {prefix}/decode, body
+// `{payloads:[{metadata:{k: base64}, data: base64}]}`), so the Temporal UI and CLI can show the
+// encrypted history of a session to an operator. CORS admits the Temporal UI's origin.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Payload, PayloadCodec } from '@temporalio/common';
+import { z } from 'zod';
+
+export interface CodecRoutesOptions {
+  codec: PayloadCodec;
+  /** Bearer token required on every call; undefined only for the embedded dev stack on 127.0.0.1. */
+  token?: string;
+  /** Origins allowed to call from a browser (the Temporal UI), e.g. http://127.0.0.1:8233. */
+  allowedOrigins: string[];
+  prefix?: string;
+}
+
+const wirePayloads = z.object({
+  payloads: z.array(z.object({ metadata: z.record(z.string(), z.string()).optional(), data: z.string().optional() })),
+});
+type WirePayloads = z.infer<typeof wirePayloads>;
+
+const fromWire = (p: WirePayloads['payloads'][number]): Payload => ({
+  metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+  data: Buffer.from(p.data ?? '', 'base64'),
+});
+const toWire = (p: Payload) => ({
+  metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? new Uint8Array()).toString('base64')])),
+  data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
+});
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export function registerCodecRoutes(app: FastifyInstance, opts: CodecRoutesOptions): void {
+  const prefix = opts.prefix ?? '/codec';
+  const expected = opts.token ? digest(`Bearer ${opts.token}`) : undefined;
+
+  const cors = (req: FastifyRequest, reply: FastifyReply): void => {
+    const origin = req.headers.origin;
+    if (origin && opts.allowedOrigins.includes(origin)) {
+      reply.header('access-control-allow-origin', origin);
+      reply.header('vary', 'origin');
+      reply.header('access-control-allow-credentials', 'true');
+      reply.header('access-control-allow-methods', 'POST, OPTIONS');
+      reply.header('access-control-allow-headers', 'content-type, x-namespace, authorization');
+    }
+  };
+
+  for (const op of ['encode', 'decode'] as const) {
+    app.options(`${prefix}/${op}`, async (req, reply) => {
+      cors(req, reply);
+      return reply.code(204).send();
+    });
+    app.post(`${prefix}/${op}`, async (req, reply) => {
+      cors(req, reply);
+      if (expected && !timingSafeEqual(digest(req.headers.authorization ?? ''), expected)) {
+        return reply.code(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
+      }
+      const body = wirePayloads.safeParse(req.body);
+      if (!body.success) {
+        return reply.code(400).send({ error: { code: 'invalid_request', message: `payloads: ${body.error.issues[0]?.message ?? 'invalid'}; send {"payloads":[{"metadata":{...},"data":"<base64>"}]}` } });
+      }
+      try {
+        const payloads = body.data.payloads.map(fromWire);
+        const out = op === 'encode' ? await opts.codec.encode(payloads) : await opts.codec.decode(payloads);
+        return reply.send({ payloads: out.map(toWire) });
+      } catch (err) {
+        return reply.code(400).send({ error: { code: `${op}_failed`, message: (err as Error).message } });
+      }
+    });
+  }
+}
