@@ -1,7 +1,7 @@
 // Activities are created by factories that receive their clients (Temporal samples' DI pattern).
 import { createRunwayActivities, type RunwayActivityDeps } from './runway';
 import { createRoomActivities, type RoomActivityDeps } from './room';
-import { createRelayActivities } from './relay';
+import { createRelayActivities, type RelayDeps } from './relay';
 import { createReaperActivities, type ReaperDeps } from './reaper';
 import { createAdmissionActivities, type AdmissionDeps } from './admission';
 
@@ -18,7 +18,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
 }
 
 /** Activities of the media worker (task queue `avatar-media`). */
-export function createMediaActivities(deps: Parameters<typeof createRelayActivities>[0] = {}) {
+export function createMediaActivities(deps: RelayDeps) {
   return createRelayActivities(deps);
 }
 

@@ -24,6 +24,8 @@ export interface WorkerOptions {
   shutdownGraceTime?: number | `${number}s` | `${number}ms`;
   /** Admission control: a configured session limit (else the account's), and how often holders are checked. */
   admission?: { sessionLimitOverride?: number; checkIntervalSeconds?: number };
+  /** Media worker: no avatar video for this long fails the relay so the workflow re-bridges (default 10 s). */
+  relayStallSeconds?: number;
 }
 
 export function httpUrl(livekitUrl: string): string {
@@ -62,7 +64,7 @@ export async function createMediaWorker(opts: Omit<WorkerOptions, 'workflowBundl
     taskQueue: MEDIA_TASK_QUEUE,
     dataConverter: encryptedDataConverter(codecKeys(opts.config)),
     ...(opts.identity ? { identity: opts.identity } : {}),
-    activities: createMediaActivities({ config: opts.config }),
+    activities: createMediaActivities({ config: opts.config, stallSeconds: opts.relayStallSeconds }),
     shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
   });
 }
