@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { startProcess, type ManagedProcess } from './child';
-import { freePorts, localMediaIp, waitFor } from './net';
+import { freePorts, freeUdpPort, localMediaIp, waitFor } from './net';
 import { livekitServerPath } from './tools';
 
 export interface LiveKitServerOptions {
@@ -27,8 +27,26 @@ export interface LiveKitServer {
   stop(): Promise<void>;
 }
 
+class ExitedEarly extends Error {}
+
+/**
+ * Starts livekit-server. With no fixed port, ports are picked free (TCP and UDP checked separately)
+ * and a start that loses a port race to another process is retried on new ports.
+ */
 export async function startLiveKitServer(opts: LiveKitServerOptions = {}): Promise<LiveKitServer> {
-  const [httpPort, tcpPort, udpPort] = opts.port ? [opts.port, opts.port + 1, opts.port + 2] : await freePorts(3);
+  for (let attempt = 1; ; attempt++) {
+    const ports: [number, number, number] = opts.port
+      ? [opts.port, opts.port + 1, opts.port + 2]
+      : await (async () => { const [h, t] = await freePorts(2); return [h!, t!, await freeUdpPort()] as [number, number, number]; })();
+    try {
+      return await startOnce(opts, ports);
+    } catch (err) {
+      if (opts.port || attempt >= 3 || !(err instanceof ExitedEarly)) throw err;
+    }
+  }
+}
+
+async function startOnce(opts: LiveKitServerOptions, [httpPort, tcpPort, udpPort]: [number, number, number]): Promise<LiveKitServer> {
   const apiKey = opts.apiKey ?? `lk${randomBytes(6).toString('hex')}`;
   const apiSecret = opts.apiSecret ?? randomBytes(32).toString('hex');
   const config = {
@@ -51,12 +69,19 @@ export async function startLiveKitServer(opts: LiveKitServerOptions = {}): Promi
   });
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   let exited = false;
-  void proc.exited.then(() => (exited = true));
-  await waitFor(`livekit-server on ${httpUrl}`, async () => {
-    if (exited) throw new Error(`livekit-server exited early (see ${opts.logFile ?? 'its output'})`);
-    const res = await fetch(httpUrl + '/');
-    return res.status === 200;
+  const early = proc.exited.then(() => {
+    exited = true;
+    throw new ExitedEarly(`livekit-server exited early (see ${opts.logFile ?? 'its output'})`);
   });
+  early.catch(() => undefined);
+  await Promise.race([
+    early,
+    waitFor(`livekit-server on ${httpUrl}`, async () => {
+      if (exited) return false;
+      const res = await fetch(httpUrl + '/');
+      return res.status === 200;
+    }),
+  ]);
   return {
     url: `ws://127.0.0.1:${httpPort}`,
     httpUrl,

@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
 
@@ -10,6 +11,18 @@ export async function freePort(): Promise<number> {
     srv.listen(0, '127.0.0.1', () => {
       const { port } = srv.address() as net.AddressInfo;
       srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A UDP port nothing is bound to right now (WebRTC clients hold many ephemeral UDP ports). */
+export async function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    sock.on('error', reject);
+    sock.bind(0, () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
     });
   });
 }
