@@ -34,6 +34,8 @@ const schema = z.object({
   /** READY polling: first interval and ceiling (backoff in between; queued sessions poll at the ceiling). */
   RUNWAY_POLL_INITIAL_MS: z.coerce.number().int().positive().optional(),
   RUNWAY_POLL_MAX_MS: z.coerce.number().int().positive().optional(),
+  /** Browser origins allowed to call the codec endpoint (the Temporal UI), comma-separated. */
+  CODEC_CORS_ORIGINS: z.string().default('http://localhost:8233'),
   /** How often the reaper's Schedule looks for Runway sessions no workflow owns (0: do not create the schedule). */
   REAPER_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

@@ -9,7 +9,8 @@ import { dispose } from '@livekit/rtc-node';
 import type { Worker } from '@temporalio/worker';
 import { ConfigError, codecKeys, loadEnv, type ServiceConfig } from './config';
 import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
-import { encryptedDataConverter } from './secrets/payload-codec';
+import { AesGcmPayloadCodec, encryptedDataConverter } from './secrets/payload-codec';
+import { SessionsClient } from './client/sessions';
 import { startLiveKitServer, type LiveKitServer } from './dev/livekit-server';
 import { startTemporalDevServer, type TemporalDevServer } from './dev/temporal-server';
 import { PROJECT_ROOT } from './dev/tools';
@@ -76,6 +77,8 @@ async function main(): Promise<void> {
         uiPort: Number(process.env.TEMPORAL_UI_PORT ?? 8233),
         dbFile: path.join(DATA_DIR, 'temporal.db'),
         logFile: path.join(logDir, 'temporal.log'),
+        // The UI decrypts history through this service's codec endpoint (served by the API below).
+        codecEndpoint: `http://127.0.0.1:${env.API_PORT}/codec`,
       });
       stops.push({ name: 'temporal', stop: () => temporal!.stop() });
       lines.push(`Temporal UI        ${temporal.uiUrl}`, `Temporal gRPC      ${temporal.address} (dev server, SQLite in .data/temporal.db)`);
@@ -143,8 +146,16 @@ async function main(): Promise<void> {
       lines.push(`Reaper             schedule ${REAPER_SCHEDULE_ID}, every ${env.REAPER_INTERVAL_SECONDS} s`);
     }
 
-    const api = await startApiServer({ config, temporal: temporal ? { address: temporal.address, namespace } : undefined, log, livekitPublicUrl: livekit.publicUrl });
-    stops.push({ name: 'api', stop: () => api.close() });
+    const apiClient = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config)));
+    const uiOrigins = temporal?.uiUrl ? [temporal.uiUrl, temporal.uiUrl.replace('127.0.0.1', 'localhost')] : [];
+    const api = await startApiServer({
+      config,
+      sessions: new SessionsClient(apiClient),
+      log,
+      // The embedded UI cannot send our bearer token to the codec, so it is open here, on 127.0.0.1 only.
+      codec: { codec: new AesGcmPayloadCodec(codecKeys(config)), allowedOrigins: uiOrigins, requireToken: !temporal || !!env.SESSION_API_TOKEN },
+    });
+    stops.push({ name: 'api', stop: async () => { await api.close(); await apiClient.connection.close(); } });
     lines.push(`HTTP API           ${api.url}  (Authorization: Bearer ${env.SESSION_API_TOKEN ? '$SESSION_API_TOKEN' : 'see .data/dev-secrets.json apiToken'})`);
 
     process.stdout.write(`\nRunway avatar sessions are up:\n  ${lines.join('\n  ')}\nCtrl-C stops everything.\n\n`);

@@ -43,6 +43,7 @@ export const sessionInputSchema = z.object({
     roomName: z.string().min(1).max(256),
     agentIdentity: identity.optional(),
     listenTo: z.array(identity).max(32).optional(),
+    endUserIdentity: identity.optional(),
   }).strict(),
   mode: z.enum(['auto', 'direct', 'relay']).optional(),
   maxDurationSeconds: z.number().int('must be a whole number of seconds').positive('must be a positive number of seconds').max(86_400).optional(),

@@ -64,6 +64,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     requestedMode: input.mode ?? 'auto',
     runwaySessionIds: [],
     roomName: room,
+    ...(input.livekit.endUserIdentity ? { endUserIdentity: input.livekit.endUserIdentity } : {}),
     phaseTimes: {},
     ambiguousCreates: [],
     events: [],

@@ -37,6 +37,8 @@ export interface SessionInput {
     agentIdentity?: string;
     /** Relay mode: identities whose microphones Runway's character hears (default: standard participants). */
     listenTo?: string[];
+    /** The end user: when LiveKit reports them leaving the room (webhook), the session ends. */
+    endUserIdentity?: string;
   };
   mode?: SessionMode;
   /** The conversation's limit in seconds; may exceed one Runway session. */
@@ -103,6 +105,7 @@ export interface SessionState {
   runwaySessionIds: string[];
   roomName: string;
   avatarIdentity?: string;
+  endUserIdentity?: string;
   phaseTimes: Partial<Record<SessionPhase, string>>;
   endReason?: EndReason;
   error?: SessionError;

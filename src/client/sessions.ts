@@ -119,9 +119,10 @@ export class SessionsClient {
   }
 
   /** Sessions from Temporal visibility (eventually consistent), newest first. */
-  async *listSessions(filter: { phase?: SessionPhase; running?: boolean; pageSize?: number } = {}): AsyncIterable<SessionSummary> {
+  async *listSessions(filter: { phase?: SessionPhase; running?: boolean; roomName?: string; pageSize?: number } = {}): AsyncIterable<SessionSummary> {
     const clauses = [`WorkflowType = '${SESSION_WORKFLOW_TYPE}'`];
     if (filter.phase) clauses.push(`${PhaseKey.name} = '${filter.phase}'`);
+    if (filter.roomName) clauses.push(`${LiveKitRoomKey.name} = '${filter.roomName.replace(/['\\]/g, '')}'`);
     if (filter.running) clauses.push(`ExecutionStatus = 'Running'`);
     for await (const info of this.client.workflow.list({ query: clauses.join(' AND '), pageSize: filter.pageSize })) {
       yield summarize(info);
