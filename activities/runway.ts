@@ -165,9 +165,12 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       };
       const graceEnd = Date.now() + req.graceSeconds * 1000;
       let status = await statusOf();
-      while (!terminal.has(status) && Date.now() < graceEnd) {
+      // Only a RUNNING session has an avatar that can act on END_CALL: anything earlier is cancelled now.
+      let wait = 200;
+      while (status === 'RUNNING' && Date.now() < graceEnd) {
         heartbeat();
-        await sleep(200);
+        await sleep(Math.min(wait, Math.max(1, graceEnd - Date.now())));
+        wait = Math.min(1000, wait * 2);
         status = await statusOf();
       }
       if (terminal.has(status)) return { finalStatus: status, cancelled: false };
