@@ -28,6 +28,9 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     opts.onPeerJoined?.(identity);
   };
   room.on(RoomEvent.ParticipantConnected, (p) => notePeer(p.identity));
+  // rtc-node can miss the ParticipantConnected of a participant that joins while we are connecting
+  // (it is then absent from remoteParticipants too); a subscription to our track still proves a peer.
+  room.on(RoomEvent.LocalTrackSubscribed, () => notePeer([...room.remoteParticipants.keys()][0] ?? '(subscriber)'));
   room.on(RoomEvent.DataReceived, (payload, participant) => {
     try {
       const msg = JSON.parse(new TextDecoder().decode(payload)) as { type?: string };
@@ -61,55 +64,73 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   });
 
   await room.connect(opts.url, opts.token, { autoSubscribe: true, dynacast: false });
-  for (const p of room.remoteParticipants.values()) notePeer(p.identity);
-
-  if (opts.where === 'customer-room') {
-    // Like LiveKit avatar workers: the agent streams its audio to us and may ask us to clear the buffer.
-    room.registerByteStreamHandler('lk.audio_stream', async (reader) => {
-      for await (const chunk of reader) if (chunk.length) stats.audioFramesHeard++;
-    });
-    room.localParticipant!.registerRpcMethod('lk.clear_buffer', async () => 'ok');
-  }
-
-  const video = new VideoSource(spec.width, spec.height);
-  await room.localParticipant!.publishTrack(
-    LocalVideoTrack.createVideoTrack('avatar_video', video),
-    new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: VideoCodec.VP8, videoEncoding: { maxBitrate: 800_000n, maxFramerate: spec.fps } }),
-  );
-  // Frames follow a clock: when the event loop is late, frames are skipped rather than queued.
-  const t0 = Date.now();
-  let lastIndex = -1;
-  const tick = () => {
-    if (stopped) return;
-    const index = Math.floor(((Date.now() - t0) * spec.fps) / 1000);
-    if (index !== lastIndex) {
-      lastIndex = index;
-      video.captureFrame(new VideoFrame(makeI420Frame(spec.width, spec.height, stats.framesSent + 1), spec.width, spec.height, VideoBufferType.I420));
-      stats.framesSent++;
-    }
-    timers.push(setTimeout(tick, Math.max(1, t0 + ((index + 1) * 1000) / spec.fps - Date.now())));
-    if (timers.length > 4) timers.shift();
-  };
-  tick();
-
+  let video: VideoSource | undefined;
   let audio: AudioSource | undefined;
-  if (spec.audio) {
-    audio = new AudioSource(48000, 1, 200);
-    await room.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('avatar_audio', audio), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
-    void (async () => {
-      let phase = 0;
-      while (!stopped) {
-        const samples = new Int16Array(480);
-        for (let i = 0; i < samples.length; i++) samples[i] = Math.round(8000 * Math.sin(((phase + i) * 2 * Math.PI * 440) / 48000));
-        phase += samples.length;
-        try {
-          await audio!.captureFrame(new AudioFrame(samples, 48000, 1, samples.length));
-          stats.audioFramesSent++;
-        } catch {
-          break;
-        }
+  let greet: NodeJS.Timeout | undefined;
+  const release = async () => {
+    stopped = true;
+    clearTimeout(greet);
+    for (const t of timers) clearTimeout(t);
+    for (const s of streams) await s.cancel().catch(() => undefined);
+    await room.disconnect().catch(() => undefined);
+    await video?.close().catch(() => undefined);
+    await audio?.close().catch(() => undefined);
+  };
+  try {
+    for (const p of room.remoteParticipants.values()) notePeer(p.identity);
+
+    if (opts.where === 'customer-room') {
+      // Like LiveKit avatar workers: the agent streams its audio to us and may ask us to clear the buffer.
+      room.registerByteStreamHandler('lk.audio_stream', async (reader) => {
+        for await (const chunk of reader) if (chunk.length) stats.audioFramesHeard++;
+      });
+      room.localParticipant!.registerRpcMethod('lk.clear_buffer', async () => 'ok');
+    }
+
+    video = new VideoSource(spec.width, spec.height);
+    const source = video;
+    await room.localParticipant!.publishTrack(
+      LocalVideoTrack.createVideoTrack('avatar_video', video),
+      new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: VideoCodec.VP8, videoEncoding: { maxBitrate: 800_000n, maxFramerate: spec.fps } }),
+    );
+    // Frames follow a clock: when the event loop is late, frames are skipped rather than queued.
+    const t0 = Date.now();
+    let lastIndex = -1;
+    const tick = () => {
+      if (stopped) return;
+      const index = Math.floor(((Date.now() - t0) * spec.fps) / 1000);
+      if (index !== lastIndex) {
+        lastIndex = index;
+        source.captureFrame(new VideoFrame(makeI420Frame(spec.width, spec.height, stats.framesSent + 1), spec.width, spec.height, VideoBufferType.I420));
+        stats.framesSent++;
       }
-    })();
+      timers.push(setTimeout(tick, Math.max(1, t0 + ((index + 1) * 1000) / spec.fps - Date.now())));
+      if (timers.length > 4) timers.shift();
+    };
+    tick();
+
+    if (spec.audio) {
+      const tone = (audio = new AudioSource(48000, 1, 200));
+      await room.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('avatar_audio', tone), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+      void (async () => {
+        let phase = 0;
+        while (!stopped) {
+          const samples = new Int16Array(480);
+          for (let i = 0; i < samples.length; i++) samples[i] = Math.round(8000 * Math.sin(((phase + i) * 2 * Math.PI * 440) / 48000));
+          phase += samples.length;
+          try {
+            await tone.captureFrame(new AudioFrame(samples, 48000, 1, samples.length));
+            stats.audioFramesSent++;
+          } catch {
+            break;
+          }
+        }
+      })();
+    }
+  } catch (err) {
+    // Joined but could not publish: leave the room rather than linger in it as a silent participant.
+    await release();
+    throw err;
   }
 
   const publish = async (msg: unknown) => {
@@ -118,7 +139,7 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     stats.dataMessagesSent++;
   };
   // Runway's character greets and calls a client_event tool once it is up (topic 'runway').
-  const greet = setTimeout(() => {
+  greet = setTimeout(() => {
     void publish({ type: 'transcript', role: 'assistant', content: 'Hello! I am a simulated Runway avatar.', final: true }).catch(() => undefined);
     void publish({ type: 'client_event', name: 'show_card', args: { title: 'simulated' } }).catch(() => undefined);
   }, 300);
@@ -129,13 +150,7 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     sendClientEvent: (name, args) => publish({ type: 'client_event', name, args }),
     async stop() {
       if (stopped) return;
-      stopped = true;
-      clearTimeout(greet);
-      for (const t of timers) clearTimeout(t);
-      for (const s of streams) await s.cancel().catch(() => undefined);
-      await room.disconnect().catch(() => undefined);
-      await video.close().catch(() => undefined);
-      await audio?.close().catch(() => undefined);
+      await release();
     },
   };
 };

@@ -29,6 +29,11 @@ export interface SessionBehavior {
   joinCustomerRoom: boolean;
   /** Runway cuts a RUNNING session after this long, whatever maxDuration says. */
   runtimeCapSeconds: number;
+  /**
+   * Simulated seconds per real second for maxDuration, the runtime cap and the reported `duration`
+   * (default 1). 100 lets a test see a 10 s maxDuration end after 100 ms.
+   */
+  timeScale?: number;
 }
 
 export interface FaultSpec {
@@ -111,7 +116,12 @@ const DEFAULT_BEHAVIOR: SessionBehavior = {
   avatarMedia: 'light',
   joinCustomerRoom: true,
   runtimeCapSeconds: 300,
+  timeScale: 1,
 };
+
+/** Runway's own avatar worker: its identity in its room starts with `worker:` (contract). */
+const WORKER_IDENTITY_PREFIX = 'worker:';
+const BACKEND_IDENTITY_PREFIX = 'backend-';
 
 /** Deterministic PRNG (mulberry32): the same seed gives the same fault sequence. */
 function mulberry32(seed: number): () => number {
@@ -131,6 +141,7 @@ class HttpError extends Error {
   }
 }
 
+const INVALID_JSON = Symbol.for('invalid-json');
 const CREATE_KEYS = ['model', 'avatar', 'integration', 'livekit', 'maxDuration', 'personality', 'startScript', 'tools'];
 
 function identityOf(token: string): string | undefined {
@@ -151,22 +162,26 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
   const requests: SimRequest[] = [];
   const violations: string[] = [];
   const timers = new Map<string, NodeJS.Timeout[]>();
-  const avatars = new Map<string, SimAvatar>();
+  /** A session's avatars: one, or two when an integration session is also consumed. */
+  const avatars = new Map<string, SimAvatar[]>();
   const queue: Partial<SessionBehavior>[] = [];
   let createIndex = 0;
   let maxConcurrentObserved = 0;
+  /** Set by stop(): no new timers, no new avatars. */
+  let closed = false;
   const lazyAvatar = async (): Promise<StartSimAvatar> => opts.startAvatar ?? (await import('./avatar')).startSimAvatar;
   const rooms = opts.livekit ? new RoomServiceClient(opts.livekit.url.replace(/^ws/, 'http'), opts.livekit.apiKey, opts.livekit.apiSecret) : undefined;
 
   const active = () => [...sessions.values()].filter((s) => !TERMINAL.includes(s.status));
   const now = () => new Date().toISOString();
   const later = (id: string, ms: number, fn: () => void) => {
+    if (closed) return;
     const t = setTimeout(fn, Math.max(0, ms));
     timers.set(id, [...(timers.get(id) ?? []), t]);
   };
 
   function transition(s: SimSession, status: Status, extra: Partial<SimSession> = {}): void {
-    if (TERMINAL.includes(s.status)) return;
+    if (TERMINAL.includes(s.status) || s.status === status) return;
     Object.assign(s, extra);
     s.status = status;
     s.history.push({ status, at: now() });
@@ -174,8 +189,19 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       s.runningAt = now();
       const maxDuration = Number(s.body.maxDuration ?? 300);
       const capped = s.behavior.runtimeCapSeconds < maxDuration;
-      later(s.id, Math.min(maxDuration, s.behavior.runtimeCapSeconds) * 1000, () => end(s, 'COMPLETED', capped ? 'runtime_cap' : 'max_duration'));
+      later(s.id, (Math.min(maxDuration, s.behavior.runtimeCapSeconds) * 1000) / scaleOf(s), () => end(s, 'COMPLETED', capped ? 'runtime_cap' : 'max_duration'));
     }
+  }
+
+  function scaleOf(s: SimSession): number {
+    const k = s.behavior.timeScale ?? 1;
+    return Number.isFinite(k) && k > 0 ? k : 1;
+  }
+
+  /** Seconds RUNNING, in simulated seconds (timeScale). */
+  function durationOf(s: SimSession): number | undefined {
+    if (!s.runningAt || !s.endedAt) return undefined;
+    return Math.round(((Date.parse(s.endedAt) - Date.parse(s.runningAt)) / 1000) * scaleOf(s));
   }
 
   function end(s: SimSession, status: 'COMPLETED' | 'FAILED' | 'CANCELLED', by: SimSession['endedBy'], extra: Partial<SimSession> = {}): void {
@@ -183,15 +209,15 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     transition(s, status, { ...extra, endedAt: now(), endedBy: by });
     for (const t of timers.get(s.id) ?? []) clearTimeout(t);
     timers.delete(s.id);
-    const avatar = avatars.get(s.id);
+    const list = avatars.get(s.id) ?? [];
     avatars.delete(s.id);
-    void avatar?.stop().catch(() => undefined);
+    for (const a of list) void a.stop().catch(() => undefined);
   }
 
   async function startAvatar(s: SimSession, where: 'runway-room' | 'customer-room', url: string, token: string, roomName: string): Promise<void> {
-    if (s.behavior.avatarMedia === 'off') return;
-    const start = await lazyAvatar();
+    if (s.behavior.avatarMedia === 'off' || closed) return;
     try {
+      const start = await lazyAvatar();
       const avatar = await start({
         url, token, roomName, where,
         identity: identityOf(token) ?? `avatar-${s.id}`,
@@ -201,26 +227,34 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
         onEndCall: () => end(s, 'COMPLETED', 'END_CALL'),
         onDisconnected: () => end(s, 'COMPLETED', 'avatar_left'),
       });
-      if (TERMINAL.includes(s.status)) return void avatar.stop();
-      avatars.set(s.id, avatar);
+      if (closed || TERMINAL.includes(s.status)) return void (await avatar.stop().catch(() => undefined));
+      avatars.set(s.id, [...(avatars.get(s.id) ?? []), avatar]);
       if (where === 'customer-room' && s.status === 'READY') transition(s, 'RUNNING');
     } catch (err) {
+      if (closed) return;
       end(s, 'FAILED', 'failure', { failure: `avatar could not join: ${(err as Error).message}`, failureCode: 'AVATAR.JOIN_FAILED' });
     }
   }
 
-  /** Without an avatar, a consumed session turns RUNNING when anyone joins its room. */
+  /**
+   * A consumed session turns RUNNING when a WebRTC client (anyone but Runway's worker and the hidden
+   * backend participant) is in its room, as LiveKit's RoomService sees it. This runs with or without
+   * an avatar: the avatar's own participant events can miss a client that joined while it connected.
+   */
   function watchRoom(s: SimSession): void {
     const poll = async () => {
-      if (s.status !== 'READY' || !rooms || !s.roomName) return;
+      if (closed || s.status !== 'READY' || !rooms || !s.roomName) return;
       try {
-        if ((await rooms.listParticipants(s.roomName)).length) return transition(s, 'RUNNING');
+        // A hidden backend participant (connect_backend) is not a WebRTC client of the session.
+        const clients = (await rooms.listParticipants(s.roomName)).filter((p) => !p.identity.startsWith(BACKEND_IDENTITY_PREFIX) && !p.identity.startsWith(WORKER_IDENTITY_PREFIX));
+        // (Re-checked after the await: the avatar may have seen the client first.)
+        if (clients.length) return void (s.status === 'READY' && transition(s, 'RUNNING'));
       } catch {
         // room not there yet
       }
-      later(s.id, 250, () => void poll());
+      later(s.id, 150, () => void poll());
     };
-    later(s.id, 250, () => void poll());
+    later(s.id, 150, () => void poll());
   }
 
   // ---- request handling -------------------------------------------------------------------------
@@ -272,28 +306,47 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     switch (s.status) {
       case 'NOT_READY': return { ...base, ...(s.queued ? { queued: true } : {}) };
       case 'READY': return { ...base, expiresAt: s.expiresAt, sessionKey: s.sessionKey };
-      case 'COMPLETED': return { ...base, duration: s.runningAt ? Math.round((Date.parse(s.endedAt!) - Date.parse(s.runningAt)) / 1000) : 0 };
+      case 'COMPLETED': return { ...base, duration: durationOf(s) ?? 0 };
       case 'FAILED': return { ...base, failure: s.failure, failureCode: s.failureCode };
       default: return base;
     }
   }
 
+  const conversationStatus = (s: SimSession) => (TERMINAL.includes(s.status) ? (s.status === 'FAILED' ? 'failed' : 'ended') : 'in_progress');
+  const toolsOf = (s: SimSession) => ((s.body.tools as { type: string; name: string; description: string }[] | undefined) ?? []).map(({ type, name, description }) => ({ type, name, description }));
+
+  /** GET /v1/avatar_conversations/{id} (@runwayml/sdk AvatarConversationRetrieveResponse). */
   function conversationView(s: SimSession): Record<string, unknown> {
+    const avatar = s.body.avatar as Record<string, string>;
+    const status = conversationStatus(s);
+    return {
+      id: s.id,
+      name: `Conversation ${s.id.slice(0, 8)}`,
+      status,
+      avatar: avatar.type === 'runway-preset' ? { type: 'runway-preset', presetId: avatar.presetId } : { type: 'custom', id: avatar.avatarId, imageUrl: null, name: null },
+      createdAt: s.createdAt,
+      startedAt: s.runningAt ?? null,
+      ...(status !== 'in_progress' ? { endedAt: s.endedAt ?? null } : {}),
+      duration: durationOf(s) ?? null,
+      maxDuration: (s.body.maxDuration as number | undefined) ?? 300,
+      recordingUrl: null,
+      tools: toolsOf(s),
+      transcript: [],
+      ...(s.status === 'FAILED' ? { failure: s.failure, failureCode: s.failureCode } : {}),
+    };
+  }
+
+  /** An item of GET /v1/avatar_conversations (@runwayml/sdk AvatarConversationListResponse). */
+  function conversationSummary(s: SimSession): Record<string, unknown> {
     const avatar = s.body.avatar as Record<string, string>;
     return {
       id: s.id,
       name: `Conversation ${s.id.slice(0, 8)}`,
-      status: TERMINAL.includes(s.status) ? (s.status === 'FAILED' ? 'failed' : 'ended') : 'in_progress',
-      avatar: avatar.type === 'runway-preset' ? { type: 'runway-preset', presetId: avatar.presetId } : { type: 'custom', id: avatar.avatarId, imageUrl: null, name: null },
+      status: conversationStatus(s),
+      avatar: avatar.type === 'runway-preset' ? { type: 'runway-preset', presetId: avatar.presetId, name: avatar.presetId } : { type: 'custom', id: avatar.avatarId, name: null },
       createdAt: s.createdAt,
-      startedAt: s.runningAt ?? null,
-      endedAt: s.endedAt ?? null,
-      duration: s.runningAt && s.endedAt ? Math.round((Date.parse(s.endedAt) - Date.parse(s.runningAt)) / 1000) : null,
-      maxDuration: (s.body.maxDuration as number | undefined) ?? 300,
-      recordingUrl: null,
-      tools: [],
-      transcript: [],
-      ...(s.status === 'FAILED' ? { failure: s.failure, failureCode: s.failureCode } : {}),
+      duration: durationOf(s) ?? null,
+      hasTools: toolsOf(s).length > 0,
     };
   }
 
@@ -325,6 +378,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     if (m === 'POST' && p === '/v1/realtime_sessions') {
       ctx.endpoint = 'create';
       needApiKey();
+      if (body === INVALID_JSON) throw new HttpError(400, 'Invalid JSON body');
       const b = validateCreate(body);
       if (active().length >= account.maxConcurrentSessions) {
         throw new HttpError(account.concurrencyLimitStatus, `Concurrency limit reached: you have ${active().length} active realtime sessions (limit ${account.maxConcurrentSessions})`);
@@ -358,6 +412,8 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
         violations.push(`consume of ${s.id} with the API key instead of the session key`);
         throw new HttpError(401, 'Invalid session key');
       }
+      // @runwayml/avatars sends Content-Type: application/json (the contract); not enforced, recorded.
+      if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) violations.push(`consume of ${s.id} without Content-Type: application/json`);
       if (s.status === 'NOT_READY') {
         violations.push(`consume of ${s.id} before READY`);
         throw new HttpError(400, 'Session is not ready');
@@ -373,9 +429,9 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       if (!opts.livekit) throw new HttpError(503, 'Simulator has no LiveKit server configured');
       s.consumedAt = now();
       s.roomName = `runway-${s.id}`;
-      const [clientToken, avatarToken] = await Promise.all([mint(s.roomName, `client-${s.id.slice(0, 8)}`), mint(s.roomName, `avatar-${s.id.slice(0, 8)}`)]);
-      if (s.behavior.avatarMedia === 'off') watchRoom(s);
-      else void startAvatar(s, 'runway-room', opts.livekit.url, avatarToken, s.roomName);
+      const [clientToken, avatarToken] = await Promise.all([mint(s.roomName, `client-${s.id.slice(0, 8)}`), mint(s.roomName, `${WORKER_IDENTITY_PREFIX}avatar-${s.id.slice(0, 8)}`)]);
+      watchRoom(s);
+      void startAvatar(s, 'runway-room', opts.livekit.url, avatarToken, s.roomName);
       return [200, { url: opts.livekit.url, token: clientToken, roomName: s.roomName }];
     }
     if ((match = p.match(/^\/v1\/realtime_sessions\/([^/]+)\/connect_backend$/)) && m === 'POST') {
@@ -384,7 +440,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       needApiKey();
       const s = sessionOr404(match[1]!);
       if (!opts.livekit || !s.roomName) throw new HttpError(400, 'Session has no room yet');
-      return [200, { url: opts.livekit.url, token: await mint(s.roomName, `backend-${s.id.slice(0, 8)}`, true), roomName: s.roomName }];
+      return [200, { url: opts.livekit.url, token: await mint(s.roomName, `${BACKEND_IDENTITY_PREFIX}${s.id.slice(0, 8)}`, true), roomName: s.roomName }];
     }
     if ((match = p.match(/^\/v1\/realtime_sessions\/([^/]+)$/))) {
       ctx.sessionId = match[1];
@@ -403,17 +459,28 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     if (p === '/v1/avatar_conversations' && m === 'GET') {
       ctx.endpoint = 'conversations';
       needApiKey();
-      const limit = Math.min(100, Math.max(1, Number(url.searchParams.get('limit') ?? 20)));
-      const offset = url.searchParams.get('cursor') ? Number(Buffer.from(url.searchParams.get('cursor')!, 'base64url').toString()) : 0;
-      const start = url.searchParams.get('startDate');
-      const endD = url.searchParams.get('endDate');
+      const limit = Number(url.searchParams.get('limit') ?? 20);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new HttpError(400, 'limit: Number must be an integer between 1 and 100');
+      const cursor = url.searchParams.get('cursor');
+      const offset = cursor ? Number(Buffer.from(cursor, 'base64url').toString()) : 0;
+      if (!Number.isInteger(offset) || offset < 0) throw new HttpError(400, 'cursor: Invalid cursor');
+      // startDate inclusive, endDate exclusive (@runwayml/sdk AvatarConversationListParams).
+      const date = (name: string): number | undefined => {
+        const v = url.searchParams.get(name);
+        if (!v) return undefined;
+        const t = Date.parse(v);
+        if (Number.isNaN(t)) throw new HttpError(400, `${name}: Invalid datetime`);
+        return t;
+      };
+      const start = date('startDate');
+      const endD = date('endDate');
       const avatar = url.searchParams.get('avatar');
       const all = [...sessions.values()]
-        .filter((s) => (!start || s.createdAt >= start) && (!endD || s.createdAt <= endD))
+        .filter((s) => (start === undefined || Date.parse(s.createdAt) >= start) && (endD === undefined || Date.parse(s.createdAt) < endD))
         .filter((s) => !avatar || (s.body.avatar as Record<string, string>).presetId === avatar || (s.body.avatar as Record<string, string>).avatarId === avatar)
         .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       const page = all.slice(offset, offset + limit);
-      return [200, { data: page.map(conversationView), nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : '' }];
+      return [200, { data: page.map(conversationSummary), nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : '' }];
     }
     if ((match = p.match(/^\/v1\/avatar_conversations\/([^/]+)$/))) {
       ctx.sessionId = match[1];
@@ -448,13 +515,13 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
   }
 
   function endpointOf(method: string, path: string): SimEndpoint | 'unknown' {
-    if (path === '/v1/realtime_sessions') return 'create';
-    if (/\/consume$/.test(path)) return 'consume';
-    if (/\/connect_backend$/.test(path)) return 'connect_backend';
-    if (/^\/v1\/realtime_sessions\/[^/]+$/.test(path)) return method === 'DELETE' ? 'cancel' : 'status';
-    if (path === '/v1/avatar_conversations') return 'conversations';
-    if (/^\/v1\/avatar_conversations\/[^/]+$/.test(path)) return method === 'DELETE' ? 'delete_conversation' : 'conversation';
-    if (path === '/v1/organization') return 'organization';
+    if (path === '/v1/realtime_sessions') return method === 'POST' ? 'create' : 'unknown';
+    if (/^\/v1\/realtime_sessions\/[^/]+\/consume$/.test(path)) return method === 'POST' ? 'consume' : 'unknown';
+    if (/^\/v1\/realtime_sessions\/[^/]+\/connect_backend$/.test(path)) return method === 'POST' ? 'connect_backend' : 'unknown';
+    if (/^\/v1\/realtime_sessions\/[^/]+$/.test(path)) return method === 'DELETE' ? 'cancel' : method === 'GET' ? 'status' : 'unknown';
+    if (path === '/v1/avatar_conversations') return method === 'GET' ? 'conversations' : 'unknown';
+    if (/^\/v1\/avatar_conversations\/[^/]+$/.test(path)) return method === 'DELETE' ? 'delete_conversation' : method === 'GET' ? 'conversation' : 'unknown';
+    if (path === '/v1/organization') return method === 'GET' ? 'organization' : 'unknown';
     return 'unknown';
   }
 
@@ -464,9 +531,19 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       res.end(JSON.stringify(data));
     };
     if (req.headers['x-sim-control'] !== controlToken) return send(401, { error: 'x-sim-control header required' });
+    if (body === INVALID_JSON) return send(400, { error: 'Invalid JSON body' });
     const what = url.pathname.slice('/_sim/'.length);
-    if (req.method === 'GET' && what === 'ledger') return send(200, { sessions: [...sessions.values()], requests, maxConcurrentObserved });
+    // Over HTTP the ledger never carries credentials: session keys and the customer's tokens are redacted.
+    const redacted = (s: SimSession): SimSession => ({
+      ...s,
+      ...(s.sessionKey ? { sessionKey: '[REDACTED]' } : {}),
+      ...(s.integration ? { integration: { ...s.integration, token: '[REDACTED]' } } : {}),
+    });
+    if (req.method === 'GET' && what === 'ledger') return send(200, { sessions: [...sessions.values()].map(redacted), requests, maxConcurrentObserved });
     if (req.method === 'GET' && what === 'invariants') return send(200, { violations: sim.invariantViolations(), orphans: sim.orphans().map((s) => s.id) });
+    const isObject = typeof body === 'object' && body !== null && !Array.isArray(body);
+    if (req.method === 'POST' && (what === 'configure' || what === 'account') && !isObject) return send(400, { error: 'Expected a JSON object body' });
+    if (req.method === 'POST' && what === 'next-sessions' && !Array.isArray(body)) return send(400, { error: 'Expected a JSON array body' });
     if (req.method === 'POST' && what === 'configure') return send(200, sim.configure(body as Partial<SimConfig>));
     if (req.method === 'POST' && what === 'account') return send(200, sim.setAccount(body as Partial<Account>));
     if (req.method === 'POST' && what === 'next-sessions') return send(200, { queued: sim.nextSessions(body as Partial<SessionBehavior>[]) });
@@ -486,7 +563,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
         try {
           body = raw ? JSON.parse(raw) : undefined;
         } catch {
-          body = Symbol.for('invalid-json');
+          body = INVALID_JSON;
         }
         if (url.pathname.startsWith('/_sim/')) return control(req, res, url, body);
 
@@ -521,7 +598,6 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
         let status: number;
         let payload: unknown;
         try {
-          if (body === Symbol.for('invalid-json')) throw new HttpError(400, 'Invalid JSON body');
           [status, payload] = await route(req, body, url, bearer, ctx);
         } catch (err) {
           status = err instanceof HttpError ? err.status : 500;
@@ -584,7 +660,8 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     /** Sessions not in a terminal state. */
     orphans: () => active(),
     invariantViolations: () => [...violations],
-    avatar: (id: string) => avatars.get(id),
+    /** The session's avatar (the latest started, when there are two). */
+    avatar: (id: string): SimAvatar | undefined => avatars.get(id)?.at(-1),
     reset(): boolean {
       for (const s of active()) end(s, 'CANCELLED', 'DELETE');
       sessions.clear();
@@ -596,9 +673,10 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       return true;
     },
     async stop(): Promise<void> {
+      closed = true;
       for (const [, list] of timers) for (const t of list) clearTimeout(t);
       timers.clear();
-      await Promise.all([...avatars.values()].map((a) => a.stop().catch(() => undefined)));
+      await Promise.all([...avatars.values()].flat().map((a) => a.stop().catch(() => undefined)));
       avatars.clear();
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
