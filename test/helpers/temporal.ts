@@ -3,6 +3,7 @@
 import { Runtime, DefaultLogger, makeTelemetryFilterString } from '@temporalio/worker';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { DataConverter } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
 import { temporalCliPath, temporalTestServerPath } from '../../src/dev/tools';
 import { SEARCH_ATTRIBUTES } from '../../workflows/shared';
 import { reapChildrenOnExit } from '../../src/dev/child';
@@ -38,8 +39,14 @@ export async function startTemporal(opts: { dataConverter?: DataConverter; dbFil
 
 export async function startTimeSkippingTemporal(opts: { dataConverter?: DataConverter } = {}): Promise<TestWorkflowEnvironment> {
   installTestRuntime();
-  return TestWorkflowEnvironment.createTimeSkipping({
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: temporalTestServerPath() } },
     client: opts.dataConverter ? { dataConverter: opts.dataConverter } : undefined,
   });
+  // The test server knows no custom search attributes until they are added.
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: 'default',
+    searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((k) => [k.name, temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${k.type}` as keyof typeof temporal.api.enums.v1.IndexedValueType]])),
+  });
+  return env;
 }
