@@ -100,6 +100,8 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
               delay = Math.min(poll.maxMs, Math.round(delay * 1.5));
               break;
             case 'FAILED':
+              // READY came and went between two polls: an expiry, which a new session fixes.
+              if (/EXPIRED/i.test(s.failureCode ?? '')) fail('session_expired', `Runway session expired before it could be used (${s.failureCode})`);
               fail('session_failed', `Runway session failed before READY: ${s.failureCode} (${s.failure})`, {
                 details: [{ status: s.status, failureCode: s.failureCode }],
               });

@@ -206,6 +206,36 @@ describe('avatarSession workflow', () => {
     assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(state.runwaySessionIds[0]!)!.status));
   });
 
+  it('relay: a READY session that expired before consume is cancelled and replaced', async () => {
+    const inp = input({ mode: 'relay' });
+    stack.sim.nextSessions([{ readyTtlMs: 1 }]);
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(state?.runwaySessionIds.length, 2, 'a second Runway session replaced the expired one');
+    const [expired] = state!.runwaySessionIds;
+    assert.ok(['FAILED', 'CANCELLED'].includes(stack.sim.session(expired!)!.status));
+    assert.equal(live.runwaySessionId, state!.runwaySessionIds[1]);
+    assert.ok(state?.events.some((e) => e.type === 'consume_failed' || e.type === 'ready_expired'));
+    await stack.sessions.endSession(inp.conversationId);
+    const { state: done } = await finalState(stack, inp.conversationId);
+    assert.equal(done.phase, 'completed');
+  });
+
+  it('a lost create answer is recorded, the session goes live on a new create, and the reaper ends the lost one', async () => {
+    const inp = input();
+    stack.sim.nextSessions([{ loseAnswer: true }]);
+    await stack.sessions.startSession(inp);
+    const live = await stack.sessions.waitLive(inp.conversationId);
+    assert.equal((await stack.sessions.getSession(inp.conversationId))?.ambiguousCreates.length, 1);
+    const lost = stack.sim.sessions().filter((s) => JSON.stringify(s.body).includes(inp.livekit.roomName) && s.id !== live.runwaySessionId);
+    assert.ok(lost.length >= 1, 'the lost answer left a session only Runway knows about');
+    await stack.sessions.endSession(inp.conversationId);
+    await finalState(stack, inp.conversationId);
+    const report = (await stack.env.client.workflow.execute('reconcileRunwaySessions', { taskQueue: 'avatar-sessions', workflowId: uniqueId('reaper'), args: [{ graceSeconds: 0 }] })) as { reaped: { runwaySessionId: string; reason: string }[] };
+    for (const l of lost) assert.ok(report.reaped.some((r) => r.runwaySessionId === l.id && r.reason === 'ambiguous_create'), `reaped ${l.id}`);
+    lastConversation = undefined;
+  });
+
   it('history holds no plaintext secret: customer text, tokens, keys are all encrypted', async () => {
     const marker = `persona-${Date.now().toString(36)}-do-not-leak`;
     const inp = input({ personality: `You are ${marker}`, startScript: `Hello from ${marker}` });

@@ -279,7 +279,14 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       if (endRequested !== undefined) throw new EndRequested();
 
       setPhase('waiting_ready');
-      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: mode === 'direct' }));
+      try {
+        await step(() => acts.ready.waitUntilReady({ runwaySessionId: id, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: mode === 'direct' }));
+      } catch (err) {
+        if (failureType(err) !== 'session_expired') throw err;
+        event('ready_expired', `${failureMessage(err)}; cancelling that session and creating a new one`);
+        await endRunwaySession(id, mode);
+        continue;
+      }
 
       if (mode === 'direct') {
         setPhase('bridging');

@@ -34,6 +34,8 @@ export interface SessionBehavior {
    * (default 1). 100 lets a test see a 10 s maxDuration end after 100 ms.
    */
   timeScale?: number;
+  /** Create succeeds but its answer is lost (the connection drops): exactly this session, deterministically. */
+  loseAnswer?: boolean;
 }
 
 export interface FaultSpec {
@@ -605,7 +607,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
         }
         record.status = status;
         record.sessionId = ctx.sessionId;
-        if (ctx.createdId && fault.loseAnswerRate && random() < fault.loseAnswerRate) {
+        if (ctx.createdId && (sessions.get(ctx.createdId)?.behavior.loseAnswer || (fault.loseAnswerRate && random() < fault.loseAnswerRate))) {
           record.status = 'reset';
           record.faultInjected = 'lost_answer';
           return req.socket.destroy();
