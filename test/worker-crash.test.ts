@@ -7,6 +7,8 @@ import type { SessionInput } from '../workflows/types';
 import { startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { startWorkerProcess, type WorkerProcess } from './helpers/worker-process';
 import { eventually, withTimeout } from './helpers/wait';
+import { roomService } from './helpers/livekit';
+import { TrackType } from 'livekit-server-sdk';
 
 function input(): SessionInput {
   const conversationId = uniqueId('crash');
@@ -35,8 +37,8 @@ describe('worker crash', () => {
     await stack?.stop();
   });
 
-  async function spawnWorker(label: string): Promise<WorkerProcess> {
-    const w = startWorkerProcess(stack, 'worker', label);
+  async function spawnWorker(label: string, kind: 'worker' | 'media-worker' = 'worker'): Promise<WorkerProcess> {
+    const w = startWorkerProcess(stack, kind, label);
     workers.push(w);
     await withTimeout(w.ready, 60_000, `${label} to start`);
     return w;
@@ -79,5 +81,33 @@ describe('worker crash', () => {
     assert.equal(state?.phase, 'completed');
     assert.equal(state?.endReason, 'ended_by_request');
     assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(live.runwaySessionId)!.status));
+  });
+
+  it('relay: SIGKILL of the media worker mid-live, the relay resumes on a restarted media worker', async () => {
+    await spawnWorker('relay-orchestration');
+    const media = await spawnWorker('relay-media-1', 'media-worker');
+    const inp = { ...input(), mode: 'relay' as const };
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    const rooms = roomService(stack.customer);
+    const bridgePublishing = async () => {
+      const p = (await rooms.listParticipants(inp.livekit.roomName)).find((x) => x.identity === live.avatarIdentity);
+      return p?.tracks.some((t) => t.type === TrackType.VIDEO) ? p.sid : undefined;
+    };
+    const firstSid = await eventually('the bridge publishes video', bridgePublishing);
+    await media.kill('SIGKILL');
+    await spawnWorker('relay-media-2', 'media-worker');
+    // The heartbeat timeout (3 s) hands the relay to the new media worker, which rejoins both rooms.
+    await eventually('the relay resumed on the new media worker', async () => {
+      const sid = await bridgePublishing();
+      return sid && sid !== firstSid ? sid : undefined;
+    }, 60_000);
+    // A running activity's retries show in its pending state (history records the attempt at completion).
+    const pending = (await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).describe()).raw.pendingActivities ?? [];
+    assert.ok(pending.some((a) => a.activityType?.name === 'relayMedia' && (a.attempt ?? 0) > 1), 'the relay activity runs its second attempt');
+    assert.equal((await stack.sessions.getSession(inp.conversationId))?.phase, 'live');
+    await stack.sessions.endSession(inp.conversationId);
+    await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'session to finish');
+    assert.equal(stack.sim.session(live.runwaySessionId)?.status, 'COMPLETED');
+    await eventually('no participant of this service left', async () => ((await rooms.listParticipants(inp.livekit.roomName)).length === 0 ? true : undefined), 20_000);
   });
 });
