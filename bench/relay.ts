@@ -187,7 +187,7 @@ async function main(): Promise<void> {
   } else {
     const base = await baseline(SECONDS);
     const rows = [];
-    for (const n of [1, 2, 3, 4].filter((n) => n <= Number(values.max ?? 4))) {
+    for (const n of [1, 2, 3, 4, 6, 8, 10].filter((n) => n <= Number(values.max ?? 4))) {
       const r = await measure(n, SECONDS);
       rows.push({ ...r, relay_cpu_s_per_min_each: Number(((r.cpu_s_per_min_total - base * n) / n).toFixed(1)) });
       if (r.fps_min < FPS * 0.8) break; // frames drop: this machine's limit
