@@ -58,13 +58,24 @@ export function createRelayActivities(deps: RelayDeps) {
             .catch((err) => ctx.log.warn('could not report the bridge to the workflow', { error: String(err) }));
         },
       });
-      const beat = setInterval(() => ctx.heartbeat(relay.stats()), deps.heartbeatMs ?? 1000);
+      // Relay stats: in every heartbeat (visible in the UI's pending activity) and as metrics.
+      const forwarded = ctx.metricMeter.createCounter('avatar_relay_video_frames', 'frames', 'Avatar video frames relayed into customer rooms');
+      const mixed = ctx.metricMeter.createCounter('avatar_relay_mixed_audio_frames', 'frames', 'Mixed customer audio frames sent to Runway');
+      let last = relay.stats();
+      const beat = setInterval(() => {
+        const now = relay.stats();
+        forwarded.add(now.videoFramesForwarded - last.videoFramesForwarded);
+        mixed.add(now.mixedFramesSent - last.mixedFramesSent);
+        last = now;
+        ctx.heartbeat(now);
+      }, deps.heartbeatMs ?? 1000);
       let cancelled = false;
       try {
         ctx.heartbeat(relay.stats());
         await Promise.race([relay.start(), ctx.cancelled]);
         const reason = await Promise.race([relay.ended, ctx.cancelled]);
         if (reason === 'stalled') {
+          ctx.metricMeter.createCounter('avatar_relay_stalls', 'relays', 'Relays failed for lack of avatar video').add(1);
           throw ApplicationFailure.retryable(`no avatar video from Runway's room for ${deps.stallSeconds ?? 10} s`, 'relay_stalled', relay.stats());
         }
         return { reason, stats: relay.stats() };

@@ -1,7 +1,7 @@
 // Worker factories: the orchestration worker (`avatar-sessions`: workflows + Runway/room activities)
 // and the media worker (`avatar-media`: the relay). Processes and tests build workers through these.
 import { RoomServiceClient } from 'livekit-server-sdk';
-import { Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { Runtime, Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { getClient } from '@temporalio/activity';
 import { createMediaActivities, createSessionActivities } from '../activities';
 import type { RunwayActivityDeps } from '../activities/runway';
@@ -9,7 +9,7 @@ import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE } from '../workflows/shared';
 import { codecKeys, type ServiceConfig } from './config';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
-import { RunwayClient } from './runway/client';
+import { RunwayClient, type RunwayRequestInfo } from './runway/client';
 import { SealedBox } from './secrets/sealed-box';
 
 export interface WorkerOptions {
@@ -28,13 +28,24 @@ export interface WorkerOptions {
   relayStallSeconds?: number;
 }
 
+/** Runway API latency and errors by kind, exported with the worker runtime's metrics. */
+function runwayMetrics(): (info: RunwayRequestInfo) => void {
+  const meter = Runtime.instance().metricMeter;
+  const latency = meter.createHistogram('avatar_runway_request_seconds', 'float', 's', 'Runway API calls by endpoint and status');
+  const errors = meter.createCounter('avatar_runway_errors', 'calls', 'Failed Runway API calls by endpoint and error kind');
+  return (info) => {
+    latency.record(info.durationMs / 1000, { endpoint: info.endpoint, status: String(info.status ?? 'none') });
+    if (info.errorKind) errors.add(1, { endpoint: info.endpoint, kind: info.errorKind });
+  };
+}
+
 export function httpUrl(livekitUrl: string): string {
   return livekitUrl.replace(/^ws(s?):\/\//, 'http$1://');
 }
 
 export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> {
   const { config } = opts;
-  const runway = new RunwayClient({ apiKey: config.runway.apiKey, baseUrl: config.runway.baseUrl });
+  const runway = new RunwayClient({ apiKey: config.runway.apiKey, baseUrl: config.runway.baseUrl, onRequest: runwayMetrics() });
   const rooms = new CustomerRooms(new RoomServiceClient(httpUrl(config.livekit.url), config.livekit.apiKey, config.livekit.apiSecret));
   return Worker.create({
     connection: opts.connection,

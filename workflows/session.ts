@@ -72,6 +72,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   const now = () => new Date(Date.now()).toISOString();
   const flags = new Set<string>(carried?.flags ?? []);
   const flag = (f: string) => {
+    metrics.flags.add(1, { flag: f });
     flags.add(f);
     wf.upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
   };
@@ -80,7 +81,21 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     if (state.events.length > 50) state.events.splice(0, state.events.length - 50);
     wf.log.info(message, { event: type, conversationId: input.conversationId });
   };
+  // Metrics (Temporal's metric meter: exported by the worker runtime, silent during replay).
+  const metrics = {
+    phaseSeconds: wf.metricMeter.createHistogram('avatar_session_phase_seconds', 'float', 's', 'Time a session spent in each phase'),
+    phases: wf.metricMeter.createCounter('avatar_session_phase_entered', 'sessions', 'Sessions entering each phase'),
+    ended: wf.metricMeter.createCounter('avatar_sessions_ended', 'sessions', 'Sessions ended, by end reason'),
+    flags: wf.metricMeter.createCounter('avatar_session_flags', 'events', 'Fallbacks to relay, ambiguous creates, failed renewals'),
+    renewals: wf.metricMeter.createCounter('avatar_session_renewals', 'renewals', 'Runway sessions renewed ahead of the runtime cap'),
+  };
+  let phaseSince = Date.now();
   const setPhase = (phase: SessionPhase) => {
+    if (state.phase !== phase || !state.phaseTimes[phase]) {
+      if (state.phaseTimes[state.phase]) metrics.phaseSeconds.record((Date.now() - phaseSince) / 1000, { phase: state.phase });
+      metrics.phases.add(1, { phase });
+      phaseSince = Date.now();
+    }
     state.phase = phase;
     state.phaseTimes[phase] = now();
     wf.upsertSearchAttributes([{ key: PhaseKey, value: phase }]);
@@ -456,6 +471,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       await endRunwaySession(cur.id, undefined);
       releaseExtraSlot();
       state.renewals = (state.renewals ?? 0) + 1;
+      metrics.renewals.add(1);
       event('renewed', `Runway session ${id} took over from ${cur.id} after ${Date.now() - startedAt} ms`);
       return { id, mode: 'direct', avatarSid: sid, liveSince: Date.now() };
     } catch (err) {
@@ -500,6 +516,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   setPhase(state.error ? 'failed' : 'completed');
   wf.upsertSearchAttributes([{ key: EndReasonKey, value: state.endReason ?? 'failed' }]);
   event('ended', `session ${state.phase}: ${state.endReason}`);
+  metrics.ended.add(1, { end_reason: state.endReason ?? 'failed', outcome: state.phase, mode: state.mode ?? 'none' });
   await wf.condition(wf.allHandlersFinished);
   if (rethrow) throw rethrow;
   if (state.error) throw ApplicationFailure.create({ type: state.error.code, message: state.error.message, nonRetryable: true, details: [state] });
