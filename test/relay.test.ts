@@ -154,4 +154,21 @@ describe('relay mode', () => {
     assert.equal(state.endReason, 'runway_ended');
     assert.deepEqual(await participantsIn(stack.customer, inp.livekit.roomName), []);
   });
+
+  it('a stalled avatar (no video) fails the relay, which is retried, then the session ends cleanly', async () => {
+    const inp = input();
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    stack.sim.avatar(live.runwaySessionId)!.freezeVideo();
+    const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId));
+    const outcome = await withTimeout(handle.result().then(() => 'completed', () => 'failed'), 90_000, 'the stalled session to end');
+    assert.equal(outcome, 'failed');
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(state?.error?.code, 'relay_stalled');
+    assert.match(state!.error!.message, /no avatar video/);
+    const history = await handle.fetchHistory();
+    assert.ok(history.events!.some((e) => e.activityTaskFailedEventAttributes), 'the relay activity failed');
+    assert.ok(history.events!.some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2), 'after a retry on a fresh bridge');
+    assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(live.runwaySessionId)!.status));
+    await eventually('the bridge left', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).length === 0 ? true : undefined));
+  });
 });

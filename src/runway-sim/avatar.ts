@@ -17,6 +17,7 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   const room = new Room();
   const stats: SimAvatarStats = { framesSent: 0, audioFramesSent: 0, audioFramesHeard: 0, dataMessagesSent: 0 };
   let stopped = false;
+  let frozen = false;
   let peerSeen = false;
   let endCallSeen = false;
   const timers: NodeJS.Timeout[] = [];
@@ -99,7 +100,7 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     const tick = () => {
       if (stopped) return;
       const index = Math.floor(((Date.now() - t0) * spec.fps) / 1000);
-      if (index !== lastIndex) {
+      if (index !== lastIndex && !frozen) {
         lastIndex = index;
         source.captureFrame(new VideoFrame(makeI420Frame(spec.width, spec.height, stats.framesSent + 1), spec.width, spec.height, VideoBufferType.I420));
         stats.framesSent++;
@@ -148,6 +149,7 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     identity: room.localParticipant?.identity ?? opts.identity,
     stats: () => ({ ...stats }),
     sendClientEvent: (name, args) => publish({ type: 'client_event', name, args }),
+    freezeVideo: () => void (frozen = true),
     async stop() {
       if (stopped) return;
       await release();

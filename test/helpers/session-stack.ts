@@ -68,7 +68,7 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
     async startWorkers() {
       workers = [
         await createSessionWorker({ connection: env.nativeConnection, config, workflowBundle, poll: { initialMs: 50, maxMs: 300, queuedMs: 300 }, presencePollMs: 100, shutdownGraceTime: 2000, admission: { checkIntervalSeconds: 2 } }),
-        await createMediaWorker({ connection: env.nativeConnection, config, shutdownGraceTime: 5000 }),
+        await createMediaWorker({ connection: env.nativeConnection, config, shutdownGraceTime: 5000, relayStallSeconds: 3 }),
       ];
       runs = workers.map((w) => w.run());
     },
