@@ -223,7 +223,8 @@ describe('avatarSession workflow', () => {
 
   it('a lost create answer is recorded, the session goes live on a new create, and the reaper ends the lost one', async () => {
     const inp = input();
-    stack.sim.nextSessions([{ loseAnswer: true }]);
+    // The lost session's avatar stays out of the room, so only the reaper can end it.
+    stack.sim.nextSessions([{ loseAnswer: true, joinCustomerRoom: false }]);
     await stack.sessions.startSession(inp);
     const live = await stack.sessions.waitLive(inp.conversationId);
     assert.equal((await stack.sessions.getSession(inp.conversationId))?.ambiguousCreates.length, 1);
@@ -231,8 +232,11 @@ describe('avatarSession workflow', () => {
     assert.ok(lost.length >= 1, 'the lost answer left a session only Runway knows about');
     await stack.sessions.endSession(inp.conversationId);
     await finalState(stack, inp.conversationId);
+    const stillRunning = lost.filter((l) => !['COMPLETED', 'CANCELLED', 'FAILED'].includes(stack.sim.session(l.id)!.status));
     const report = (await stack.env.client.workflow.execute('reconcileRunwaySessions', { taskQueue: 'avatar-sessions', workflowId: uniqueId('reaper'), args: [{ graceSeconds: 0 }] })) as { reaped: { runwaySessionId: string; reason: string }[] };
-    for (const l of lost) assert.ok(report.reaped.some((r) => r.runwaySessionId === l.id && r.reason === 'ambiguous_create'), `reaped ${l.id}`);
+    assert.ok(stillRunning.length >= 1, 'a lost session was still running at Runway');
+    for (const l of stillRunning) assert.ok(report.reaped.some((r) => r.runwaySessionId === l.id && r.reason === 'ambiguous_create'), `reaped ${l.id}`);
+    for (const l of lost) assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(l.id)!.status), `lost session ${l.id} ended`);
     lastConversation = undefined;
   });
 
