@@ -21,7 +21,8 @@ describe('reaper schedule', () => {
     assert.equal(await ensureReaperSchedule(stack.env.client, { everySeconds: 3600, graceSeconds: 0 }), false, 'idempotent');
 
     // Every create answer is lost: the workflow records each ambiguous create and gives up.
-    stack.sim.configure({ faults: { create: { loseAnswerRate: 1 } } });
+    // (Their avatars stay out of the room: only the reaper can end these sessions.)
+    stack.sim.configure({ faults: { create: { loseAnswerRate: 1 } }, defaults: { joinCustomerRoom: false } });
     const conversationId = uniqueId('lost');
     const inp: SessionInput = {
       conversationId,
@@ -32,7 +33,7 @@ describe('reaper schedule', () => {
     };
     await stack.sessions.startSession(inp);
     await assert.rejects(stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result());
-    stack.sim.configure({ faults: {} });
+    stack.sim.configure({ faults: {}, defaults: { joinCustomerRoom: true } });
     const state = await stack.sessions.getSession(conversationId);
     assert.equal(state?.error?.code, 'create_attempts_exhausted');
     assert.equal(state?.ambiguousCreates.length, 2);
