@@ -1,6 +1,23 @@
 // Service metrics for Prometheus (GET /metrics on the API process). The workers' own Temporal SDK
 // metrics are served by the Temporal runtime on METRICS_PORT.
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Client } from '@temporalio/client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { PhaseKey, SESSION_WORKFLOW_TYPE } from '../workflows/shared';
+import type { SessionPhase } from '../workflows/types';
+
+/** Phases a running session can be in (terminal ones are not counted: they only ever grow). */
+export const RUNNING_PHASES: readonly SessionPhase[] = ['waiting_capacity', 'creating', 'waiting_ready', 'consuming', 'bridging', 'live', 'tearing_down'];
+
+/** Counts running sessions in one phase (Temporal visibility); used on every scrape. */
+export type PhaseCounter = (phase: SessionPhase) => Promise<number>;
+
+/** The visibility count of running session workflows in `phase` (eventually consistent). */
+export function visibilityPhaseCounter(client: Client): PhaseCounter {
+  return async (phase) => {
+    const { count } = await client.workflow.count(`WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND ${PhaseKey.name} = '${phase}'`);
+    return count;
+  };
+}
 
 export class ApiMetrics {
   readonly registry = new Registry();
@@ -11,11 +28,40 @@ export class ApiMetrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
-  readonly sessionsStarted = new Counter({ name: 'avatar_sessions_started_total', help: 'Sessions started through the API', labelNames: ['mode'] as const, registers: [this.registry] });
+  readonly sessionsStarted = new Counter({ name: 'avatar_sessions_started_total', help: 'Sessions started through the API (not counting starts that joined a running session)', labelNames: ['mode'] as const, registers: [this.registry] });
+  readonly waitLive = new Counter({ name: 'avatar_api_wait_live_total', help: 'Outcomes of POST /v1/sessions?wait=live', labelNames: ['outcome'] as const, registers: [this.registry] });
   readonly webhooks = new Counter({ name: 'avatar_livekit_webhooks_total', help: 'LiveKit webhooks received, and whether they ended a session', labelNames: ['event', 'acted'] as const, registers: [this.registry] });
+  readonly visibilityErrors = new Counter({ name: 'avatar_sessions_visibility_errors_total', help: 'Scrapes whose session counts could not be read from Temporal visibility', registers: [this.registry] });
 
-  constructor() {
+  constructor(opts: { countPhase?: PhaseCounter; countTimeoutMs?: number } = {}) {
     collectDefaultMetrics({ register: this.registry });
+    const { countPhase } = opts;
+    if (countPhase) {
+      const errors = this.visibilityErrors;
+      const timeoutMs = opts.countTimeoutMs ?? 5000;
+      new Gauge({
+        name: 'avatar_sessions_running',
+        help: 'Running sessions by phase (Temporal visibility, read on scrape; eventually consistent)',
+        labelNames: ['phase'] as const,
+        registers: [this.registry],
+        async collect() {
+          let timer: NodeJS.Timeout | undefined;
+          try {
+            const counts = await Promise.race([
+              Promise.all(RUNNING_PHASES.map(async (phase) => [phase, await countPhase(phase)] as const)),
+              new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('visibility count timed out')), timeoutMs))),
+            ]);
+            this.reset();
+            for (const [phase, n] of counts) this.set({ phase }, n);
+          } catch {
+            // Keep the last values; the error counter tells the operator they are stale.
+            errors.inc();
+          } finally {
+            clearTimeout(timer);
+          }
+        },
+      });
+    }
   }
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {

@@ -3,9 +3,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { Writable } from 'node:stream';
 import { AccessToken } from 'livekit-server-sdk';
 import { startApiServer } from '../src/api/server';
+import type { SessionsClient } from '../src/client/sessions';
 import { createLogger } from '../src/log';
 import { sessionWorkflowId } from '../workflows/shared';
 import { startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
@@ -13,24 +15,58 @@ import { eventually, withTimeout } from './helpers/wait';
 
 const timing = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5 };
 
+type ErrorBody = { error: { code: string; message: string } };
+type StartBody = { conversationId: string; workflowId: string; runId: string; phase?: string; endReason?: string; error?: { code: string; message: string }; live?: { roomName: string; mode: string; avatarIdentity: string; runwaySessionId: string; livekitUrl: string } };
+
+/** Every SessionsClient method the API calls, by name: a rejected request must add nothing here. */
+function countingSessions(inner: SessionsClient, calls: string[]): SessionsClient {
+  return new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function' || prop === 'constructor') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+/** A raw HTTP/1.1 request, so the path reaches the server exactly as written (no client normalization). */
+function rawRequest(port: number, requestLine: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      const head = Object.entries({ host: 'localhost', connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      socket.write(`${requestLine} HTTP/1.1\r\n${head}\r\n\r\n`);
+    });
+    let buf = '';
+    socket.on('data', (d) => (buf += d));
+    socket.on('error', reject);
+    socket.on('end', () => resolve({ status: Number(buf.split(' ')[1]), body: buf.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
+  });
+}
+
 describe('HTTP API', () => {
   let stack: SessionStack;
   let base: string;
+  let port: number;
   let close: () => Promise<void>;
   const token = randomBytes(24).toString('hex');
   const logLines: string[] = [];
+  const calls: string[] = [];
 
   before(async () => {
     stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
     const sink = new Writable({ write(chunk, _enc, cb) { logLines.push(String(chunk)); cb(); } });
     const api = await startApiServer({
       config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
-      sessions: stack.sessions,
+      sessions: countingSessions(stack.sessions, calls),
       log: createLogger({ level: 'debug', destination: sink }),
       port: 0,
       waitLiveMs: 20_000,
     });
     base = api.url;
+    port = Number(new URL(api.url).port);
     close = api.close;
   });
   after(async () => {
@@ -46,134 +82,316 @@ describe('HTTP API', () => {
     return { conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}` }, mode: 'direct', timing, ...over };
   };
   const runwaySessionsFor = (room: string) => stack.sim.sessions().filter((s) => JSON.stringify(s.body).includes(room));
+  const ended = (conversationId: string) => withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result(), 30_000, `session ${conversationId} to end`);
+  const visible = (room: string) =>
+    eventually(`session in ${room} visible`, async () => ((await stack.sessions.listSessions({ running: true, roomName: room })[Symbol.asyncIterator]().next()).done ? undefined : true));
 
-  it('health and metrics need no token; everything under /v1 does', async () => {
-    assert.equal((await call('GET', '/healthz', undefined, {})).status, 200);
+  /** Asserts that `fn`'s requests made no call to Temporal (through SessionsClient) and none to Runway. */
+  async function reachesNothing(fn: () => Promise<void>): Promise<void> {
+    const [callsBefore, runwayBefore] = [calls.length, stack.sim.requests().length];
+    await fn();
+    assert.deepEqual(calls.slice(callsBefore), [], 'no SessionsClient call (nothing sent to Temporal)');
+    assert.equal(stack.sim.requests().length, runwayBefore, 'no request to Runway');
+  }
+
+  it('health and metrics need no token; everything under /v1 does, whatever the URL spelling', async () => {
+    const health = await call('GET', '/healthz', undefined, {});
+    assert.equal(health.status, 200);
+    assert.deepEqual(await health.json(), { ok: true });
     const metrics = await call('GET', '/metrics', undefined, {});
     assert.equal(metrics.status, 200);
+    assert.match(metrics.headers.get('content-type') ?? '', /text\/plain/);
     assert.match(await metrics.text(), /avatar_api_request_seconds/);
-    const none = await call('GET', '/v1/sessions', undefined, {});
-    assert.equal(none.status, 401);
-    assert.equal(((await none.json()) as { error: { code: string } }).error.code, 'unauthorized');
-    assert.equal((await call('GET', '/v1/sessions', undefined, { authorization: `Bearer ${token}x` })).status, 401);
-    assert.equal((await call('GET', '/v1/sessions', undefined, { authorization: token })).status, 401);
+
+    await reachesNothing(async () => {
+      const none = await call('GET', '/v1/sessions', undefined, {});
+      assert.equal(none.status, 401);
+      const body = (await none.json()) as ErrorBody;
+      assert.equal(body.error.code, 'unauthorized');
+      assert.match(body.error.message, /Authorization: Bearer/);
+      for (const header of [`Bearer ${token}x`, token, `Basic ${token}`, `Bearer ${token.slice(0, -1)}`, 'Bearer ', `Bearer ${token} extra`]) {
+        const res = await call('GET', '/v1/sessions', undefined, { authorization: header });
+        assert.equal(res.status, 401, `authorization: ${header.replace(token, '<token>')}`);
+        assert.ok(!(await res.text()).includes(token), 'the error body never echoes the token');
+      }
+      // A valid body with no token: refused before the body is even looked at.
+      assert.equal((await call('POST', '/v1/sessions', session(), {})).status, 401);
+      assert.equal((await call('POST', `/v1/sessions/${uniqueId('x')}/end`, undefined, { authorization: 'Bearer nope' })).status, 401);
+      assert.equal((await call('GET', `/v1/sessions/${uniqueId('x')}`, undefined, {})).status, 401);
+      // Percent-encoded paths route to the same handlers: the token check follows the route, not the raw URL.
+      for (const path of ['/%761/sessions', '/v1/%73essions', '/%76%31/sessions?phase=live']) {
+        const res = await rawRequest(port, `GET ${path}`);
+        assert.equal(res.status, 401, `GET ${path} without a token`);
+      }
+    });
+    assert.equal((await call('GET', '/v1/sessions', undefined, { authorization: `bearer ${token}` })).status, 200, 'the scheme is case-insensitive');
+    assert.equal((await rawRequest(port, 'GET /%761/sessions', auth)).status, 200);
   });
 
-  it('rejects bad input naming the field, and nothing reaches Temporal or Runway', async () => {
-    const before = stack.sim.requests().length;
+  it('rejects bad input with 400 naming the field, and nothing reaches Temporal or Runway', async () => {
     const bad = session({ avatar: { type: 'runway-preset', presetId: 'nope' } });
-    const res = await call('POST', '/v1/sessions', bad);
-    assert.equal(res.status, 400);
-    const body = (await res.json()) as { error: { code: string; message: string } };
-    assert.equal(body.error.code, 'invalid_input');
-    assert.match(body.error.message, /avatar\.presetId: unknown preset; use one of: /);
-    const noRoom = await call('POST', '/v1/sessions', { ...session(), livekit: {} });
-    assert.match(((await noRoom.json()) as { error: { message: string } }).error.message, /livekit\.roomName/);
-    assert.equal((await call('POST', '/v1/sessions', 'not json')).status, 400);
-    assert.equal((await call('POST', '/v1/sessions?wait=soon', session())).status, 400);
-    assert.equal((await call('GET', '/v1/sessions/has%20space')).status, 400);
-    assert.equal((await call('GET', '/v1/sessions?phase=dancing')).status, 400);
-    assert.equal(stack.sim.requests().length, before);
+    await reachesNothing(async () => {
+      const res = await call('POST', '/v1/sessions', bad);
+      assert.equal(res.status, 400);
+      const body = (await res.json()) as ErrorBody;
+      assert.equal(body.error.code, 'invalid_input');
+      assert.match(body.error.message, /avatar\.presetId: unknown preset; use one of: /);
+      const cases: [string, string, unknown, RegExp][] = [
+        ['POST', '/v1/sessions', { ...session(), livekit: {} }, /livekit\.roomName/],
+        ['POST', '/v1/sessions', { ...session(), mode: 'sideways' }, /^mode: /],
+        ['POST', '/v1/sessions', { ...session(), maxDurationSeconds: 1.5 }, /maxDurationSeconds: must be a whole number/],
+        ['POST', '/v1/sessions', { ...session(), conversationId: 'has space' }, /conversationId: must be 1-128 characters/],
+        ['POST', '/v1/sessions', { ...session(), colour: 'blue' }, /unknown field\(s\) colour/],
+        ['POST', '/v1/sessions', [session()], /body: send the session as a JSON object/],
+        ['POST', '/v1/sessions', 'not json', /body: not valid JSON/],
+        ['POST', '/v1/sessions?wait=soon', session(), /query\.wait: the only value is 'live'/],
+        ['POST', '/v1/sessions?hurry=1', session(), /query\.hurry: unknown parameter/],
+        ['GET', '/v1/sessions/has%20space', undefined, /path\.conversationId: must be 1-128/],
+        ['POST', '/v1/sessions/has%20space/end', undefined, /path\.conversationId/],
+        ['GET', '/v1/sessions?phase=dancing', undefined, /query\.phase: must be one of waiting_capacity/],
+        ['GET', '/v1/sessions?limit=0', undefined, /query\.limit: must be at least 1/],
+        ['GET', '/v1/sessions?running=maybe', undefined, /query\.running: must be true or false/],
+      ];
+      for (const [method, path, body, message] of cases) {
+        const r = await call(method, path, body);
+        assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(body)}`);
+        const e = (await r.json()) as ErrorBody;
+        assert.match(e.error.message, message, `${method} ${path}`);
+        assert.ok(e.error.code, 'an error code');
+      }
+      const noBody = await fetch(`${base}/v1/sessions`, { method: 'POST', headers: auth });
+      assert.equal(noBody.status, 400);
+      const wrongType = await call('POST', '/v1/sessions', JSON.stringify(session()), { ...auth, 'content-type': 'text/plain' });
+      assert.equal(wrongType.status, 415);
+      assert.equal(((await wrongType.json()) as ErrorBody).error.code, 'unsupported_media_type');
+    });
     assert.equal(await stack.sessions.getSession(bad.conversationId), undefined, 'no workflow was started');
   });
 
-  it('refuses bodies over the limit (413) and unknown routes (404)', async () => {
-    const big = await call('POST', '/v1/sessions', { ...session(), personality: 'x'.repeat(70 * 1024) });
-    assert.equal(big.status, 413);
-    assert.equal(((await big.json()) as { error: { code: string } }).error.code, 'payload_too_large');
-    const missing = await call('GET', '/v1/nothing-here');
-    assert.equal(missing.status, 404);
-    assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'not_found');
+  it('refuses bodies over 64 KiB (413) and answers unknown routes with 404 JSON', async () => {
+    const s = session({ personality: 'x'.repeat(70 * 1024) });
+    await reachesNothing(async () => {
+      const big = await call('POST', '/v1/sessions', s);
+      assert.equal(big.status, 413);
+      assert.deepEqual(await big.json(), { error: { code: 'payload_too_large', message: 'the body is over 64 KiB' } });
+      const webhookBig = await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json' }, body: 'x'.repeat(70 * 1024) });
+      assert.equal(webhookBig.status, 413);
+      for (const [method, path] of [['GET', '/v1/nothing-here'], ['DELETE', '/v1/sessions'], ['GET', '/nope'], ['PUT', '/v1/sessions/abc']]) {
+        const missing = await call(method!, path!);
+        assert.equal(missing.status, 404, `${method} ${path}`);
+        assert.match(missing.headers.get('content-type') ?? '', /application\/json/);
+        const body = (await missing.json()) as ErrorBody;
+        assert.equal(body.error.code, 'not_found');
+        assert.equal(body.error.message, `no route ${method} ${path}`);
+      }
+    });
+    const justUnder = await call('POST', '/v1/sessions', session({ personality: 'x'.repeat(60 * 1024) }));
+    assert.equal(justUnder.status, 400, 'a body under the limit is parsed (and validated: personality is at most 10000 characters)');
+    assert.match(((await justUnder.json()) as ErrorBody).error.message, /personality/);
+    assert.equal(await stack.sessions.getSession(s.conversationId), undefined);
   });
 
   it('starts with ?wait=live, is idempotent, reads, lists and ends a session', async () => {
     const s = session();
     const first = await call('POST', '/v1/sessions?wait=live', s);
     assert.equal(first.status, 201);
-    const a = (await first.json()) as { conversationId: string; workflowId: string; runId: string; phase: string; live: { roomName: string; avatarIdentity: string; livekitUrl: string } };
+    const a = (await first.json()) as StartBody;
     assert.equal(a.phase, 'live');
+    assert.equal(a.conversationId, s.conversationId);
     assert.equal(a.workflowId, sessionWorkflowId(s.conversationId));
-    assert.equal(a.live.roomName, s.livekit.roomName);
-    assert.equal(a.live.livekitUrl, stack.config.livekit.publicUrl);
+    assert.ok(a.runId);
+    assert.equal(a.live!.roomName, s.livekit.roomName);
+    assert.equal(a.live!.mode, 'direct');
+    assert.equal(a.live!.avatarIdentity, `runway-avatar-${s.conversationId}`);
+    assert.equal(a.live!.livekitUrl, stack.config.livekit.publicUrl);
 
     const again = await call('POST', '/v1/sessions', s);
     assert.equal(again.status, 200);
-    assert.equal(((await again.json()) as { runId: string }).runId, a.runId);
+    assert.deepEqual(await again.json(), { conversationId: s.conversationId, workflowId: a.workflowId, runId: a.runId });
+    const againLive = await call('POST', '/v1/sessions?wait=live', s);
+    assert.equal(againLive.status, 200);
+    assert.equal(((await againLive.json()) as StartBody).live!.runwaySessionId, a.live!.runwaySessionId);
     assert.equal(runwaySessionsFor(s.livekit.roomName).length, 1, 'never a second Runway session');
 
     const got = await call('GET', `/v1/sessions/${s.conversationId}`);
     assert.equal(got.status, 200);
-    const state = (await got.json()) as { phase: string; mode: string; runwaySessionId: string; roomName: string; phaseTimes: Record<string, string> };
+    const state = (await got.json()) as { conversationId: string; phase: string; mode: string; runwaySessionId: string; roomName: string; phaseTimes: Record<string, string>; endReason?: string; error?: unknown };
+    assert.equal(state.conversationId, s.conversationId);
     assert.equal(state.phase, 'live');
     assert.equal(state.mode, 'direct');
-    assert.ok(state.runwaySessionId && state.phaseTimes.live);
-    assert.equal((await call('GET', `/v1/sessions/${uniqueId('unknown')}`)).status, 404);
+    assert.equal(state.roomName, s.livekit.roomName);
+    assert.equal(state.runwaySessionId, a.live!.runwaySessionId);
+    assert.ok(state.phaseTimes.creating && state.phaseTimes.live);
+    assert.equal(state.endReason, undefined);
+    assert.equal(state.error, undefined);
+    const unknown = await call('GET', `/v1/sessions/${uniqueId('unknown')}`);
+    assert.equal(unknown.status, 404);
+    assert.equal(((await unknown.json()) as ErrorBody).error.code, 'not_found');
 
-    await eventually('listed as live through visibility', async () => {
-      const list = (await (await call('GET', '/v1/sessions?phase=live')).json()) as { sessions: { conversationId: string }[] };
-      return list.sessions.some((x) => x.conversationId === s.conversationId) ? true : undefined;
+    type List = { sessions: { conversationId: string; workflowId: string; status: string; phase: string; roomName: string }[] };
+    const listed = await eventually('listed as live through visibility', async () => {
+      const list = (await (await call('GET', '/v1/sessions?phase=live')).json()) as List;
+      return list.sessions.find((x) => x.conversationId === s.conversationId);
     });
+    assert.deepEqual([listed.status, listed.phase, listed.roomName, listed.workflowId], ['RUNNING', 'live', s.livekit.roomName, a.workflowId]);
+    const byRoom = (await (await call('GET', `/v1/sessions?room=${encodeURIComponent(s.livekit.roomName)}&running=true`)).json()) as List;
+    assert.deepEqual(byRoom.sessions.map((x) => x.conversationId), [s.conversationId]);
+    const notLive = (await (await call('GET', '/v1/sessions?phase=creating')).json()) as List;
+    assert.ok(!notLive.sessions.some((x) => x.conversationId === s.conversationId));
+    const limited = (await (await call('GET', '/v1/sessions?limit=1')).json()) as List;
+    assert.equal(limited.sessions.length, 1);
 
-    assert.equal((await call('POST', `/v1/sessions/${s.conversationId}/end`)).status, 202);
+    const endRes = await call('POST', `/v1/sessions/${s.conversationId}/end`);
+    assert.equal(endRes.status, 202);
+    assert.deepEqual(await endRes.json(), { conversationId: s.conversationId, ending: true });
     assert.equal((await call('POST', `/v1/sessions/${s.conversationId}/end`)).status, 202, 'idempotent');
-    await withTimeout(stack.env.client.workflow.getHandle(a.workflowId).result(), 30_000, 'session to end');
+    await ended(s.conversationId);
     assert.equal((await call('POST', `/v1/sessions/${s.conversationId}/end`)).status, 202, 'ending an ended session is fine');
-    assert.equal((await call('POST', `/v1/sessions/${uniqueId('unknown')}/end`)).status, 404);
-    const done = (await (await call('GET', `/v1/sessions/${s.conversationId}`)).json()) as { phase: string; endReason: string };
+    const unknownEnd = await call('POST', `/v1/sessions/${uniqueId('unknown')}/end`);
+    assert.equal(unknownEnd.status, 404);
+    assert.equal(((await unknownEnd.json()) as ErrorBody).error.code, 'not_found');
+    const done = (await (await call('GET', `/v1/sessions/${s.conversationId}`)).json()) as { phase: string; endReason: string; phaseTimes: Record<string, string> };
     assert.equal(done.phase, 'completed');
     assert.equal(done.endReason, 'ended_by_request');
+    assert.ok(done.phaseTimes.completed);
+    assert.equal(runwaySessionsFor(s.livekit.roomName).length, 1);
   });
 
-  it('?wait=live answers 202 when the session is not live in time', async () => {
+  it('concurrent starts of one conversation: one 201, the rest 200, one run, exactly one Runway session', async () => {
+    const s = session();
+    const answers = await Promise.all([1, 2, 3].map(() => call('POST', '/v1/sessions?wait=live', s)));
+    const bodies = (await Promise.all(answers.map((r) => r.json()))) as StartBody[];
+    assert.deepEqual(answers.map((r) => r.status).sort(), [200, 200, 201]);
+    assert.equal(new Set(bodies.map((b) => b.runId)).size, 1, 'the same run');
+    assert.ok(bodies.every((b) => b.phase === 'live' && b.live?.runwaySessionId === bodies[0]!.live!.runwaySessionId));
+    assert.equal(runwaySessionsFor(s.livekit.roomName).length, 1, 'exactly one Runway session');
+    await call('POST', `/v1/sessions/${s.conversationId}/end`);
+    await ended(s.conversationId);
+  });
+
+  it('?wait=live answers 202 with the phase when the session is not live in time', async () => {
     stack.sim.nextSessions([{ provisioningMs: 60_000 }]);
     const s = session();
     const api = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, waitLiveMs: 500 });
     try {
+      const t0 = Date.now();
       const res = await fetch(`${api.url}/v1/sessions?wait=live`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(s) });
       assert.equal(res.status, 202);
-      assert.equal(((await res.json()) as { phase: string }).phase, 'waiting_ready');
+      const body = (await res.json()) as StartBody;
+      assert.ok(Date.now() - t0 < 10_000, 'bounded by waitLiveMs');
+      assert.equal(body.phase, 'waiting_ready');
+      assert.equal(body.workflowId, sessionWorkflowId(s.conversationId));
+      assert.equal(body.live, undefined);
     } finally {
       await api.close();
       await stack.sessions.endSession(s.conversationId);
-      await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(s.conversationId)).result(), 30_000, 'session to end');
+      await ended(s.conversationId);
     }
   });
 
-  async function webhook(body: object, secret = stack.config.livekit.apiSecret) {
-    const raw = JSON.stringify(body);
-    const at = new AccessToken(stack.config.livekit.apiKey, secret);
-    at.sha256 = createHash('sha256').update(raw).digest('base64');
-    return fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json', authorization: await at.toJwt() }, body: raw });
-  }
-
-  it('LiveKit webhooks: a bad signature is refused; room_finished and the end user leaving end the session', async () => {
-    const badSig = await webhook({ event: 'room_finished', room: { name: 'x' } }, 'not-the-secret-not-the-secret-not-the-secret');
-    assert.equal(badSig.status, 401);
-    assert.equal((await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json' }, body: '{}' })).status, 401);
-
-    const s = session();
-    await call('POST', '/v1/sessions?wait=live', s);
-    await eventually('visible', async () => ((await stack.sessions.listSessions({ running: true, roomName: s.livekit.roomName })[Symbol.asyncIterator]().next()).done ? undefined : true));
-    const res = await webhook({ event: 'room_finished', room: { name: s.livekit.roomName } });
-    assert.equal(res.status, 200);
-    assert.deepEqual(((await res.json()) as { ended: string[] }).ended, [s.conversationId]);
-    const done = await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(s.conversationId)).result(), 30_000, 'session to end');
-    assert.equal(done.phase, 'completed');
-
-    const u = session({ livekit: { roomName: `room-${uniqueId('u')}`, endUserIdentity: 'user-42' } });
-    await call('POST', '/v1/sessions?wait=live', u);
-    await eventually('visible', async () => ((await stack.sessions.listSessions({ running: true, roomName: u.livekit.roomName })[Symbol.asyncIterator]().next()).done ? undefined : true));
-    const other = await webhook({ event: 'participant_left', room: { name: u.livekit.roomName }, participant: { identity: 'someone-else' } });
-    assert.deepEqual(((await other.json()) as { ended: string[] }).ended, []);
-    const left = await webhook({ event: 'participant_left', room: { name: u.livekit.roomName }, participant: { identity: 'user-42' } });
-    assert.deepEqual(((await left.json()) as { ended: string[] }).ended, [u.conversationId]);
-    await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(u.conversationId)).result(), 30_000, 'session to end');
+  it('?wait=live answers with the error when the session fails instead of going live', async () => {
+    stack.sim.nextSessions([{ provisioningMs: 10_000, failAfterMs: 50, failureCode: 'INTERNAL.GPU_UNAVAILABLE' }]);
+    const s = session({ timing: { ...timing, maxCreateAttempts: 1 } });
+    const res = await call('POST', '/v1/sessions?wait=live', s);
+    assert.equal(res.status, 201);
+    const body = (await res.json()) as StartBody;
+    assert.notEqual(body.phase, 'live');
+    assert.equal(body.live, undefined);
+    assert.ok(body.error?.code, `an error code: ${JSON.stringify(body)}`);
+    assert.match(body.error!.message, /GPU_UNAVAILABLE/);
+    await ended(s.conversationId).catch(() => undefined);
+    const state = (await (await call('GET', `/v1/sessions/${s.conversationId}`)).json()) as { phase: string; error: { code: string; message: string } };
+    assert.equal(state.phase, 'failed');
+    assert.equal(state.error.code, body.error!.code);
   });
 
-  it('never writes the API token or LiveKit secret to its logs', () => {
-    assert.ok(logLines.length > 0, 'the API logged something');
+  async function webhook(body: object | string, opts: { secret?: string; signedBody?: string; contentType?: string } = {}) {
+    const raw = typeof body === 'string' ? body : JSON.stringify(body);
+    // What LiveKit's webhook sender does: a JWT signed with the API secret whose sha256 claim is the body's hash.
+    const at = new AccessToken(stack.config.livekit.apiKey, opts.secret ?? stack.config.livekit.apiSecret);
+    at.sha256 = createHash('sha256').update(opts.signedBody ?? raw).digest('base64');
+    return fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': opts.contentType ?? 'application/webhook+json', authorization: await at.toJwt() }, body: raw });
+  }
+
+  it('LiveKit webhooks: bad signatures are refused; room_finished and the end user leaving end the session', async () => {
+    await reachesNothing(async () => {
+      const badSig = await webhook({ event: 'room_finished', room: { name: 'x' } }, { secret: 'not-the-secret-not-the-secret-not-the-secret' });
+      assert.equal(badSig.status, 401);
+      const badBody = (await badSig.json()) as ErrorBody;
+      assert.equal(badBody.error.code, 'bad_signature');
+      assert.ok(!JSON.stringify(badBody).includes(stack.config.livekit.apiSecret));
+      const tampered = await webhook({ event: 'room_finished', room: { name: 'someone-elses-room' } }, { signedBody: JSON.stringify({ event: 'room_started', room: { name: 'x' } }) });
+      assert.equal(tampered.status, 401, 'the signature covers the body');
+      const unsigned = await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json' }, body: '{}' });
+      assert.equal(unsigned.status, 401);
+      const bearer = await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json', ...auth }, body: '{"event":"room_finished","room":{"name":"x"}}' });
+      assert.equal(bearer.status, 401, 'the API token is not a webhook signature');
+    });
+
+    const s = session();
+    assert.equal((await call('POST', '/v1/sessions?wait=live', s)).status, 201);
+    await visible(s.livekit.roomName);
+    const unrelated = await webhook({ event: 'participant_joined', room: { name: s.livekit.roomName }, participant: { identity: 'x' } });
+    assert.equal(unrelated.status, 200);
+    assert.deepEqual(await unrelated.json(), { ok: true, ended: [] });
+    const otherRoom = await webhook({ event: 'room_finished', room: { name: `room-${uniqueId('nobody')}` } });
+    assert.deepEqual(((await otherRoom.json()) as { ended: string[] }).ended, []);
+    assert.equal((await stack.sessions.getSession(s.conversationId))?.phase, 'live', 'still live after unrelated webhooks');
+
+    const res = await webhook({ event: 'room_finished', room: { name: s.livekit.roomName } });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { ok: true, ended: [s.conversationId] });
+    const done = await ended(s.conversationId);
+    assert.equal(done.phase, 'completed');
+
+    // participant_left of the input's livekit.endUserIdentity (sent as plain application/json this time).
+    const u = session({ livekit: { roomName: `room-${uniqueId('u')}`, endUserIdentity: 'user-42' } });
+    assert.equal((await call('POST', '/v1/sessions?wait=live', u)).status, 201);
+    await visible(u.livekit.roomName);
+    const other = await webhook({ event: 'participant_left', room: { name: u.livekit.roomName }, participant: { identity: 'someone-else' } }, { contentType: 'application/json' });
+    assert.equal(other.status, 200);
+    assert.deepEqual(((await other.json()) as { ended: string[] }).ended, []);
+    const left = await webhook({ event: 'participant_left', room: { name: u.livekit.roomName }, participant: { identity: 'user-42' } }, { contentType: 'application/json' });
+    assert.equal(left.status, 200);
+    assert.deepEqual(((await left.json()) as { ended: string[] }).ended, [u.conversationId]);
+    await ended(u.conversationId);
+    assert.equal(runwaySessionsFor(u.livekit.roomName).length, 1);
+  });
+
+  it('/metrics: request latency by route and status, sessions started, wait outcomes, webhooks, running sessions by phase', async () => {
+    const s = session();
+    assert.equal((await call('POST', '/v1/sessions?wait=live', s)).status, 201);
+    const scrape = async () => (await call('GET', '/metrics', undefined, {})).text();
+    const value = (text: string, series: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+      return line === undefined ? undefined : Number(line.slice(series.length + 1));
+    };
+    const text = await scrape();
+    assert.ok((value(text, 'avatar_sessions_started_total{mode="direct"}') ?? 0) >= 4, 'every session this file started');
+    assert.ok((value(text, 'avatar_api_request_seconds_count{route="/v1/sessions",method="POST",status="201"}') ?? 0) >= 4);
+    assert.ok((value(text, 'avatar_api_request_seconds_count{route="/v1/sessions",method="GET",status="401"}') ?? 0) >= 1);
+    assert.ok((value(text, 'avatar_api_request_seconds_count{route="(unknown)",method="GET",status="404"}') ?? 0) >= 1);
+    assert.ok((value(text, 'avatar_api_wait_live_total{outcome="live"}') ?? 0) >= 4);
+    assert.equal(value(text, 'avatar_api_wait_live_total{outcome="not_live"}'), 1);
+    assert.ok((value(text, 'avatar_livekit_webhooks_total{event="room_finished",acted="yes"}') ?? 0) >= 1);
+    assert.ok((value(text, 'avatar_livekit_webhooks_total{event="participant_left",acted="no"}') ?? 0) >= 1);
+    await eventually('the live session counted by phase', async () => ((value(await scrape(), 'avatar_sessions_running{phase="live"}') ?? 0) >= 1 ? true : undefined));
+    await call('POST', `/v1/sessions/${s.conversationId}/end`);
+    await ended(s.conversationId);
+    await eventually('no live session counted once it ended', async () => (value(await scrape(), 'avatar_sessions_running{phase="live"}') === 0 ? true : undefined));
+    assert.equal(value(await scrape(), 'avatar_sessions_visibility_errors_total'), 0);
+  });
+
+  it('never writes the API token or LiveKit secret to its logs, even when a client sends it in the URL', async () => {
+    assert.equal((await call('GET', `/v1/sessions?token=${token}`)).status, 400);
+    assert.equal((await call('GET', `/v1/sessions/${token}`, undefined, { authorization: `Bearer ${token}0` })).status, 401);
+    assert.equal((await call('GET', `/nowhere/${token}`)).status, 404);
+    const requestLines = logLines.filter((l) => l.includes('"msg":"request"'));
+    assert.ok(requestLines.length > 10, 'the API logged its requests');
+    assert.ok(requestLines.some((l) => l.includes('"route":"/v1/sessions/:conversationId"') && l.includes('"status":401')));
     const all = logLines.join('\n');
-    assert.ok(!all.includes(token));
-    assert.ok(!all.includes(stack.config.livekit.apiSecret));
+    assert.ok(!all.includes(token), 'no API token in the logs');
+    assert.ok(!all.includes(stack.config.livekit.apiSecret), 'no LiveKit secret in the logs');
+    assert.ok(!/authorization/i.test(all), 'no authorization header in the logs');
   });
 });

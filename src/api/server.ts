@@ -1,10 +1,18 @@
 // The HTTP API backends and operators use: start, read, end and list sessions, LiveKit webhooks,
-// health and metrics, and the remote codec for the Temporal UI. Every route under /v1 (but the
-// webhook, which LiveKit signs) needs `Authorization: Bearer $SESSION_API_TOKEN`. Input is validated
-// by the workflow's own schema before anything reaches Temporal or Runway.
+// health and metrics, and the remote codec for the Temporal UI.
+//
+// Auth: every route under /v1 but the LiveKit webhook needs `Authorization: Bearer $SESSION_API_TOKEN`,
+// checked in constant time against the matched route (not the raw URL, so percent-encoding cannot
+// dodge it). The webhook is authenticated by LiveKit's signature instead. `GET /healthz` and
+// `GET /metrics` need no token (probes and Prometheus scrapers; the metrics carry no session data
+// beyond counts) — keep the API port off the public internet or put /metrics behind your proxy.
+// The codec routes check the token themselves (src/api/codec-routes.ts).
+//
+// Input is validated by the workflow's own schema (workflows/input.ts) before anything reaches
+// Temporal or Runway; a rejected request (400/401/413/415) makes no Temporal call at all.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { WebhookReceiver } from 'livekit-server-sdk';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
 import type { PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
@@ -12,7 +20,8 @@ import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../
 import type { LiveInfo, SessionPhase } from '../../workflows/types';
 import type { SessionsClient } from '../client/sessions';
 import type { ServiceConfig } from '../config';
-import { ApiMetrics } from '../metrics';
+import { ApiMetrics, visibilityPhaseCounter } from '../metrics';
+import { registerSecret } from '../redact';
 import { registerCodecRoutes } from './codec-routes';
 
 export interface ApiServerOptions {
@@ -24,8 +33,11 @@ export interface ApiServerOptions {
   port?: number;
   /** How long `?wait=live` holds the answer before a 202 (default 30 s). */
   waitLiveMs?: number;
+  /** Largest accepted request body in bytes (default 64 KiB); larger bodies get 413. */
+  bodyLimit?: number;
   /** Serve the remote codec for the Temporal UI under /codec. */
   codec?: { codec: PayloadCodec; allowedOrigins: string[]; requireToken: boolean };
+  /** Default: a fresh registry whose running-session gauge reads Temporal visibility on scrape. */
   metrics?: ApiMetrics;
 }
 
@@ -33,10 +45,15 @@ const PHASES: SessionPhase[] = ['waiting_capacity', 'creating', 'waiting_ready',
 const conversationIdParam = z.object({ conversationId: sessionInputSchema.shape.conversationId });
 const listQuery = z.object({
   phase: z.enum(PHASES as [SessionPhase, ...SessionPhase[]], { message: `must be one of ${PHASES.join(', ')}` }).optional(),
-  running: z.enum(['true', 'false']).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-const startQuery = z.object({ wait: z.enum(['live'], { message: "the only value is 'live'" }).optional() });
+  running: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+  room: z.string().min(1).max(256).optional(),
+  limit: z.coerce.number({ message: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(100),
+}).strict();
+const startQuery = z.object({ wait: z.enum(['live'], { message: "the only value is 'live'" }).optional() }).strict();
+
+const DEFAULT_BODY_LIMIT = 64 * 1024;
+/** Routes anyone may call: probes, scrapers, and LiveKit (which signs its webhooks). */
+const PUBLIC_ROUTES = new Set(['/healthz', '/metrics', '/v1/livekit/webhook']);
 
 class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -45,11 +62,16 @@ class ApiError extends Error {
 }
 
 function zodMessage(err: z.ZodError, where: string): string {
-  return err.issues.map((i) => `${[where, ...i.path].filter(Boolean).join('.')}: ${i.message}`).join('; ');
+  return err.issues
+    .map((i) => {
+      const field = [where, ...(i.code === 'unrecognized_keys' ? [i.keys.join(', ')] : i.path)].filter(Boolean).join('.');
+      return `${field}: ${i.code === 'unrecognized_keys' ? 'unknown parameter' : i.message}`;
+    })
+    .join('; ');
 }
 
 function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
-  const res = schema.safeParse(value);
+  const res = schema.safeParse(value ?? {});
   if (!res.success) throw new ApiError(400, 'invalid_request', zodMessage(res.error, where));
   return res.data;
 }
@@ -58,36 +80,60 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyInstance> {
   const { sessions, config } = opts;
-  const metrics = opts.metrics ?? new ApiMetrics();
-  const app: FastifyInstance = Fastify({ loggerInstance: opts.log.child({ component: 'api' }) as unknown as FastifyBaseLogger, bodyLimit: 64 * 1024, disableRequestLogging: true });
-  const expectedAuth = config.apiToken ? digest(`Bearer ${config.apiToken}`) : undefined;
+  // Whatever path a secret takes into a log line (a client pasting the token into a URL), it is scrubbed.
+  registerSecret(config.apiToken);
+  registerSecret(config.livekit.apiSecret);
+  const metrics = opts.metrics ?? new ApiMetrics({ countPhase: visibilityPhaseCounter(sessions.client) });
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const log = opts.log.child({ component: 'api' });
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log as unknown as FastifyBaseLogger,
+    bodyLimit,
+    // Fastify's own request lines would carry the raw URL and headers; we log our own (below).
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  const expectedToken = config.apiToken ? digest(config.apiToken) : undefined;
   const webhooks = new WebhookReceiver(config.livekit.apiKey, config.livekit.apiSecret);
   const waitLiveMs = opts.waitLiveMs ?? 30_000;
+  // JSON only (the webhook scope below adds LiveKit's type): anything else is 415, not a string body.
+  app.removeContentTypeParser('text/plain');
 
-  // LiveKit signs the raw body: keep it as a string for the webhook route.
-  app.addContentTypeParser('application/webhook+json', { parseAs: 'string' }, (_req, body, done) => done(null, body));
+  const needsToken = (req: FastifyRequest): boolean => {
+    const route = req.routeOptions.url;
+    // Unknown routes fall through to the 404 handler; codec routes check the token themselves.
+    return route !== undefined && route.startsWith('/v1/') && !PUBLIC_ROUTES.has(route);
+  };
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
-    (req as FastifyRequest & { startedAt?: bigint }).startedAt = process.hrtime.bigint();
-    if (!req.url.startsWith('/v1/') || req.url.startsWith('/v1/livekit/webhook')) return;
-    if (!expectedAuth) throw new ApiError(503, 'not_configured', 'SESSION_API_TOKEN is not set: the API refuses every request until it is');
-    if (!timingSafeEqual(digest(req.headers.authorization ?? ''), expectedAuth)) {
+    if (!needsToken(req)) return;
+    if (!expectedToken) throw new ApiError(503, 'not_configured', 'SESSION_API_TOKEN is not set: the API refuses every request until it is');
+    const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
+    // Hash both sides so the comparison is constant-time whatever the lengths.
+    if (!m || !timingSafeEqual(digest(m[1]!), expectedToken)) {
       throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer $SESSION_API_TOKEN');
     }
   });
   app.addHook('onResponse', async (req: FastifyRequest, reply: FastifyReply) => {
-    const started = (req as FastifyRequest & { startedAt?: bigint }).startedAt;
-    metrics.observeRequest(req.routeOptions.url ?? 'unknown', req.method, reply.statusCode, started ? Number(process.hrtime.bigint() - started) / 1e9 : 0);
+    const route = req.routeOptions.url ?? '(unknown)';
+    metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
+    // The route pattern, never the raw URL or headers: nothing a client sends is echoed into the log.
+    const line = { method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    if (route === '/healthz' || route === '/metrics') req.log.debug(line, 'request');
+    else req.log.info(line, 'request');
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
     if (err instanceof InvalidInputError) return reply.code(400).send({ error: { code: 'invalid_input', message: err.message } });
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: { code: 'payload_too_large', message: 'the body is over 64 KiB' } });
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: { code: 'payload_too_large', message: `the body is over ${Math.round(bodyLimit / 1024)} KiB` } });
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'send the body as content-type: application/json' } });
+    if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
+      return reply.code(400).send({ error: { code: 'invalid_json', message: 'body: not valid JSON' } });
+    }
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
       return reply.code(err.statusCode).send({ error: { code: 'bad_request', message: err.message } });
     }
-    req.log.error({ err }, 'request failed');
+    req.log.error({ err, route: req.routeOptions.url }, 'request failed');
     return reply.code(500).send({ error: { code: 'internal', message: 'internal error; see the service logs' } });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
@@ -99,7 +145,9 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   // ---- sessions --------------------------------------------------------------------------------
   app.post('/v1/sessions', async (req, reply) => {
     const { wait } = parse(startQuery, req.query, 'query');
-    if (req.body === undefined || req.body === null || typeof req.body !== 'object') throw new ApiError(400, 'invalid_input', 'body: send the session as a JSON object');
+    if (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
+      throw new ApiError(400, 'invalid_input', 'body: send the session as a JSON object');
+    }
     const input = validateSessionInput(req.body); // the workflow's own schema: fields named, nothing reaches Temporal if bad
     const started = await sessions.startSession(input);
     if (started.started) metrics.sessionsStarted.inc({ mode: input.mode ?? 'auto' });
@@ -107,19 +155,31 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     const status = started.started ? 201 : 200;
     if (wait !== 'live') return reply.code(status).send(body);
 
+    // Hold the answer until the session is live or failed, at most waitLiveMs; then stop waiting
+    // (the abort ends the update's long poll, so a 202 leaves nothing running behind it).
+    const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
-      sessions.waitLive(input.conversationId).then((live) => ({ live }), (err: Error) => ({ err })),
+      sessions.client.withAbortSignal(abort.signal, () => sessions.waitLive(input.conversationId)).then((live) => ({ live }), (err: Error) => ({ err })),
       new Promise<{ pending: true }>((r) => (timer = setTimeout(() => r({ pending: true }), waitLiveMs))),
-    ]).finally(() => clearTimeout(timer));
-    if ('pending' in outcome) return reply.code(202).send({ ...body, phase: (await sessions.getSession(input.conversationId))?.phase });
-    if ('err' in outcome) {
-      const state = await sessions.getSession(input.conversationId);
-      return reply.code(status).send({ ...body, phase: state?.phase ?? 'failed', error: state?.error ?? { code: 'not_live', message: outcome.err.message } });
+    ]).finally(() => {
+      clearTimeout(timer);
+      abort.abort();
+    });
+    if ('pending' in outcome) {
+      metrics.waitLive.inc({ outcome: 'timeout' });
+      return reply.code(202).send({ ...body, phase: (await sessions.getSession(input.conversationId))?.phase });
     }
+    if ('err' in outcome) {
+      metrics.waitLive.inc({ outcome: 'not_live' });
+      const state = await sessions.getSession(input.conversationId);
+      return reply.code(status).send({ ...body, phase: state?.phase ?? 'failed', endReason: state?.endReason, error: state?.error ?? { code: 'not_live', message: 'the session ended before it was live' } });
+    }
+    metrics.waitLive.inc({ outcome: 'live' });
     return reply.code(status).send({ ...body, phase: 'live', live: joinInfo(outcome.live) });
   });
 
+  /** Where and whom to join. No end-user token is minted here: your backend does that for its users. */
   function joinInfo(live: LiveInfo) {
     return { ...live, livekitUrl: config.livekit.publicUrl };
   }
@@ -141,45 +201,47 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   app.get('/v1/sessions', async (req, reply) => {
     const q = parse(listQuery, req.query, 'query');
     const out = [];
-    for await (const s of sessions.listSessions({ phase: q.phase, running: q.running === 'true' ? true : undefined })) {
+    const filter = { phase: q.phase, running: q.running === 'true' ? true : undefined, roomName: q.room, pageSize: Math.min(q.limit, 100) };
+    for await (const s of sessions.listSessions(filter)) {
+      if (q.running === 'false' && s.status === 'RUNNING') continue;
       out.push(s);
       if (out.length >= q.limit) break;
     }
     return reply.send({ sessions: out });
   });
 
-  // ---- LiveKit webhooks: a session's room closing ends the session ----------------------------
-  app.post('/v1/livekit/webhook', async (req, reply) => {
-    const raw = typeof req.body === 'string' ? req.body : JSON.stringify(req.body ?? {});
-    let event;
-    try {
-      event = await webhooks.receive(raw, req.headers.authorization);
-    } catch (err) {
-      throw new ApiError(401, 'bad_signature', `webhook signature check failed: ${(err as Error).message}`);
-    }
-    if (event.event === 'room_finished' && event.room?.name) {
-      const ended: string[] = [];
-      for await (const s of sessions.listSessions({ running: true, roomName: event.room.name })) {
-        await sessions.endSession(s.conversationId, 'room_finished');
-        ended.push(s.conversationId);
+  // ---- LiveKit webhooks: a session's room closing, or its end user leaving, ends the session ----
+  // In its own scope: LiveKit signs the raw body, so JSON is kept as the string it arrived as here.
+  await app.register(async (scope) => {
+    scope.removeContentTypeParser('application/json');
+    scope.addContentTypeParser(['application/json', 'application/webhook+json'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
+    scope.post('/v1/livekit/webhook', async (req, reply) => {
+      if (typeof req.body !== 'string') throw new ApiError(400, 'invalid_request', 'body: send the webhook as application/webhook+json');
+      let event: WebhookEvent;
+      try {
+        event = await webhooks.receive(req.body, req.headers.authorization);
+      } catch {
+        // jose's messages are harmless, but nothing about the check is worth telling an unsigned caller.
+        throw new ApiError(401, 'bad_signature', 'webhook signature check failed: sign it with the LiveKit API key and secret this service is configured with');
       }
-      metrics.webhooks.inc({ event: event.event, acted: ended.length ? 'yes' : 'no' });
-      return reply.send({ ok: true, ended });
-    }
-    if (event.event === 'participant_left' && event.room?.name && event.participant?.identity) {
+      const room = event.room?.name;
       const ended: string[] = [];
-      for await (const s of sessions.listSessions({ running: true, roomName: event.room.name })) {
-        const state = await sessions.getSession(s.conversationId);
-        if (state?.endUserIdentity && state.endUserIdentity === event.participant.identity) {
-          await sessions.endSession(s.conversationId, 'end_user_left');
-          ended.push(s.conversationId);
+      if (event.event === 'room_finished' && room) {
+        for await (const s of sessions.listSessions({ running: true, roomName: room })) {
+          if (await sessions.endSession(s.conversationId, 'room_finished')) ended.push(s.conversationId);
+        }
+      } else if (event.event === 'participant_left' && room && event.participant?.identity) {
+        for await (const s of sessions.listSessions({ running: true, roomName: room })) {
+          const state = await sessions.getSession(s.conversationId);
+          if (state?.endUserIdentity && state.endUserIdentity === event.participant.identity) {
+            if (await sessions.endSession(s.conversationId, 'end_user_left')) ended.push(s.conversationId);
+          }
         }
       }
-      metrics.webhooks.inc({ event: event.event, acted: ended.length ? 'yes' : 'no' });
+      metrics.webhooks.inc({ event: event.event || 'unknown', acted: ended.length ? 'yes' : 'no' });
+      if (ended.length) req.log.info({ event: event.event, ended }, 'webhook ended sessions');
       return reply.send({ ok: true, ended });
-    }
-    metrics.webhooks.inc({ event: event.event, acted: 'no' });
-    return reply.send({ ok: true, ended: [] });
+    });
   });
 
   if (opts.codec) {
