@@ -1,13 +1,16 @@
 // The media relay activity (relay mode), served by the media worker on the `avatar-media` queue. It
 // runs as long as the session is live: heartbeats carry the relay's stats (and deliver cancellation),
-// a stall fails it so the workflow can re-bridge, and cancellation sends END_CALL into Runway's room
-// and leaves both rooms before it returns.
+// a stall fails it so the workflow can re-bridge, and cancellation by the workflow sends END_CALL into
+// Runway's room and leaves both rooms before it rethrows. A cancellation that is NOT the workflow's
+// (worker shutdown, heartbeat timeout, activity gone) leaves both rooms quietly instead: Runway's
+// session stays up for the retry on another media worker, which reuses the same consumed credentials.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { ServiceConfig } from '../src/config';
 import { mintAvatarToken } from '../src/livekit/tokens';
-import { MediaRelay, type RelayStats } from '../src/media/relay';
+import { MediaRelay, RelayError, type RelayStats } from '../src/media/relay';
 import type { RoomCredentials } from '../src/runway/types';
+import { redactString } from '../src/redact';
 import { SealedBox } from '../src/secrets/sealed-box';
 import { relayBridgedSignal } from '../workflows/shared';
 
@@ -26,18 +29,32 @@ export type RelayEnd = { reason: 'runway_ended' | 'room_closed'; stats: RelaySta
 
 export interface RelayDeps {
   config: Pick<ServiceConfig, 'livekit' | 'secretsKey'>;
-  /** No avatar video for this long fails the relay (retryable: the workflow re-bridges). */
+  /** No avatar video for this long fails the relay (retryable: the workflow re-bridges). Default 10. */
   stallSeconds?: number;
   heartbeatMs?: number;
+  /** Joining both rooms must finish within this (retryable failure otherwise). Default 30. */
+  connectTimeoutSeconds?: number;
+}
+
+/** Did the workflow ask for this cancellation (the session is ending), as opposed to a worker shutdown or timeout? */
+function cancelledByWorkflow(ctx: Context, err: CancelledFailure): boolean {
+  return ctx.cancellationDetails?.cancelRequested === true || err.message === 'CANCELLED';
 }
 
 export function createRelayActivities(deps: RelayDeps) {
   const sealer = new SealedBox(deps.config.secretsKey);
+  const stallSeconds = deps.stallSeconds ?? 10;
   return {
     async relayMedia(req: RelayRequest): Promise<RelayEnd> {
       const ctx = Context.current();
       const client = ctx.client; // captured now: rtc-node callbacks run outside the activity's context
-      const runway = sealer.open<RoomCredentials>(req.sealedCredentials);
+      let runway: RoomCredentials;
+      try {
+        runway = sealer.open<RoomCredentials>(req.sealedCredentials);
+      } catch {
+        // Another worker (with the right SESSION_SECRETS_KEY) may open them: retryable.
+        throw ApplicationFailure.retryable("could not open Runway's sealed room credentials (SESSION_SECRETS_KEY differs?)", 'relay_credentials');
+      }
       const token = await mintAvatarToken(deps.config.livekit, {
         roomName: req.roomName,
         identity: req.bridgeIdentity,
@@ -49,13 +66,13 @@ export function createRelayActivities(deps: RelayDeps) {
         customer: { url: deps.config.livekit.url, token },
         listenTo: req.listenTo,
         exclude: req.agentIdentity ? [req.agentIdentity] : [],
-        stallSeconds: deps.stallSeconds ?? 10,
+        stallSeconds,
         onBridged: () => {
           const { workflowExecution } = ctx.info;
-          if (!workflowExecution) return;
+          if (!workflowExecution) return; // started outside a workflow (never in this service)
           void client.workflow.getHandle(workflowExecution.workflowId, workflowExecution.runId)
             .signal(relayBridgedSignal, { runwaySessionId: req.runwaySessionId, bridgedAt: new Date().toISOString() })
-            .catch((err) => ctx.log.warn('could not report the bridge to the workflow', { error: String(err) }));
+            .catch((err) => ctx.log.warn('could not report the bridge to the workflow', { error: redactString(String(err)) }));
         },
       });
       // Relay stats: in every heartbeat (visible in the UI's pending activity) and as metrics.
@@ -69,24 +86,39 @@ export function createRelayActivities(deps: RelayDeps) {
         last = now;
         ctx.heartbeat(now);
       }, deps.heartbeatMs ?? 1000);
-      let cancelled = false;
+      let connectTimer: NodeJS.Timeout | undefined;
+      let endCall = false;
       try {
         ctx.heartbeat(relay.stats());
-        await Promise.race([relay.start(), ctx.cancelled]);
-        const reason = await Promise.race([relay.ended, ctx.cancelled]);
+        const connectSeconds = deps.connectTimeoutSeconds ?? 30;
+        const connected = Promise.race([
+          relay.start(),
+          new Promise<never>((_, reject) => (connectTimer = setTimeout(
+            () => reject(ApplicationFailure.retryable(`could not join both rooms within ${connectSeconds} s`, 'relay_connect_failed')),
+            connectSeconds * 1000,
+          ))),
+        ]).finally(() => clearTimeout(connectTimer));
+        const reason = await Promise.race([connected.then(() => relay.ended), relay.ended, ctx.cancelled]);
         if (reason === 'stalled') {
           ctx.metricMeter.createCounter('avatar_relay_stalls', 'relays', 'Relays failed for lack of avatar video').add(1);
-          throw ApplicationFailure.retryable(`no avatar video from Runway's room for ${deps.stallSeconds ?? 10} s`, 'relay_stalled', relay.stats());
+          throw ApplicationFailure.retryable(`no avatar video from Runway's room for ${stallSeconds} s`, 'relay_stalled', relay.stats());
         }
         return { reason, stats: relay.stats() };
       } catch (err) {
-        if (err instanceof CancelledFailure) cancelled = true;
-        throw err;
+        if (err instanceof CancelledFailure) {
+          // The session is ending: Runway's character ends the call. Any other cancellation (this worker
+          // shutting down, a heartbeat timeout) leaves Runway's session to the retry.
+          endCall = cancelledByWorkflow(ctx, err);
+          throw err;
+        }
+        if (err instanceof ApplicationFailure) throw err;
+        if (err instanceof RelayError) throw ApplicationFailure.retryable(redactString(err.message), err.kind, relay.stats());
+        // Joining a room failed, or something unexpected: retryable, without any secret in the message.
+        throw ApplicationFailure.retryable(redactString(err instanceof Error ? err.message : String(err)), 'relay_failed');
       } finally {
+        clearTimeout(connectTimer);
+        await relay.stop({ endCall });
         clearInterval(beat);
-        // Cancelled: the session is ending, so Runway's character ends the call too. Otherwise (a
-        // stall, a lost room) Runway's session may be bridged again by the retry: leave it running.
-        await relay.stop({ endCall: cancelled });
       }
     },
   };

@@ -4,16 +4,22 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, VideoBufferType, VideoStream,
-  type RemoteTrack,
+  type RemoteTrack, type VideoFrameEvent,
 } from '@livekit/rtc-node';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { TrackType } from 'livekit-server-sdk';
 import { decodeCounter } from '../src/media/frame-code';
-import { RUNWAY_EVENTS_TOPIC } from '../src/media/relay';
+import { MediaRelay, RUNWAY_CONTROL_TOPIC, RUNWAY_EVENTS_TOPIC, type RelayStats } from '../src/media/relay';
+import { AesGcmPayloadCodec } from '../src/secrets/payload-codec';
+import { PUBLISH_ON_BEHALF } from '../src/livekit/tokens';
 import { bridgeIdentity, sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput } from '../workflows/types';
-import { joinToken } from './helpers/livekit';
+import { TEST_SECRETS_KEY } from './helpers/keys';
+import { joinToken, roomService } from './helpers/livekit';
 import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { eventually, withTimeout } from './helpers/wait';
 import { recordHistory } from './helpers/histories';
+import { startWorkerProcess, type WorkerProcess } from './helpers/worker-process';
 
 const timing = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 4, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5 };
 
@@ -22,54 +28,106 @@ function input(over: Partial<SessionInput> = {}): SessionInput {
   return { conversationId, avatar: { type: 'runway-preset', presetId: 'music-superstar' }, livekit: { roomName: `room-${conversationId}` }, mode: 'relay', timing, ...over };
 }
 
-/** An rtc-node participant in the customer's room, like a user's browser. */
-async function viewer(stack: SessionStack, room: string, identity = uniqueId('user')) {
+/** An rtc-node participant in the customer's room, like a user's browser (or, with kind agent, the customer's agent). */
+async function viewer(stack: SessionStack, room: string, identity = uniqueId('user'), kind?: 'agent' | 'standard') {
   const r = new Room();
+  /** Decoded frame counters of the video it receives, with when each arrived. */
   const counters: number[] = [];
+  const arrivals: number[] = [];
   const data: { topic?: string; text: string }[] = [];
   let audioFrames = 0;
-  const streams: (VideoStream | AudioStream)[] = [];
-  r.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
-    if (track.kind === TrackKind.KIND_VIDEO) {
-      const s = new VideoStream(track);
-      streams.push(s);
-      void (async () => {
-        for await (const ev of s) {
-          const i420 = ev.frame.type === VideoBufferType.I420 ? ev.frame : ev.frame.convert(VideoBufferType.I420);
+  // Explicit readers: cancel() on a stream that a `for await` holds is rejected and never reaches rtc-node.
+  const readers: ReadableStreamDefaultReader<unknown>[] = [];
+  const bySid = new Map<string, ReadableStreamDefaultReader<unknown>>();
+  // rtc-node does not end a VideoStream when its track is unsubscribed (and a reused receiver can feed
+  // it the next track's frames): end it ourselves.
+  r.on(RoomEvent.TrackUnsubscribed, (_t, pub) => void bySid.get(pub.sid!)?.cancel().catch(() => undefined));
+  r.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, pub) => {
+    const video = track.kind === TrackKind.KIND_VIDEO;
+    const reader = ((video ? new VideoStream(track) : new AudioStream(track, { sampleRate: 48000, numChannels: 1 })) as ReadableStream<unknown>).getReader();
+    readers.push(reader);
+    bySid.set(pub.sid!, reader);
+    void (async () => {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        if (video) {
+          const { frame } = value as VideoFrameEvent;
+          const i420 = frame.type === VideoBufferType.I420 ? frame : frame.convert(VideoBufferType.I420);
           const n = decodeCounter({ width: i420.width, height: i420.height, data: i420.data });
-          if (n !== undefined) counters.push(n);
-        }
-      })().catch(() => undefined);
-    } else {
-      const s = new AudioStream(track, { sampleRate: 48000, numChannels: 1 });
-      streams.push(s);
-      void (async () => {
-        for await (const f of s) {
+          if (n !== undefined) {
+            counters.push(n);
+            arrivals.push(Date.now());
+          }
+        } else {
+          const f = value as AudioFrame;
           let sum = 0;
           for (const x of f.data) sum += x * x;
           if (Math.sqrt(sum / f.data.length) > 200) audioFrames++;
         }
-      })().catch(() => undefined);
-    }
+      }
+    })().catch(() => undefined);
   });
   r.on(RoomEvent.DataReceived, (payload, _p, _k, topic) => data.push({ topic, text: new TextDecoder().decode(payload) }));
-  await r.connect(stack.customer.url, await joinToken(stack.customer, room, identity), { autoSubscribe: true, dynacast: false });
+  await r.connect(stack.customer.url, await joinToken(stack.customer, room, identity, { kind }), { autoSubscribe: true, dynacast: false });
   return {
+    identity,
     room: r,
     counters,
+    arrivals,
     data,
     audioFrames: () => audioFrames,
     async close() {
-      for (const s of streams) await s.cancel().catch(() => undefined);
+      for (const reader of readers) await reader.cancel().catch(() => undefined);
       await r.disconnect();
     },
   };
 }
 
+/** A 300 Hz tone published as a microphone by `room`'s local participant until stopped. */
+async function speak(room: Room) {
+  const mic = new AudioSource(48000, 1, 200);
+  const track = LocalAudioTrack.createAudioTrack('mic', mic);
+  await room.localParticipant!.publishTrack(track, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+  let speaking = true;
+  const loop = (async () => {
+    let phase = 0;
+    while (speaking) {
+      const samples = new Int16Array(480);
+      for (let i = 0; i < samples.length; i++) samples[i] = Math.round(6000 * Math.sin(((phase + i) * 2 * Math.PI * 300) / 48000));
+      phase += samples.length;
+      await mic.captureFrame(new AudioFrame(samples, 48000, 1, samples.length)).catch(() => undefined);
+    }
+  })();
+  return {
+    async stop() {
+      speaking = false;
+      await loop;
+      await track.close(true).catch(() => undefined);
+    },
+  };
+}
+
+/** The relay activity's latest heartbeat (its stats), decoded from the workflow's pending activity. */
+async function relayHeartbeat(stack: SessionStack, conversationId: string): Promise<{ stats: RelayStats; attempt: number } | undefined> {
+  const d = await stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).describe();
+  const pending = d.raw.pendingActivities?.find((a) => a.activityType?.name === 'relayMedia');
+  const payloads = pending?.heartbeatDetails?.payloads;
+  if (!payloads?.length) return undefined;
+  const [decoded] = await new AesGcmPayloadCodec([TEST_SECRETS_KEY]).decode(payloads);
+  return { stats: defaultPayloadConverter.fromPayload<RelayStats>(decoded!), attempt: pending!.attempt ?? 0 };
+}
+
+/** Strictly increasing (frame counters after two re-encodes: none repeated, none out of order). */
+function assertIncreasing(values: number[], what: string): void {
+  for (let i = 1; i < values.length; i++) assert.ok(values[i]! > values[i - 1]!, `${what} increase: ${values.join(',')}`);
+}
+
 describe('relay mode', () => {
   let stack: SessionStack;
   before(async () => {
-    stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'full' } } });
+    // Light avatars (64x64@5, no audio) unless a test asks for full media for its next session.
+    stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
   });
   after(async () => {
     await stack?.stop();
@@ -79,42 +137,49 @@ describe('relay mode', () => {
     assert.deepEqual(stack.sim.invariantViolations(), []);
   });
 
+  const result = (conversationId: string) =>
+    withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result(), 60_000, `session ${conversationId} to end`);
+
   it('relays the avatar into the customer room both ways, and ends with END_CALL', async () => {
     const inp = input();
+    stack.sim.nextSessions([{ avatarMedia: 'full' }]); // 640x360@30 + a 440 Hz voice
     // A user is in the room first, speaking: Runway's character must hear them through the mix.
     const user = await viewer(stack, inp.livekit.roomName);
-    const mic = new AudioSource(48000, 1, 200);
-    await user.room.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('mic', mic), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
-    let speaking = true;
-    const speak = (async () => {
-      let phase = 0;
-      while (speaking) {
-        const samples = new Int16Array(480);
-        for (let i = 0; i < samples.length; i++) samples[i] = Math.round(6000 * Math.sin(((phase + i) * 2 * Math.PI * 300) / 48000));
-        phase += samples.length;
-        await mic.captureFrame(new AudioFrame(samples, 48000, 1, samples.length)).catch(() => undefined);
-      }
-    })();
+    const voice = await speak(user.room);
     try {
       const { live } = await stack.sessions.startAndWaitLive(inp);
       assert.equal(live.mode, 'relay');
       assert.equal(live.avatarIdentity, bridgeIdentity(inp.conversationId));
       assert.ok((await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity));
 
-      // The avatar's video, frame counters increasing, and its voice, arrive in the customer's room.
-      await eventually('avatar frames in the customer room', () => (user.counters.length >= 10 ? true : undefined), 15_000);
-      const seen = user.counters.slice(0, 10);
-      for (let i = 1; i < seen.length; i++) assert.ok(seen[i]! > seen[i - 1]!, `frame counters increase: ${seen.join(',')}`);
+      // The avatar's video, frame counters strictly increasing, and its voice, arrive in the customer's room.
+      await eventually('avatar frames in the customer room', () => (user.counters.length >= 60 ? true : undefined), 20_000);
+      assertIncreasing(user.counters.slice(0, 60), 'frame counters');
+      const n = user.counters.length;
+      const fps = ((n - 1) * 1000) / (user.arrivals[n - 1]! - user.arrivals[0]!);
+      const avatarFps = ((user.counters[n - 1]! - user.counters[0]!) * 1000) / (user.arrivals[n - 1]! - user.arrivals[0]!);
+      // eslint-disable-next-line no-console
+      console.log(`relayed video: ${fps.toFixed(1)} frames/s decoded by the viewer, ${(100 * (n - 1) / (user.counters[n - 1]! - user.counters[0]!)).toFixed(0)}% of the avatar's frames (avatar ran at ${avatarFps.toFixed(1)} fps)`);
+      assert.ok(fps > 10, `the relay keeps a live frame rate (${fps.toFixed(1)} fps)`);
       await eventually('avatar audio in the customer room', () => (user.audioFrames() > 20 ? true : undefined), 15_000);
       // Runway's data messages arrive on the documented topic.
       await eventually('Runway data on runway.events', () => (user.data.some((d) => d.topic === RUNWAY_EVENTS_TOPIC && d.text.includes('transcript')) ? true : undefined), 10_000);
-      // The user's voice reaches Runway's character.
       const avatar = stack.sim.avatar(live.runwaySessionId);
       assert.ok(avatar, 'the simulated avatar is running');
+      await avatar.sendClientEvent('highlight', { step: 2 });
+      await eventually('a client_event on runway.events', () => (user.data.some((d) => d.topic === RUNWAY_EVENTS_TOPIC && d.text.includes('highlight')) ? true : undefined), 10_000);
+      // The user's voice reaches Runway's character, through one mixed track.
       await eventually('the avatar hears the customer mix', () => (avatar.stats().audioFramesHeard > 20 ? true : undefined), 15_000);
+      // The relay's heartbeat carries its stats.
+      const beat = await eventually('a heartbeat with forwarded media', async () => {
+        const hb = await relayHeartbeat(stack, inp.conversationId);
+        return hb && hb.stats.videoFramesForwarded > 30 && hb.stats.audioFramesForwarded > 20 && hb.stats.mixedFramesSent > 20 ? hb : undefined;
+      }, 10_000);
+      assert.equal(beat.stats.mixedSources, 1, 'one customer microphone mixed');
+      assert.ok(Date.now() - beat.stats.lastVideoFrameAt! < 5000, 'lastVideoFrameAt is recent');
 
       await stack.sessions.endSession(inp.conversationId);
-      const state = await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'relay session to end');
+      const state = await result(inp.conversationId);
       assert.equal(state.endReason, 'ended_by_request');
       const runway = stack.sim.session(live.runwaySessionId)!;
       assert.equal(runway.status, 'COMPLETED');
@@ -122,10 +187,30 @@ describe('relay mode', () => {
       await eventually('the bridge left the customer room', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true));
       await recordHistory(stack.env.client, sessionWorkflowId(inp.conversationId), 'relay-end-by-request');
     } finally {
-      speaking = false;
-      await speak;
-      await mic.close().catch(() => undefined);
+      await voice.stop();
       await user.close();
+    }
+  });
+
+  it("joins as the customer's agent's avatar, and the agent can end the call through runway.control", async () => {
+    const agentIdentity = uniqueId('agent');
+    const base = input();
+    const inp = input({ livekit: { roomName: base.livekit.roomName, agentIdentity } });
+    const agent = await viewer(stack, inp.livekit.roomName, agentIdentity, 'agent');
+    try {
+      const { live } = await stack.sessions.startAndWaitLive(inp);
+      const bridge = (await roomService(stack.customer).listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity);
+      assert.ok(bridge, 'the bridge is in the room');
+      assert.equal(bridge.attributes[PUBLISH_ON_BEHALF], agentIdentity, 'lk.publish_on_behalf names the agent');
+      assert.ok(bridge.tracks.some((t) => t.type === TrackType.VIDEO), 'the bridge publishes the avatar video');
+      await eventually('avatar frames reach the agent', () => (agent.counters.length >= 3 ? true : undefined), 15_000);
+      await agent.room.localParticipant!.publishData(new TextEncoder().encode(JSON.stringify({ type: 'END_CALL' })), { reliable: true, topic: RUNWAY_CONTROL_TOPIC });
+      const state = await result(inp.conversationId);
+      assert.equal(state.endReason, 'runway_ended');
+      assert.equal(stack.sim.session(live.runwaySessionId)!.endedBy, 'END_CALL', "the agent's END_CALL reached Runway's room");
+      await eventually('the bridge left', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true));
+    } finally {
+      await agent.close();
     }
   });
 
@@ -135,11 +220,15 @@ describe('relay mode', () => {
       const inp = input({ mode: 'auto' });
       const { live } = await stack.sessions.startAndWaitLive(inp);
       assert.equal(live.mode, 'relay');
+      assert.equal(live.avatarIdentity, bridgeIdentity(inp.conversationId));
       const state = await stack.sessions.getSession(inp.conversationId);
       assert.ok(state?.events.some((e) => e.type === 'fallback_to_relay'));
+      await eventually('the bridge publishes video', async () =>
+        ((await roomService(stack.customer).listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity)?.tracks.some((t) => t.type === TrackType.VIDEO) ? true : undefined));
       await stack.sessions.endSession(inp.conversationId);
-      const done = await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'fallback session to end');
+      const done = await result(inp.conversationId);
       assert.equal(done.phase, 'completed');
+      assert.equal(stack.sim.session(live.runwaySessionId)!.endedBy, 'END_CALL');
       await recordHistory(stack.env.client, sessionWorkflowId(inp.conversationId), 'relay-auto-fallback');
     } finally {
       stack.sim.setAccount({ livekitIntegration: true });
@@ -150,9 +239,90 @@ describe('relay mode', () => {
     const inp = input();
     stack.sim.nextSessions([{ runtimeCapSeconds: 2 }]);
     await stack.sessions.startAndWaitLive(inp);
-    const state = await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'relay session to end');
+    const state = await result(inp.conversationId);
     assert.equal(state.endReason, 'runway_ended');
     assert.deepEqual(await participantsIn(stack.customer, inp.livekit.roomName), []);
+  });
+
+  it("the customer's room being deleted ends the relay and the session with room_closed", async () => {
+    const inp = input();
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    await roomService(stack.customer).deleteRoom(inp.livekit.roomName);
+    const state = await result(inp.conversationId);
+    assert.equal(state.endReason, 'room_closed');
+    assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(live.runwaySessionId)!.status), 'Runway session ended too');
+  });
+
+  it('a media worker shutting down hands the relay to another worker without ending the call', async () => {
+    const inp = input();
+    const user = await viewer(stack, inp.livekit.roomName);
+    let spare: WorkerProcess | undefined;
+    let workersDown = false;
+    try {
+      const { live } = await stack.sessions.startAndWaitLive(inp);
+      const rooms = roomService(stack.customer);
+      const bridgeSid = async () => (await rooms.listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity && p.tracks.some((t) => t.type === TrackType.VIDEO))?.sid;
+      const firstSid = await eventually('the bridge publishes video', bridgeSid);
+      await eventually('frames before the handover', () => (user.counters.length >= 3 ? true : undefined), 15_000);
+      // A second media worker (its own process) is up; the in-process one, running the relay, shuts
+      // down gracefully like a deploy would (its activity is cancelled with WORKER_SHUTDOWN).
+      spare = startWorkerProcess(stack, 'media-worker', `relay-spare-media-${process.pid}`);
+      await withTimeout(spare.ready, 60_000, 'the spare media worker to start');
+      const t0 = Date.now();
+      workersDown = true;
+      await stack.stopWorkers();
+      const before = user.counters.length;
+      const lastBefore = user.counters[before - 1]!;
+      const secondSid = await eventually('the relay rejoined from another worker', async () => {
+        const sid = await bridgeSid();
+        return sid && sid !== firstSid ? sid : undefined;
+      }, 30_000);
+      assert.notEqual(secondSid, firstSid);
+      // eslint-disable-next-line no-console
+      console.log(`relay handover after a graceful media worker shutdown: ${Date.now() - t0} ms from shutdown to the new bridge publishing`);
+      await stack.startWorkers(); // the orchestration worker again (the relay stays on the spare)
+      workersDown = false;
+      // Same consumed credentials, same Runway session, still running: no END_CALL on a worker shutdown.
+      assert.equal(stack.sim.session(live.runwaySessionId)!.status, 'RUNNING');
+      assert.equal(stack.sim.session(live.runwaySessionId)!.endedBy, undefined);
+      await eventually('frames after the handover', () => (user.counters.length >= before + 3 ? true : undefined), 15_000);
+      assert.ok(user.counters[user.counters.length - 1]! > lastBefore, 'the avatar video goes on from where it was');
+      assertIncreasing(user.counters.slice(before), 'frame counters after the handover');
+      const hb = await eventually('the second attempt heartbeats', async () => {
+        const b = await relayHeartbeat(stack, inp.conversationId);
+        return b && b.attempt >= 2 ? b : undefined;
+      }, 10_000);
+      assert.ok(hb.attempt >= 2);
+      assert.equal((await stack.sessions.getSession(inp.conversationId))?.phase, 'live');
+      assert.equal((await stack.sessions.getSession(inp.conversationId))?.runwaySessionIds.length, 1, 'no second Runway session');
+
+      await stack.sessions.endSession(inp.conversationId);
+      const state = await result(inp.conversationId);
+      assert.equal(state.endReason, 'ended_by_request');
+      assert.equal(stack.sim.session(live.runwaySessionId)!.endedBy, 'END_CALL');
+      await eventually('the bridge left', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true));
+    } finally {
+      await user.close();
+      await spare?.kill('SIGTERM');
+      if (workersDown) await stack.startWorkers();
+    }
+  });
+
+  it('a relay stopped while it is still joining leaves neither room occupied', async () => {
+    const runwayRoom = uniqueId('rw-room');
+    const customerRoom = uniqueId('cust-room');
+    const relay = new MediaRelay({
+      runway: { url: stack.runwayLiveKit.url, token: await joinToken(stack.runwayLiveKit, runwayRoom, 'bridge-in-runway') },
+      customer: { url: stack.customer.url, token: await joinToken(stack.customer, customerRoom, 'bridge-in-customer', { kind: 'agent' }) },
+      stallSeconds: 30,
+    });
+    const started = relay.start().then(() => 'started', (err: unknown) => `failed: ${String(err)}`);
+    await relay.stop({ endCall: true }); // cancelled before connect() resolved
+    assert.equal(await started, 'started');
+    // A connect that completed after stop() would have left the bridge in the room for good.
+    await eventually('the customer room is empty', async () => ((await participantsIn(stack.customer, customerRoom)).length === 0 ? true : undefined), 5000);
+    await eventually("Runway's room is empty", async () => ((await participantsIn(stack.runwayLiveKit, runwayRoom)).length === 0 ? true : undefined), 5000);
+    assert.equal(await relay.ended, 'runway_ended', 'a stopped relay reports its end');
   });
 
   it('a stalled avatar (no video) fails the relay, which is retried, then the session ends cleanly', async () => {
