@@ -14,7 +14,7 @@ import {
 } from '@livekit/rtc-node';
 import { AccessToken } from 'livekit-server-sdk';
 import { startLiveKitServer, type LiveKitServer } from '../src/dev/livekit-server';
-import { decodeCounter, makeI420Frame } from '../src/media/frame-code';
+import { counterOfFrame, makeI420Frame } from '../src/media/frame-code';
 import { MediaRelay } from '../src/media/relay';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, 'soak-minutes': { type: 'string' }, seconds: { type: 'string' }, max: { type: 'string' } }, strict: true });
@@ -82,8 +82,7 @@ async function viewer(lk: LiveKitServer, room: string, sentAt: Map<number, numbe
     streams.push(s);
     void (async () => {
       for await (const ev of s) {
-        const f = ev.frame.type === VideoBufferType.I420 ? ev.frame : ev.frame.convert(VideoBufferType.I420);
-        const n = decodeCounter({ width: f.width, height: f.height, data: f.data });
+        const n = counterOfFrame(ev.frame);
         if (n === undefined) continue;
         frames++;
         const t = sentAt.get(n);

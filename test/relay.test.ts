@@ -3,12 +3,12 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, VideoBufferType, VideoStream,
+  AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, VideoStream,
   type RemoteTrack, type VideoFrameEvent,
 } from '@livekit/rtc-node';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { TrackType } from 'livekit-server-sdk';
-import { decodeCounter } from '../src/media/frame-code';
+import { counterOfFrame } from '../src/media/frame-code';
 import { MediaRelay, RUNWAY_CONTROL_TOPIC, RUNWAY_EVENTS_TOPIC, type RelayStats } from '../src/media/relay';
 import { AesGcmPayloadCodec } from '../src/secrets/payload-codec';
 import { PUBLISH_ON_BEHALF } from '../src/livekit/tokens';
@@ -53,8 +53,7 @@ async function viewer(stack: SessionStack, room: string, identity = uniqueId('us
         if (done) return;
         if (video) {
           const { frame } = value as VideoFrameEvent;
-          const i420 = frame.type === VideoBufferType.I420 ? frame : frame.convert(VideoBufferType.I420);
-          const n = decodeCounter({ width: i420.width, height: i420.height, data: i420.data });
+          const n = counterOfFrame(frame);
           if (n !== undefined) {
             counters.push(n);
             arrivals.push(Date.now());

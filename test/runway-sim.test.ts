@@ -6,11 +6,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { dispose, Room, RoomEvent, TrackKind, VideoBufferType, VideoStream, type RemoteTrack } from '@livekit/rtc-node';
+import { dispose, Room, RoomEvent, TrackKind, VideoStream, type RemoteTrack } from '@livekit/rtc-node';
 import { RunwayClient } from '../src/runway/client';
 import { isRunwayError, type RunwayError } from '../src/runway/errors';
 import { RUNWAY_API_VERSION, type RealtimeSession, type RealtimeSessionCreateParams } from '../src/runway/types';
-import { decodeCounter, makeI420Frame } from '../src/media/frame-code';
+import { counterOfFrame, decodeCounter, makeI420Frame } from '../src/media/frame-code';
 import { startRunwaySimulator, type RunwaySimulator } from '../src/runway-sim/server';
 import { joinToken, roomService, startTestLiveKit, type LiveKitServer } from './helpers/livekit';
 import { eventually, withTimeout } from './helpers/wait';
@@ -638,8 +638,7 @@ describe('Runway simulator: avatar media on LiveKit', () => {
       streams.push(s);
       void (async () => {
         for await (const ev of s) {
-          const f = ev.frame.type === VideoBufferType.I420 ? ev.frame : ev.frame.convert(VideoBufferType.I420);
-          const n = decodeCounter({ width: f.width, height: f.height, data: f.data });
+          const n = counterOfFrame(ev.frame);
           if (n !== undefined) counters.push(n);
         }
       })().catch(() => undefined);

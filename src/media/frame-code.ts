@@ -2,6 +2,8 @@
 // counter + 8-bit checksum), big enough to survive VP8 compression and scaling. Tests and benchmarks
 // decode it on the receiving side to prove frames flow, in order, end to end.
 
+import { VideoBufferType, type VideoFrame } from '@livekit/rtc-node';
+
 export interface I420Like {
   data: Uint8Array;
   width: number;
@@ -68,4 +70,10 @@ export function makeI420Frame(width: number, height: number, n: number): Uint8Ar
   data.fill(128);
   encodeCounter({ data, width, height }, n);
   return data;
+}
+
+/** The counter carried by a received rtc-node frame (converted to I420 when it arrives in another format). */
+export function counterOfFrame(frame: VideoFrame): number | undefined {
+  const f = frame.type === VideoBufferType.I420 ? frame : frame.convert(VideoBufferType.I420);
+  return decodeCounter({ width: f.width, height: f.height, data: f.data });
 }
