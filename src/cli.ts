@@ -7,11 +7,12 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { SessionsClient } from './client/sessions';
+import { codecKeys, oldKeys } from './config';
 import { PROJECT_ROOT } from './dev/tools';
 import { redactString } from './redact';
 import { RUNWAY_PRESET_IDS } from './runway/types';
 import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../workflows/input';
-import type { SessionInput, SessionPhase, SessionState } from '../workflows/types';
+import { SESSION_PHASES, type SessionInput, type SessionPhase, type SessionState } from '../workflows/types';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { temporalConnectConfig } from './temporal';
 
@@ -34,7 +35,7 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, timeout: 4 } as c
 
 export class UsageError extends Error {}
 
-const ORDER: SessionPhase[] = ['waiting_capacity', 'creating', 'waiting_ready', 'consuming', 'bridging', 'live', 'tearing_down', 'completed', 'failed'];
+const ORDER: readonly SessionPhase[] = SESSION_PHASES;
 const MODES = ['auto', 'direct', 'relay'];
 
 /** Input fields of the session schema, and the flag that sets each. */
@@ -53,8 +54,7 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 function secretsKeys(): Buffer[] {
   const fromEnv = process.env.SESSION_SECRETS_KEY;
   if (fromEnv) {
-    const old = (process.env.SESSION_SECRETS_OLD_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
-    const keys = [fromEnv, ...old].map((k) => Buffer.from(k, 'base64'));
+    const keys = codecKeys({ secretsKey: Buffer.from(fromEnv, 'base64'), secretsOldKeys: oldKeys({ SESSION_SECRETS_OLD_KEYS: process.env.SESSION_SECRETS_OLD_KEYS }) });
     if (keys.some((k) => k.length !== 32)) throw new UsageError('SESSION_SECRETS_KEY (and SESSION_SECRETS_OLD_KEYS) must be 32 bytes, base64-encoded');
     return keys;
   }
@@ -196,15 +196,7 @@ export async function main(argv: string[]): Promise<number> {
           console.log(JSON.stringify(started, null, 2));
           return EXIT.ok;
         }
-        const abort = new AbortController();
-        let timer: NodeJS.Timeout | undefined;
-        const outcome = await Promise.race([
-          sessions.client.withAbortSignal(abort.signal, () => sessions.waitLive(input.conversationId)).then((live) => ({ live }), (err: Error) => ({ err })),
-          new Promise<{ timeout: true }>((r) => (timer = setTimeout(() => r({ timeout: true }), timeoutMs))),
-        ]).finally(() => {
-          clearTimeout(timer);
-          abort.abort();
-        });
+        const outcome = await sessions.waitLiveFor(input.conversationId, timeoutMs);
         if ('live' in outcome) {
           const livekitUrl = process.env.LIVEKIT_PUBLIC_URL || process.env.LIVEKIT_URL;
           console.log(JSON.stringify({ ...started, phase: 'live', live: { ...outcome.live, ...(livekitUrl ? { livekitUrl } : {}) } }, null, 2));

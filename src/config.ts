@@ -94,7 +94,7 @@ export function requireServiceConfig(env: Env): ServiceConfig {
   };
 }
 
-export function oldKeys(env: Env): Buffer[] {
+export function oldKeys(env: Pick<Env, 'SESSION_SECRETS_OLD_KEYS'>): Buffer[] {
   return (env.SESSION_SECRETS_OLD_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean).map((k) => Buffer.from(k, 'base64'));
 }
 

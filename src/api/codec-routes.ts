@@ -1,10 +1,10 @@
 // Temporal's remote codec protocol (POST {prefix}/encode and {prefix}/decode, body
 // `{payloads:[{metadata:{k: base64}, data: base64}]}`), so the Temporal UI and CLI can show the
 // encrypted history of a session to an operator. CORS admits the Temporal UI's origin.
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
+import { bearerChecker } from './auth';
 
 export interface CodecRoutesOptions {
   codec: PayloadCodec;
@@ -29,11 +29,10 @@ const toWire = (p: Payload) => ({
   data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
 });
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export function registerCodecRoutes(app: FastifyInstance, opts: CodecRoutesOptions): void {
   const prefix = opts.prefix ?? '/codec';
-  const expected = opts.token ? digest(`Bearer ${opts.token}`) : undefined;
+  const tokenOk = bearerChecker(opts.token);
 
   const cors = (req: FastifyRequest, reply: FastifyReply): void => {
     const origin = req.headers.origin;
@@ -53,7 +52,7 @@ export function registerCodecRoutes(app: FastifyInstance, opts: CodecRoutesOptio
     });
     app.post(`${prefix}/${op}`, async (req, reply) => {
       cors(req, reply);
-      if (expected && !timingSafeEqual(digest(req.headers.authorization ?? ''), expected)) {
+      if (tokenOk && !tokenOk(req.headers.authorization)) {
         return reply.code(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
       }
       const body = wirePayloads.safeParse(req.body);

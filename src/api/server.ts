@@ -10,18 +10,18 @@
 //
 // Input is validated by the workflow's own schema (workflows/input.ts) before anything reaches
 // Temporal or Runway; a rejected request (400/401/413/415) makes no Temporal call at all.
-import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
 import type { PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
 import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../../workflows/input';
-import type { LiveInfo, SessionPhase } from '../../workflows/types';
+import { SESSION_PHASES, type LiveInfo } from '../../workflows/types';
 import type { SessionsClient } from '../client/sessions';
 import type { ServiceConfig } from '../config';
 import { ApiMetrics, visibilityPhaseCounter } from '../metrics';
 import { registerSecret } from '../redact';
+import { bearerChecker } from './auth';
 import { registerCodecRoutes } from './codec-routes';
 
 export interface ApiServerOptions {
@@ -41,10 +41,9 @@ export interface ApiServerOptions {
   metrics?: ApiMetrics;
 }
 
-const PHASES: SessionPhase[] = ['waiting_capacity', 'creating', 'waiting_ready', 'consuming', 'bridging', 'live', 'tearing_down', 'completed', 'failed'];
 const conversationIdParam = z.object({ conversationId: sessionInputSchema.shape.conversationId });
 const listQuery = z.object({
-  phase: z.enum(PHASES as [SessionPhase, ...SessionPhase[]], { message: `must be one of ${PHASES.join(', ')}` }).optional(),
+  phase: z.enum(SESSION_PHASES, { message: `must be one of ${SESSION_PHASES.join(', ')}` }).optional(),
   running: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
   room: z.string().min(1).max(256).optional(),
   limit: z.coerce.number({ message: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(100),
@@ -76,7 +75,6 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
   return res.data;
 }
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
 
 export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyInstance> {
   const { sessions, config } = opts;
@@ -92,7 +90,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     // Fastify's own request lines would carry the raw URL and headers; we log our own (below).
     logController: new LogController({ disableRequestLogging: true }),
   });
-  const expectedToken = config.apiToken ? digest(config.apiToken) : undefined;
+  const tokenOk = bearerChecker(config.apiToken);
   const webhooks = new WebhookReceiver(config.livekit.apiKey, config.livekit.apiSecret);
   const waitLiveMs = opts.waitLiveMs ?? 30_000;
   // JSON only (the webhook scope below adds LiveKit's type): anything else is 415, not a string body.
@@ -106,10 +104,8 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
 
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (!needsToken(req)) return;
-    if (!expectedToken) throw new ApiError(503, 'not_configured', 'SESSION_API_TOKEN is not set: the API refuses every request until it is');
-    const m = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
-    // Hash both sides so the comparison is constant-time whatever the lengths.
-    if (!m || !timingSafeEqual(digest(m[1]!), expectedToken)) {
+    if (!tokenOk) throw new ApiError(503, 'not_configured', 'SESSION_API_TOKEN is not set: the API refuses every request until it is');
+    if (!tokenOk(req.headers.authorization)) {
       throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer $SESSION_API_TOKEN');
     }
   });
@@ -155,18 +151,9 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     const status = started.started ? 201 : 200;
     if (wait !== 'live') return reply.code(status).send(body);
 
-    // Hold the answer until the session is live or failed, at most waitLiveMs; then stop waiting
-    // (the abort ends the update's long poll, so a 202 leaves nothing running behind it).
-    const abort = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([
-      sessions.client.withAbortSignal(abort.signal, () => sessions.waitLive(input.conversationId)).then((live) => ({ live }), (err: Error) => ({ err })),
-      new Promise<{ pending: true }>((r) => (timer = setTimeout(() => r({ pending: true }), waitLiveMs))),
-    ]).finally(() => {
-      clearTimeout(timer);
-      abort.abort();
-    });
-    if ('pending' in outcome) {
+    // Hold the answer until the session is live or failed, at most waitLiveMs (a 202 leaves nothing running behind it).
+    const outcome = await sessions.waitLiveFor(input.conversationId, waitLiveMs);
+    if ('timeout' in outcome) {
       metrics.waitLive.inc({ outcome: 'timeout' });
       return reply.code(202).send({ ...body, phase: (await sessions.getSession(input.conversationId))?.phase });
     }

@@ -89,6 +89,22 @@ export class SessionsClient {
     return this.client.workflow.getHandle(sessionWorkflowId(conversationId)).executeUpdate(waitLiveUpdate);
   }
 
+  /**
+   * Waits at most `ms` for the session to be live. On timeout the wait is aborted (its long poll
+   * ends), so nothing keeps running behind the answer; a session that ended first is `{err}`.
+   */
+  async waitLiveFor(conversationId: string, ms: number): Promise<{ live: LiveInfo } | { err: Error } | { timeout: true }> {
+    const abort = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.client.withAbortSignal(abort.signal, () => this.waitLive(conversationId)).then((live) => ({ live }), (err: Error) => ({ err })),
+      new Promise<{ timeout: true }>((r) => (timer = setTimeout(() => r({ timeout: true }), ms))),
+    ]).finally(() => {
+      clearTimeout(timer);
+      abort.abort();
+    });
+  }
+
   /** The session's state, or undefined for an unknown conversation. */
   async getSession(conversationId: string): Promise<SessionState | undefined> {
     try {
