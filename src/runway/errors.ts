@@ -18,15 +18,8 @@ export const RUNWAY_ERROR_KINDS = [
 export type RunwayErrorKind = (typeof RUNWAY_ERROR_KINDS)[number];
 
 /** The plain (JSON) shape of a RunwayError, e.g. for Temporal failure details or logs. */
-export interface RunwayErrorJSON {
+export interface RunwayErrorJSON extends RunwayErrorInit {
   name: 'RunwayError';
-  kind: RunwayErrorKind;
-  endpoint: string;
-  message: string;
-  status?: number;
-  retryable: boolean;
-  retryAfterMs?: number;
-  runwayMessage?: string;
 }
 
 export interface RunwayErrorInit {
