@@ -9,12 +9,13 @@ import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
-  AudioFrame, AudioSource, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource,
+  AudioSource, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource,
   VideoBufferType, VideoCodec, VideoFrame, VideoSource, VideoStream, dispose, type RemoteTrack,
 } from '@livekit/rtc-node';
 import { AccessToken } from 'livekit-server-sdk';
 import { startLiveKitServer, type LiveKitServer } from '../src/dev/livekit-server';
 import { counterOfFrame, makeI420Frame } from '../src/media/frame-code';
+import { toneFrame } from '../src/media/tone';
 import { MediaRelay } from '../src/media/relay';
 
 const { values } = parseArgs({ options: { json: { type: 'boolean' }, 'soak-minutes': { type: 'string' }, seconds: { type: 'string' }, max: { type: 'string' } }, strict: true });
@@ -53,10 +54,9 @@ async function publisher(lk: LiveKitServer, room: string) {
   void (async () => {
     let phase = 0;
     while (!stopped) {
-      const s = new Int16Array(480);
-      for (let i = 0; i < s.length; i++) s[i] = Math.round(6000 * Math.sin(((phase + i) * 2 * Math.PI * 440) / 48000));
-      phase += s.length;
-      await audio.captureFrame(new AudioFrame(s, 48000, 1, s.length)).catch(() => undefined);
+      const frame = toneFrame(phase, 440, 6000);
+      phase += frame.samplesPerChannel;
+      await audio.captureFrame(frame).catch(() => undefined);
     }
   })();
   return {

@@ -9,6 +9,7 @@ import {
 import { defaultPayloadConverter } from '@temporalio/common';
 import { TrackType } from 'livekit-server-sdk';
 import { counterOfFrame } from '../src/media/frame-code';
+import { toneFrame } from '../src/media/tone';
 import { MediaRelay, RUNWAY_CONTROL_TOPIC, RUNWAY_EVENTS_TOPIC, type RelayStats } from '../src/media/relay';
 import { AesGcmPayloadCodec } from '../src/secrets/payload-codec';
 import { PUBLISH_ON_BEHALF } from '../src/livekit/tokens';
@@ -92,10 +93,9 @@ async function speak(room: Room) {
   const loop = (async () => {
     let phase = 0;
     while (speaking) {
-      const samples = new Int16Array(480);
-      for (let i = 0; i < samples.length; i++) samples[i] = Math.round(6000 * Math.sin(((phase + i) * 2 * Math.PI * 300) / 48000));
-      phase += samples.length;
-      await mic.captureFrame(new AudioFrame(samples, 48000, 1, samples.length)).catch(() => undefined);
+      const frame = toneFrame(phase, 300, 6000);
+      phase += frame.samplesPerChannel;
+      await mic.captureFrame(frame).catch(() => undefined);
     }
   })();
   return {

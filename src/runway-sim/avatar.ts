@@ -1,10 +1,11 @@
 // The simulator's avatar participant: publishes a camera track whose frames carry a counter and a
 // microphone tone, listens to what others publish, sends Runway-style data messages, and ends on END_CALL.
 import {
-  AudioFrame, AudioSource, AudioStream, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions,
+  AudioSource, AudioStream, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions,
   TrackSource, VideoBufferType, VideoCodec, VideoFrame, VideoSource, type RemoteTrack,
 } from '@livekit/rtc-node';
 import { makeI420Frame } from '../media/frame-code';
+import { toneFrame } from '../media/tone';
 import type { SimAvatar, SimAvatarOptions, SimAvatarStats, StartSimAvatar } from './avatar-api';
 
 const MEDIA = {
@@ -116,11 +117,10 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
       void (async () => {
         let phase = 0;
         while (!stopped) {
-          const samples = new Int16Array(480);
-          for (let i = 0; i < samples.length; i++) samples[i] = Math.round(8000 * Math.sin(((phase + i) * 2 * Math.PI * 440) / 48000));
-          phase += samples.length;
+          const frame = toneFrame(phase, 440, 8000);
+          phase += frame.samplesPerChannel;
           try {
-            await tone.captureFrame(new AudioFrame(samples, 48000, 1, samples.length));
+            await tone.captureFrame(frame);
             stats.audioFramesSent++;
           } catch {
             break;
