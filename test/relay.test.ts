@@ -17,6 +17,7 @@ import { bridgeIdentity, sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput } from '../workflows/types';
 import { TEST_SECRETS_KEY } from './helpers/keys';
 import { joinToken, roomService } from './helpers/livekit';
+import { viewer } from './helpers/viewer';
 import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { eventually, withTimeout } from './helpers/wait';
 import { recordHistory } from './helpers/histories';
@@ -27,61 +28,6 @@ const timing = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 4, monitorI
 function input(over: Partial<SessionInput> = {}): SessionInput {
   const conversationId = uniqueId('relay');
   return { conversationId, avatar: { type: 'runway-preset', presetId: 'music-superstar' }, livekit: { roomName: `room-${conversationId}` }, mode: 'relay', timing, ...over };
-}
-
-/** An rtc-node participant in the customer's room, like a user's browser (or, with kind agent, the customer's agent). */
-async function viewer(stack: SessionStack, room: string, identity = uniqueId('user'), kind?: 'agent' | 'standard') {
-  const r = new Room();
-  /** Decoded frame counters of the video it receives, with when each arrived. */
-  const counters: number[] = [];
-  const arrivals: number[] = [];
-  const data: { topic?: string; text: string }[] = [];
-  let audioFrames = 0;
-  // Explicit readers: cancel() on a stream that a `for await` holds is rejected and never reaches rtc-node.
-  const readers: ReadableStreamDefaultReader<unknown>[] = [];
-  const bySid = new Map<string, ReadableStreamDefaultReader<unknown>>();
-  // rtc-node does not end a VideoStream when its track is unsubscribed (and a reused receiver can feed
-  // it the next track's frames): end it ourselves.
-  r.on(RoomEvent.TrackUnsubscribed, (_t, pub) => void bySid.get(pub.sid!)?.cancel().catch(() => undefined));
-  r.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, pub) => {
-    const video = track.kind === TrackKind.KIND_VIDEO;
-    const reader = ((video ? new VideoStream(track) : new AudioStream(track, { sampleRate: 48000, numChannels: 1 })) as ReadableStream<unknown>).getReader();
-    readers.push(reader);
-    bySid.set(pub.sid!, reader);
-    void (async () => {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        if (video) {
-          const { frame } = value as VideoFrameEvent;
-          const n = counterOfFrame(frame);
-          if (n !== undefined) {
-            counters.push(n);
-            arrivals.push(Date.now());
-          }
-        } else {
-          const f = value as AudioFrame;
-          let sum = 0;
-          for (const x of f.data) sum += x * x;
-          if (Math.sqrt(sum / f.data.length) > 200) audioFrames++;
-        }
-      }
-    })().catch(() => undefined);
-  });
-  r.on(RoomEvent.DataReceived, (payload, _p, _k, topic) => data.push({ topic, text: new TextDecoder().decode(payload) }));
-  await r.connect(stack.customer.url, await joinToken(stack.customer, room, identity, { kind }), { autoSubscribe: true, dynacast: false });
-  return {
-    identity,
-    room: r,
-    counters,
-    arrivals,
-    data,
-    audioFrames: () => audioFrames,
-    async close() {
-      for (const reader of readers) await reader.cancel().catch(() => undefined);
-      await r.disconnect();
-    },
-  };
 }
 
 /** A 300 Hz tone published as a microphone by `room`'s local participant until stopped. */
@@ -146,7 +92,7 @@ describe('relay mode', () => {
     const inp = input();
     stack.sim.nextSessions([{ avatarMedia: 'full' }]); // 640x360@30 + a 440 Hz voice
     // A user is in the room first, speaking: Runway's character must hear them through the mix.
-    const user = await viewer(stack, inp.livekit.roomName);
+    const user = await viewer(stack.customer, inp.livekit.roomName);
     const voice = await speak(user.room);
     try {
       const { live } = await stack.sessions.startAndWaitLive(inp);
@@ -198,7 +144,7 @@ describe('relay mode', () => {
     const agentIdentity = uniqueId('agent');
     const base = input();
     const inp = input({ livekit: { roomName: base.livekit.roomName, agentIdentity } });
-    const agent = await viewer(stack, inp.livekit.roomName, agentIdentity, 'agent');
+    const agent = await viewer(stack.customer, inp.livekit.roomName, agentIdentity, 'agent');
     try {
       const { live } = await stack.sessions.startAndWaitLive(inp);
       const bridge = (await roomService(stack.customer).listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity);
@@ -259,7 +205,7 @@ describe('relay mode', () => {
 
   it('a media worker shutting down hands the relay to another worker without ending the call', async () => {
     const inp = input();
-    const user = await viewer(stack, inp.livekit.roomName);
+    const user = await viewer(stack.customer, inp.livekit.roomName);
     let spare: WorkerProcess | undefined;
     let workersDown = false;
     try {

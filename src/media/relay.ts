@@ -6,6 +6,10 @@
 // events, transcripts) are re-sent in the customer's room on RUNWAY_EVENTS_TOPIC; data sent in the
 // customer's room on RUNWAY_CONTROL_TOPIC goes to Runway's room. rtc-node decodes and re-encodes video.
 //
+// Renewal: switchSource() joins the next Runway session's room while the current one still plays; the
+// moment the new avatar's first video frame arrives it becomes the source of the same published
+// tracks (nothing is unpublished in the customer's room), and the old room gets END_CALL and is left.
+//
 // Resources: every stream is read through an explicit reader so stop() can cancel it (cancel() on a
 // stream that a `for await` holds is rejected and never reaches the native side); every local track
 // is closed with its source. rtc-node's process-wide dispose() is the process's business, not ours.
@@ -30,6 +34,12 @@ const END_CALL_WAIT_MS = 1000;
 const START_SETTLE_MS = 20_000;
 
 export interface RelayStats {
+  /** The Runway session whose avatar is being relayed (when the relay was given its id). */
+  source?: string;
+  /** Source switches done (renewals); the longest pause between forwarded video frames during the last one, and during any. */
+  switches: number;
+  lastSwitchGapMs?: number;
+  longestSwitchGapMs?: number;
   videoFramesForwarded: number;
   audioFramesForwarded: number;
   mixedFramesSent: number;
@@ -44,15 +54,21 @@ export type RelayEnd = 'runway_ended' | 'room_closed' | 'stalled';
 
 /** The relay lost a room for a reason a retry may fix (kind is the Temporal failure type the activity uses). */
 export class RelayError extends Error {
-  constructor(readonly kind: 'relay_replaced' | 'relay_disconnected' | 'relay_media_failed', message: string) {
+  constructor(readonly kind: 'relay_replaced' | 'relay_disconnected' | 'relay_media_failed' | 'relay_switch_failed', message: string) {
     super(message);
     this.name = 'RelayError';
   }
 }
 
+export interface RunwayRoom {
+  url: string;
+  token: string;
+  sessionId?: string;
+}
+
 export interface MediaRelayOptions {
-  /** Runway's room: the consumed credentials. */
-  runway: { url: string; token: string };
+  /** Runway's room: the consumed credentials (and the Runway session's id, for stats and switches). */
+  runway: RunwayRoom;
   /** The customer's room: a token for the bridge participant. */
   customer: { url: string; token: string };
   /** Whose microphones Runway hears; default: every standard (non-agent) participant. */
@@ -69,41 +85,74 @@ export interface MediaRelayOptions {
 
 type Reader = ReadableStreamDefaultReader<unknown>;
 
-export class MediaRelay {
-  private readonly runwayRoom = new Room();
-  private readonly customerRoom = new Room();
-  private readonly stats_: RelayStats = {
-    videoFramesForwarded: 0, audioFramesForwarded: 0, mixedFramesSent: 0, dataMessagesForwarded: 0, controlMessagesForwarded: 0, mixedSources: 0,
-  };
-  private readonly readers = new Set<Reader>();
-  /** Customer audio readers by mixer id (participant/track sid), to cancel on unsubscribe. */
-  private readonly mixReaders = new Map<string, Reader>();
+/** One Runway room the relay takes the avatar from. A renewal brings in the next one before this one is left. */
+class RunwaySide {
+  readonly room = new Room();
+  avatarIdentity?: string;
   /**
    * The avatar's readers by track sid. rtc-node does not end a VideoStream when its track is
    * unsubscribed, and the SFU may reuse the receiver for a republished track, so an old stream
    * would go on delivering the new track's frames next to the new stream: cancel it on unsubscribe.
    */
-  private readonly avatarReaders = new Map<string, Reader>();
+  readonly avatarReaders = new Map<string, Reader>();
+  /** What Runway's character hears in this room: the customer mix. */
+  mixOut?: AudioSource;
+  readonly tracks: LocalAudioTrack[] = [];
+  /** Resolves when the avatar leaves (END_CALL waits on it). */
+  avatarLeft?: () => void;
+  /** The room ended, or the avatar left it. */
+  lost = false;
+  connecting?: Promise<void>;
+  constructor(readonly target: RunwayRoom) {}
+  get id(): string | undefined {
+    return this.target.sessionId;
+  }
+}
+
+interface PendingSwitch {
+  side: RunwaySide;
+  promise: Promise<Promise<void>>;
+  /** Resolved with the old side's retirement when the new side takes over. */
+  resolve: (retired: Promise<void>) => void;
+  reject: (err: Error) => void;
+}
+
+export class MediaRelay {
+  private readonly customerRoom = new Room();
+  /** The Runway room whose avatar is relayed now. */
+  private active: RunwaySide;
+  /** The next Runway room, joined by switchSource() and not relayed until its avatar's video flows. */
+  private incoming?: PendingSwitch;
+  private readonly sides = new Set<RunwaySide>();
+  private readonly retiring = new Set<Promise<void>>();
+  private readonly stats_: Omit<RelayStats, 'source' | 'mixedSources'> = {
+    switches: 0, videoFramesForwarded: 0, audioFramesForwarded: 0, mixedFramesSent: 0, dataMessagesForwarded: 0, controlMessagesForwarded: 0,
+  };
+  private readonly readers = new Set<Reader>();
+  /** Customer audio readers by mixer id (participant/track sid), to cancel on unsubscribe. */
+  private readonly mixReaders = new Map<string, Reader>();
   private readonly mixer = new PcmMixer();
+  /** The bridge's tracks in the customer's room: published once, fed by whichever Runway room is active. */
   private readonly localTracks: (LocalAudioTrack | LocalVideoTrack)[] = [];
   private video?: Promise<VideoSource | undefined>;
   private audio?: Promise<AudioSource | undefined>;
-  private mixOut?: AudioSource;
   private mixTimer?: NodeJS.Timeout;
   private stallTimer?: NodeJS.Timeout;
-  private avatarIdentity?: string;
-  private avatarLeft?: () => void;
   private bridged = false;
   private stopped = false;
   private starting?: Promise<void>;
   private stopping?: Promise<void>;
   private joinedAt = Date.now();
+  /** While a switch is under way: the longest pause between two forwarded video frames. */
+  private switchGapMs?: number;
   private resolveEnd!: (r: RelayEnd) => void;
   private rejectEnd!: (e: Error) => void;
   /** Settles when the relay ends by itself: Runway's side ended, the customer's room closed, a stall, or a lost room. */
   readonly ended: Promise<RelayEnd>;
 
   constructor(private readonly opts: MediaRelayOptions) {
+    this.active = new RunwaySide(opts.runway);
+    this.sides.add(this.active);
     this.ended = new Promise<RelayEnd>((res, rej) => {
       this.resolveEnd = res;
       this.rejectEnd = rej;
@@ -112,12 +161,21 @@ export class MediaRelay {
   }
 
   stats(): RelayStats {
-    return { ...this.stats_, mixedSources: this.mixer.size };
+    return { ...this.stats_, ...(this.active.id ? { source: this.active.id } : {}), mixedSources: this.mixer.size };
   }
 
-  /** The avatar's identity in Runway's room, once its first track arrived. */
+  /** The avatar's identity in the active Runway room, once its first track arrived. */
   get avatar(): string | undefined {
-    return this.avatarIdentity;
+    return this.active.avatarIdentity;
+  }
+
+  /** The Runway session being relayed (its id as given in the options or to switchSource). */
+  get source(): string | undefined {
+    return this.active.id;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
   }
 
   private finish(r: RelayEnd | Error): void {
@@ -133,7 +191,7 @@ export class MediaRelay {
   }
 
   private async doStart(): Promise<void> {
-    const { customerRoom, runwayRoom } = this;
+    const { customerRoom } = this;
     // The customer's room first: the bridge must be able to publish the moment the avatar's tracks arrive.
     customerRoom.on(RoomEvent.TrackSubscribed, (track, pub, p) => this.onCustomerTrack(track, pub, p));
     customerRoom.on(RoomEvent.TrackUnsubscribed, (_t, pub, p) => this.dropMixSource(`${p.identity}/${pub.sid}`));
@@ -141,6 +199,7 @@ export class MediaRelay {
       for (const pub of p.trackPublications.values()) this.dropMixSource(`${p.identity}/${pub.sid}`);
     });
     customerRoom.on(RoomEvent.DataReceived, (payload, p, _kind, topic) => {
+      const runwayRoom = this.active.room;
       if (topic !== RUNWAY_CONTROL_TOPIC || this.stopped || !runwayRoom.isConnected) return;
       if (this.opts.controlFrom?.length && !(p && this.opts.controlFrom.includes(p.identity))) return;
       this.stats_.controlMessagesForwarded++;
@@ -154,33 +213,7 @@ export class MediaRelay {
     });
     await customerRoom.connect(this.opts.customer.url, this.opts.customer.token, { autoSubscribe: true, dynacast: false });
     if (this.stopped) return;
-
-    runwayRoom.on(RoomEvent.TrackSubscribed, (track, pub, p) => this.onAvatarTrack(track, pub, p));
-    runwayRoom.on(RoomEvent.TrackUnsubscribed, (_t, pub) => this.dropAvatarTrack(pub.sid));
-    runwayRoom.on(RoomEvent.ParticipantDisconnected, (p) => {
-      if (p.identity !== this.avatarIdentity) return;
-      this.avatarLeft?.();
-      this.finish('runway_ended');
-    });
-    runwayRoom.on(RoomEvent.DataReceived, (payload, p) => {
-      if (!p || this.stopped || !customerRoom.isConnected) return;
-      this.stats_.dataMessagesForwarded++;
-      void customerRoom.localParticipant?.publishData(payload, { reliable: true, topic: RUNWAY_EVENTS_TOPIC }).catch(() => undefined);
-    });
-    runwayRoom.on(RoomEvent.Disconnected, (reason) => {
-      if (this.stopped) return;
-      // Our consumed credentials used by another process (a retry of this relay that connected later).
-      if (reason === DisconnectReason.DUPLICATE_IDENTITY) this.finish(new RelayError('relay_replaced', "another bridge joined Runway's room with these credentials"));
-      else this.finish('runway_ended');
-    });
-    await runwayRoom.connect(this.opts.runway.url, this.opts.runway.token, { autoSubscribe: true, dynacast: false });
-    if (this.stopped) return;
-
-    // What Runway's character hears: one mixed microphone track, paced by the wall clock.
-    const mixOut = (this.mixOut = new AudioSource(MIX_SAMPLE_RATE, 1, 200));
-    const mixTrack = LocalAudioTrack.createAudioTrack('customer_mix', mixOut);
-    this.localTracks.push(mixTrack);
-    await runwayRoom.localParticipant!.publishTrack(mixTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+    await this.joinRunway(this.active);
     if (this.stopped) return;
     const clock = new MixClock();
     this.mixTimer = setInterval(() => this.mixTick(clock), MIX_FRAME_MS);
@@ -189,24 +222,70 @@ export class MediaRelay {
     this.stallTimer = setInterval(() => this.checkStall(), 500);
   }
 
+  /** Joins one Runway room: takes its avatar's tracks and publishes the customer mix into it. */
+  private joinRunway(side: RunwaySide): Promise<void> {
+    side.connecting ??= (async () => {
+      const { room } = side;
+      room.on(RoomEvent.TrackSubscribed, (track, pub, p) => this.onAvatarTrack(side, track, pub, p));
+      room.on(RoomEvent.TrackUnsubscribed, (_t, pub) => this.dropAvatarTrack(side, pub.sid));
+      room.on(RoomEvent.ParticipantDisconnected, (p) => {
+        if (p.identity !== side.avatarIdentity) return;
+        side.avatarLeft?.();
+        this.sideLost(side, 'runway_ended');
+      });
+      room.on(RoomEvent.DataReceived, (payload, p) => {
+        if (!p || this.stopped || side !== this.active || !this.customerRoom.isConnected) return;
+        this.stats_.dataMessagesForwarded++;
+        void this.customerRoom.localParticipant?.publishData(payload, { reliable: true, topic: RUNWAY_EVENTS_TOPIC }).catch(() => undefined);
+      });
+      room.on(RoomEvent.Disconnected, (reason) => {
+        if (this.stopped) return;
+        // Our consumed credentials used by another process (a retry of this relay that connected later).
+        if (reason === DisconnectReason.DUPLICATE_IDENTITY) this.sideLost(side, new RelayError('relay_replaced', "another bridge joined Runway's room with these credentials"));
+        else this.sideLost(side, 'runway_ended');
+      });
+      await room.connect(side.target.url, side.target.token, { autoSubscribe: true, dynacast: false });
+      if (this.stopped) return;
+      // What Runway's character hears: one mixed microphone track, paced by the wall clock.
+      const mixOut = new AudioSource(MIX_SAMPLE_RATE, 1, 200);
+      const mixTrack = LocalAudioTrack.createAudioTrack('customer_mix', mixOut);
+      side.tracks.push(mixTrack);
+      await room.localParticipant!.publishTrack(mixTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+      side.mixOut = mixOut;
+    })();
+    return side.connecting;
+  }
+
+  /** A Runway room ended or its avatar left. Only the active room ends the relay, and not while a switch may replace it. */
+  private sideLost(side: RunwaySide, r: 'runway_ended' | RelayError): void {
+    side.lost = true;
+    if (this.incoming?.side === side) {
+      this.incoming.reject(new RelayError('relay_switch_failed', "the next Runway session's room ended before its avatar's video arrived"));
+      return;
+    }
+    if (side !== this.active || this.incoming) return; // a retired room; or a switch under way decides
+    this.finish(r);
+  }
+
   private checkStall(): void {
+    if (this.incoming) return; // a switch under way has its own deadline
     const last = this.stats_.lastVideoFrameAt ?? this.joinedAt;
     if (Date.now() - last > this.opts.stallSeconds * 1000) this.finish('stalled');
   }
 
   private mixTick(clock: MixClock): void {
-    const mixOut = this.mixOut;
+    const mixOut = this.active.mixOut;
+    const due = clock.due();
     if (!mixOut || this.stopped) return;
-    for (let n = clock.due(); n > 0; n--) {
+    for (let n = due; n > 0; n--) {
       const samples = this.mixer.next();
       if (!samples) continue; // nobody spoke in this frame: send nothing (the receiver plays silence)
       mixOut.captureFrame(new AudioFrame(samples, MIX_SAMPLE_RATE, 1, samples.length)).then(
         () => void this.stats_.mixedFramesSent++,
-        () => undefined, // the source closed while stopping
+        () => undefined, // the source closed while stopping or switching
       );
     }
   }
-
   private shouldMix(p: RemoteParticipant): boolean {
     if (p.identity === this.customerRoom.localParticipant?.identity) return false;
     if (this.opts.exclude?.includes(p.identity)) return false;
@@ -246,22 +325,22 @@ export class MediaRelay {
     })();
   }
 
-  private onAvatarTrack(track: RemoteTrack, pub: RemoteTrackPublication, p: RemoteParticipant): void {
+  private onAvatarTrack(side: RunwaySide, track: RemoteTrack, pub: RemoteTrackPublication, p: RemoteParticipant): void {
     if (this.stopped) return;
     // Only the avatar's camera and microphone (a screen share would fight the camera for one track).
     const camera = track.kind === TrackKind.KIND_VIDEO && (pub.source === TrackSource.SOURCE_CAMERA || pub.source === TrackSource.SOURCE_UNKNOWN);
     const mic = track.kind === TrackKind.KIND_AUDIO && (pub.source === TrackSource.SOURCE_MICROPHONE || pub.source === TrackSource.SOURCE_UNKNOWN);
     if (!camera && !mic) return;
-    this.avatarIdentity ??= p.identity;
-    if (p.identity !== this.avatarIdentity || !pub.sid || this.avatarReaders.has(pub.sid)) return;
-    if (camera) void this.forwardVideo(track, pub.sid);
-    else void this.forwardAudio(track, pub.sid);
+    side.avatarIdentity ??= p.identity;
+    if (p.identity !== side.avatarIdentity || !pub.sid || side.avatarReaders.has(pub.sid)) return;
+    if (camera) void this.forwardVideo(side, track, pub.sid);
+    else void this.forwardAudio(side, track, pub.sid);
   }
 
-  private dropAvatarTrack(sid: string | undefined): void {
-    const reader = sid ? this.avatarReaders.get(sid) : undefined;
+  private dropAvatarTrack(side: RunwaySide, sid: string | undefined): void {
+    const reader = sid ? side.avatarReaders.get(sid) : undefined;
     if (!reader) return;
-    this.avatarReaders.delete(sid!);
+    side.avatarReaders.delete(sid!);
     void reader.cancel().catch(() => undefined);
   }
 
@@ -288,27 +367,35 @@ export class MediaRelay {
     return source;
   }
 
-  private async forwardVideo(track: RemoteTrack, sid: string): Promise<void> {
+  private async forwardVideo(side: RunwaySide, track: RemoteTrack, sid: string): Promise<void> {
     const reader = this.reader(new VideoStream(track));
-    this.avatarReaders.set(sid, reader);
+    side.avatarReaders.set(sid, reader);
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done || this.stopped) break;
+        if (side !== this.active) {
+          // The next avatar's first frame: it takes over the published track now. A retired room's late frames are dropped.
+          if (this.incoming?.side !== side) continue;
+          this.promote(side);
+        }
         const ev = value as VideoFrameEvent;
         // The first frame sets the size; the bridge publishes its camera track now (frames meanwhile are dropped).
         this.video ??= this.publishVideo(ev.frame.width, ev.frame.height);
         const source = await this.video;
         if (!source || this.stopped) break;
-        source.captureFrame(ev.frame, ev.timestampUs, ev.rotation);
+        // Stamped on capture (timestamp 0 = now): the timeline stays monotonic across a switch of Runway rooms.
+        source.captureFrame(ev.frame, undefined, ev.rotation);
+        const now = Date.now();
+        if (this.switchGapMs !== undefined) this.switchGapMs = Math.max(this.switchGapMs, now - (this.stats_.lastVideoFrameAt ?? now));
         this.stats_.videoFramesForwarded++;
-        this.stats_.lastVideoFrameAt = Date.now();
+        this.stats_.lastVideoFrameAt = now;
       }
     } catch (err) {
-      if (!this.stopped) this.finish(new RelayError('relay_media_failed', `avatar video: ${err instanceof Error ? err.message : String(err)}`));
+      if (!this.stopped && side === this.active) this.finish(new RelayError('relay_media_failed', `avatar video: ${err instanceof Error ? err.message : String(err)}`));
     } finally {
       this.release(reader);
-      if (this.avatarReaders.get(sid) === reader) this.avatarReaders.delete(sid);
+      if (side.avatarReaders.get(sid) === reader) side.avatarReaders.delete(sid);
     }
   }
 
@@ -320,13 +407,14 @@ export class MediaRelay {
     return this.stopped ? undefined : source;
   }
 
-  private async forwardAudio(track: RemoteTrack, sid: string): Promise<void> {
+  private async forwardAudio(side: RunwaySide, track: RemoteTrack, sid: string): Promise<void> {
     const reader = this.reader(new AudioStream(track, { sampleRate: MIX_SAMPLE_RATE, numChannels: 1 }));
-    this.avatarReaders.set(sid, reader);
+    side.avatarReaders.set(sid, reader);
     try {
       for (;;) {
         const { done, value } = await reader.read();
         if (done || this.stopped) break;
+        if (side !== this.active) continue; // the next avatar is heard once its video takes over
         this.audio ??= this.publishAudio();
         const source = await this.audio;
         if (!source || this.stopped) break;
@@ -337,15 +425,112 @@ export class MediaRelay {
       // stream or source closed
     } finally {
       this.release(reader);
-      if (this.avatarReaders.get(sid) === reader) this.avatarReaders.delete(sid);
+      if (side.avatarReaders.get(sid) === reader) side.avatarReaders.delete(sid);
     }
+  }
+
+  /**
+   * Renewal: relays the avatar of another Runway session (its consumed room credentials) instead of
+   * the current one, without unpublishing anything in the customer's room. Joins the new room, waits
+   * for its avatar's first video frame, makes it the source of the bridge's tracks, then sends END_CALL
+   * into the old room and leaves it. Resolves with the longest pause between forwarded video frames
+   * from the start of the switch until the old room was left.
+   * On failure (timeout, the new room ends) the current source goes on, or the relay ends
+   * 'runway_ended' if the current source ended meanwhile. Idempotent per target session id.
+   */
+  async switchSource(target: RunwayRoom, opts: { timeoutMs: number }): Promise<{ gapMs: number }> {
+    if (this.stopped) throw new RelayError('relay_switch_failed', 'the relay is stopped');
+    if (target.sessionId !== undefined && target.sessionId === this.active.id) return { gapMs: this.stats_.longestSwitchGapMs ?? 0 };
+    let pending = this.incoming;
+    if (pending && (target.sessionId === undefined || pending.side.id !== target.sessionId)) {
+      throw new RelayError('relay_switch_failed', `a switch to Runway session ${pending.side.id ?? '(unnamed)'} is under way`);
+    }
+    if (!pending) {
+      const side = new RunwaySide(target);
+      this.sides.add(side);
+      let resolve!: PendingSwitch['resolve'];
+      let reject!: PendingSwitch['reject'];
+      const promise = new Promise<Promise<void>>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => undefined);
+      pending = this.incoming = { side, promise, resolve, reject };
+      this.switchGapMs = 0;
+      this.joinRunway(side).catch((err) => reject(new RelayError('relay_switch_failed', `could not join the next Runway room: ${err instanceof Error ? err.message : String(err)}`)));
+    }
+    const { side } = pending;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, rej) => (timer = setTimeout(
+      () => rej(new RelayError('relay_switch_failed', `no video from the next avatar within ${Math.round(opts.timeoutMs / 1000)} s`)),
+      opts.timeoutMs,
+    )));
+    try {
+      const retired = await Promise.race([pending.promise, timeout]);
+      await retired;
+      const gapMs = this.switchGapMs ?? 0;
+      this.switchGapMs = undefined;
+      this.stats_.lastSwitchGapMs = gapMs;
+      this.stats_.longestSwitchGapMs = Math.max(this.stats_.longestSwitchGapMs ?? 0, gapMs);
+      return { gapMs };
+    } catch (err) {
+      if (this.incoming === pending) {
+        this.incoming = undefined;
+        this.switchGapMs = undefined;
+        await this.leave(side, { endCall: false }); // the workflow cancels that Runway session
+        if (this.active.lost) this.finish('runway_ended'); // the old source ended while we waited for the new one
+      }
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The incoming room's video flows: it becomes the source; the old room is ended (END_CALL) and left. */
+  private promote(side: RunwaySide): void {
+    const pending = this.incoming!;
+    const old = this.active;
+    this.active = side;
+    this.incoming = undefined;
+    this.stats_.switches++;
+    const retired = this.leave(old, { endCall: !old.lost });
+    this.retiring.add(retired);
+    void retired.finally(() => this.retiring.delete(retired));
+    pending.resolve(retired);
+  }
+
+  /** Leaves one Runway room: END_CALL first (so Runway completes that session), then its streams, room and tracks. */
+  private async leave(side: RunwaySide, opts: { endCall: boolean }): Promise<void> {
+    if (side.connecting) await settle(side.connecting, START_SETTLE_MS);
+    if (opts.endCall) await this.endCall(side);
+    for (const reader of side.avatarReaders.values()) await reader.cancel().catch(() => undefined);
+    side.avatarReaders.clear();
+    await side.room.disconnect().catch(() => undefined);
+    await Promise.allSettled(side.tracks.map((t) => t.close(true)));
+    side.tracks.length = 0;
+    side.mixOut = undefined;
+    side.room.removeAllListeners();
+    this.sides.delete(side);
+  }
+
+  /** Tells Runway's character in this room to end the call, and stays until its avatar leaves (briefly). */
+  private async endCall(side: RunwaySide): Promise<void> {
+    if (!side.room.isConnected) return;
+    const avatar = side.avatarIdentity;
+    const left = new Promise<void>((resolve) => {
+      side.avatarLeft = resolve;
+      if (!avatar || !side.room.remoteParticipants.has(avatar)) resolve();
+    });
+    const sent = await side.room.localParticipant?.publishData(END_CALL, { reliable: true, topic: RUNWAY_TOPIC }).then(() => true, () => false);
+    // Leaving at once can drop the message.
+    if (sent) await settle(left, END_CALL_WAIT_MS);
   }
 
   /**
    * Leaves both rooms and releases every native resource (streams, tracks, sources). With `endCall`,
    * Runway's character is told to end the call first ({"type":"END_CALL"} in its room, reliable), so
    * Runway completes the session cleanly; without it Runway's session is left running for a retry.
-   * Safe at any time, also while start() is still connecting; idempotent.
+   * Safe at any time, also while start() or a switch is still connecting; idempotent.
    */
   stop(opts: { endCall: boolean }): Promise<void> {
     this.stopping ??= this.doStop(opts);
@@ -357,34 +542,27 @@ export class MediaRelay {
     clearInterval(this.mixTimer);
     clearInterval(this.stallTimer);
     this.resolveEnd('runway_ended'); // no-op if it already settled
+    this.incoming?.reject(new RelayError('relay_switch_failed', 'the relay stopped'));
     // A connect in flight cannot be aborted, and disconnect() before it completes is a no-op: let it
     // finish (start() returns early once stopped), then leave.
-    if (this.starting) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([this.starting.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, START_SETTLE_MS)))]);
-      clearTimeout(timer);
-    }
-    if (opts.endCall && this.runwayRoom.isConnected) {
-      const avatar = this.avatarIdentity;
-      const left = new Promise<void>((resolve) => {
-        this.avatarLeft = resolve;
-        if (!avatar || !this.runwayRoom.remoteParticipants.has(avatar)) resolve();
-      });
-      const sent = await this.runwayRoom.localParticipant?.publishData(END_CALL, { reliable: true, topic: RUNWAY_TOPIC }).then(() => true, () => false);
-      // Stay until Runway's avatar acts on it (it leaves), briefly: leaving at once can drop the message.
-      let timer: NodeJS.Timeout | undefined;
-      if (sent) await Promise.race([left, new Promise((r) => (timer = setTimeout(r, END_CALL_WAIT_MS)))]);
-      clearTimeout(timer);
-    }
+    if (this.starting) await settle(this.starting, START_SETTLE_MS);
+    const active = this.active;
+    const others = [...this.sides].filter((s) => s !== active);
+    await Promise.allSettled([this.leave(active, { endCall: opts.endCall }), ...others.map((s) => this.leave(s, { endCall: false })), ...this.retiring]);
     for (const reader of [...this.readers]) await reader.cancel().catch(() => undefined);
     this.readers.clear();
     this.mixReaders.clear();
-    this.avatarReaders.clear();
-    await Promise.allSettled([this.runwayRoom.disconnect(), this.customerRoom.disconnect()]);
-    // Closing a track closes its source too; a source whose track was never created is closed alone.
+    await this.customerRoom.disconnect().catch(() => undefined);
+    // Closing a track closes its source too.
     await Promise.allSettled(this.localTracks.map((t) => t.close(true)));
     this.localTracks.length = 0;
-    this.runwayRoom.removeAllListeners();
     this.customerRoom.removeAllListeners();
   }
+}
+
+/** Waits for a promise to settle, at most `ms`. */
+async function settle(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
