@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { dispose } from '@livekit/rtc-node';
-import { Runtime, DefaultLogger, type Worker } from '@temporalio/worker';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { SessionsClient } from '../src/client/sessions';
 import { startLiveKitServer } from '../src/dev/livekit-server';
 import { startTemporalDevServer } from '../src/dev/temporal-server';
@@ -16,7 +16,7 @@ import { RunwayClient } from '../src/runway/client';
 import { startRunwaySimulator } from '../src/runway-sim/server';
 import { encryptedDataConverter } from '../src/secrets/payload-codec';
 import { connectClient, connectWorker } from '../src/temporal';
-import { createMediaWorker, createSessionWorker } from '../src/workers';
+import { createMediaWorker, createSessionWorker, type RunnableWorker } from '../src/workers';
 import { sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput, SessionState } from '../workflows/types';
 
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   };
   const { connection } = await connectWorker({ address: temporal.address });
   // The service's production polling defaults (250 ms first poll, backing off to 2 s).
-  const workers: Worker[] = [await createSessionWorker({ connection, config }), await createMediaWorker({ connection, config })];
+  const workers: RunnableWorker[] = [await createSessionWorker({ connection, config }), await createMediaWorker({ connection, config })];
   const runs = workers.map((w) => w.run());
   const client = await connectClient({ address: temporal.address }, encryptedDataConverter([secretsKey]));
   const sessions = new SessionsClient(client);

@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { dispose } from '@livekit/rtc-node';
-import type { Worker } from '@temporalio/worker';
 import { ConfigError, codecKeys, loadEnv, type ServiceConfig } from './config';
 import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
 import { AesGcmPayloadCodec, encryptedDataConverter } from './secrets/payload-codec';
@@ -17,7 +16,7 @@ import { PROJECT_ROOT } from './dev/tools';
 import { createLogger } from './log';
 import { registerSecret } from './redact';
 import { connectClient, connectWorker, installRuntime } from './temporal';
-import { createMediaWorker, createSessionWorker } from './workers';
+import { createMediaWorker, createSessionWorker, type RunnableWorker } from './workers';
 import { startRunwaySimulator } from './runway-sim/server';
 import { startApiServer } from './api/server';
 
@@ -128,7 +127,7 @@ async function main(): Promise<void> {
     };
 
     const { connection, namespace } = await connectWorker(temporal ? { address: temporal.address } : undefined);
-    const workers: Worker[] = [await createSessionWorker({ connection, namespace, config, admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT } }), await createMediaWorker({ connection, namespace, config })];
+    const workers: RunnableWorker[] = [await createSessionWorker({ connection, namespace, config, admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT } }), await createMediaWorker({ connection, namespace, config })];
     const running = workers.map((w) => w.run());
     stops.push({
       name: 'workers',

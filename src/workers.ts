@@ -1,11 +1,14 @@
 // Worker factories: the orchestration worker (`avatar-sessions`: workflows + Runway/room activities)
 // and the media worker (`avatar-media`: the relay). Processes and tests build workers through these.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { Runtime, Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { getClient } from '@temporalio/activity';
 import { createMediaActivities, createSessionActivities } from '../activities';
 import type { RunwayActivityDeps } from '../activities/runway';
-import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE } from '../workflows/shared';
+import { RelayRegistry } from '../activities/relay';
+import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE, mediaWorkerQueue } from '../workflows/shared';
 import { codecKeys, type ServiceConfig } from './config';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
@@ -68,14 +71,54 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
   });
 }
 
-export async function createMediaWorker(opts: Omit<WorkerOptions, 'workflowBundle' | 'poll' | 'presencePollMs'>): Promise<Worker> {
-  return Worker.create({
-    connection: opts.connection,
-    namespace: opts.namespace ?? 'default',
-    taskQueue: MEDIA_TASK_QUEUE,
-    dataConverter: encryptedDataConverter(codecKeys(opts.config)),
-    ...(opts.identity ? { identity: opts.identity } : {}),
-    activities: createMediaActivities({ config: opts.config, stallSeconds: opts.relayStallSeconds }),
-    shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
-  });
+/** What a process runs: a Temporal worker, or the media worker's pair of them. */
+export type RunnableWorker = Pick<Worker, 'run' | 'shutdown' | 'getState'>;
+
+/**
+ * The media worker: one set of relay activities polled on two task queues, the shared `avatar-media`
+ * (where relays start) and this process's own `avatar-media@<id>` (where a renewal sends the switch
+ * of a live relay, and the next run's relay activity that adopts it). Runs and stops as one.
+ */
+export class MediaWorker implements RunnableWorker {
+  private constructor(readonly workers: Worker[], readonly queue: string, private readonly registry: RelayRegistry) {}
+
+  static async create(opts: Omit<WorkerOptions, 'workflowBundle' | 'poll' | 'presencePollMs'>): Promise<MediaWorker> {
+    const queue = mediaWorkerQueue(`${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`);
+    const registry = new RelayRegistry();
+    const activities = createMediaActivities({ config: opts.config, stallSeconds: opts.relayStallSeconds, workerQueue: queue, registry });
+    const workers = await Promise.all([MEDIA_TASK_QUEUE, queue].map((taskQueue) => Worker.create({
+      connection: opts.connection,
+      namespace: opts.namespace ?? 'default',
+      taskQueue,
+      dataConverter: encryptedDataConverter(codecKeys(opts.config)),
+      ...(opts.identity ? { identity: opts.identity } : {}),
+      activities,
+      shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
+    })));
+    return new MediaWorker(workers, queue, registry);
+  }
+
+  async run(): Promise<void> {
+    const runs = this.workers.map((w) => w.run());
+    // One stops, both stop (a fatal error in either must not leave the other polling alone).
+    await Promise.race(runs.map((r) => r.catch(() => undefined))).finally(() => this.shutdown());
+    try {
+      await Promise.all(runs);
+    } finally {
+      await this.registry.stopAll();
+    }
+  }
+
+  shutdown(): void {
+    for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+
+  getState(): ReturnType<Worker['getState']> {
+    const states = this.workers.map((w) => w.getState());
+    return states.find((s) => s !== 'STOPPED') ?? 'STOPPED';
+  }
+}
+
+export function createMediaWorker(opts: Omit<WorkerOptions, 'workflowBundle' | 'poll' | 'presencePollMs'>): Promise<MediaWorker> {
+  return MediaWorker.create(opts);
 }

@@ -5,12 +5,15 @@ import assert from 'node:assert/strict';
 import { TrackType } from 'livekit-server-sdk';
 import { ADMISSION_WORKFLOW_ID, admissionStateQuery, sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput } from '../workflows/types';
-import { startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
+import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
+import { viewer } from './helpers/viewer';
 import { roomService } from './helpers/livekit';
 import { eventually, withTimeout } from './helpers/wait';
 import { recordHistory } from './helpers/histories';
 
 const CAP = 6;
+/** Longer than one cap: a renewal finishes within it. */
+const CAN_WAIT_MS = CAP * 2 * 1000;
 
 function input(over: Partial<SessionInput> = {}): SessionInput {
   const conversationId = uniqueId('long');
@@ -32,6 +35,13 @@ describe('renewal past the runtime cap', () => {
   after(async () => {
     await stack?.stop();
   });
+
+  /** Ends the conversation right after a renewal (none in flight: every Runway session it made was live, so each completes). */
+  async function endBetweenRenewals(conversationId: string): Promise<void> {
+    await eventually('a renewal just finished', async () => ((await stack.sessions.getSession(conversationId))?.events.at(-1)?.type === 'renewed' ? true : undefined), CAN_WAIT_MS, 50);
+    await stack.sessions.endSession(conversationId);
+    await stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result();
+  }
 
   it('direct: one avatar stays in the room across three caps; every old Runway session completes', async () => {
     const inp = input();
@@ -64,8 +74,7 @@ describe('renewal past the runtime cap', () => {
     // joins, and the new one's video follows within a few hundred ms. That handover is the only gap.
     assert.ok(longestGapMs < 1500, `longest gap without avatar video ${longestGapMs} ms`);
     assert.ok(missing <= (state?.renewals ?? 0) * 3, `${missing} samples without avatar video for ${state?.renewals} renewals`);
-    await stack.sessions.endSession(inp.conversationId);
-    await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result();
+    await endBetweenRenewals(inp.conversationId);
     const final = await stack.sessions.getSession(inp.conversationId);
     assert.equal(final?.endReason, 'ended_by_request');
     const ids = final!.runwaySessionIds;
@@ -77,6 +86,66 @@ describe('renewal past the runtime cap', () => {
     assert.deepEqual(stack.sim.orphans(), []);
     assert.deepEqual(stack.sim.invariantViolations(), []);
     await recordHistory(stack.env.client, sessionWorkflowId(inp.conversationId), 'renewal-direct-last-run');
+  });
+
+  it('relay: the bridge stays published across three caps while its source switches; every old Runway session completes', async () => {
+    const inp = input({ mode: 'relay' });
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    assert.equal(live.mode, 'relay');
+    const room = inp.livekit.roomName;
+    const user = await viewer(stack.customer, room);
+    const rooms = roomService(stack.customer);
+    const videoTrackSids = new Set<string>();
+    const participantSids = new Set<string>();
+    let samples = 0;
+    let missing = 0;
+    const started = Date.now();
+    try {
+      await eventually('the viewer receives the avatar', () => (user.arrivals.length > 0 ? true : undefined), 10_000);
+      while (Date.now() - started < CAP * 3.5 * 1000) {
+        const bridge = (await rooms.listParticipants(room)).find((p) => p.identity === live.avatarIdentity);
+        const video = bridge?.tracks.find((t) => t.type === TrackType.VIDEO && !t.muted);
+        samples++;
+        if (!video) missing++;
+        else videoTrackSids.add(video.sid);
+        if (bridge) participantSids.add(bridge.sid);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await user.close();
+    }
+    const arrivals = user.arrivals.filter((t) => t >= started);
+    let longestGapMs = 0;
+    for (let i = 1; i < arrivals.length; i++) longestGapMs = Math.max(longestGapMs, arrivals[i]! - arrivals[i - 1]!);
+    const state = await stack.sessions.getSession(inp.conversationId);
+    // eslint-disable-next-line no-console
+    const relayPauses = state!.events.filter((e) => e.type === 'relay_switched').map((e) => Number(/(\d+) ms/.exec(e.message)?.[1]));
+    console.log(`renewal(relay): ${state?.renewals} renewals, ${samples} samples, ${missing} without the bridge's video, ${arrivals.length} frames at the viewer, longest gap between frames ${longestGapMs} ms (5 fps avatar: 200 ms apart); relay's own longest pause per switch: ${relayPauses.join(', ')} ms`);
+    if (process.env.DEBUG_GAPS) {
+      for (let i = 1; i < arrivals.length; i++) if (arrivals[i]! - arrivals[i - 1]! > 400) console.log('gap', new Date(arrivals[i - 1]!).toISOString(), arrivals[i]! - arrivals[i - 1]!);
+      for (const e of state!.events) console.log(e.at, e.type, e.message);
+    }
+    assert.ok((state?.renewals ?? 0) >= 3, `renewed ${state?.renewals} times`);
+    // One bridge, one video track, never unpublished: the relay switched its source underneath.
+    assert.equal(missing, 0, 'the bridge had a published video track at every sample');
+    assert.deepEqual([...participantSids].length, 1, `one bridge participant throughout: ${[...participantSids]}`);
+    assert.deepEqual([...videoTrackSids].length, 1, `one video track throughout: ${[...videoTrackSids]}`);
+    // The relay keeps forwarding the old avatar until the new one's first frame; the pause comes from
+    // joining the next Runway room (here the simulated avatar joins in this same process at that moment).
+    assert.ok(longestGapMs < 3000, `longest gap between avatar frames at the viewer ${longestGapMs} ms`);
+    assert.ok(!state?.events.some((e) => e.type === 'relay_switch_failed' || e.type === 'avatar_gap' || e.type === 'relay_moved'), JSON.stringify(state?.events.map((e) => e.type)));
+    await endBetweenRenewals(inp.conversationId);
+    const final = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(final?.endReason, 'ended_by_request');
+    const ids = final!.runwaySessionIds;
+    assert.ok(ids.length >= 4);
+    for (const id of ids) assert.equal(stack.sim.session(id)?.status, 'COMPLETED', `Runway session ${id} completed`);
+    const history = await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).fetchHistory();
+    assert.ok(history.events!.length < 150, `last run has ${history.events!.length} events`);
+    await eventually('no participant of the service left', async () => ((await participantsIn(stack.customer, room)).length === 0 ? true : undefined), 10_000);
+    assert.deepEqual(stack.sim.orphans(), []);
+    assert.deepEqual(stack.sim.invariantViolations(), []);
+    await recordHistory(stack.env.client, sessionWorkflowId(inp.conversationId), 'renewal-relay-last-run');
   });
 });
 

@@ -1,8 +1,10 @@
 // What happens in a session, top to bottom: validate → create a Runway session → wait until READY →
 // bridge it into the customer's LiveKit room (direct: Runway joins the room; relay: consume and relay
-// the media) → live until ended → tear everything down, always, whatever failed.
+// the media) → live until ended, renewing the Runway session ahead of its runtime cap (then continuing
+// as new) → tear everything down, always, whatever failed.
 import * as wf from '@temporalio/workflow';
-import { ApplicationFailure, ActivityFailure, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, ActivityFailure, TimeoutFailure, isCancellation } from '@temporalio/workflow';
+import { TimeoutType } from '@temporalio/common';
 import type { MediaActivities, SessionActivities } from '../activities';
 import { InvalidInputError, resolveTiming, runwayMaxDuration, validateSessionInput } from './input';
 import {
@@ -31,6 +33,8 @@ interface Current {
   sealedCredentials?: string;
   /** Relay mode: when bring-up started (provisioning time is measured at bridged). */
   startedAt?: number;
+  /** Relay mode: the task queue of the media worker holding the relay (a renewal hands it over there). */
+  relayQueue?: string;
 }
 
 /** What a run hands to the next one when it continues as new after a renewal. */
@@ -121,7 +125,10 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   });
   const grants = new Set<string>();
   wf.setHandler(slotGrantedSignal, ({ requestId }) => void grants.add(requestId));
-  wf.setHandler(relayBridgedSignal, ({ runwaySessionId }) => {
+  /** Which media worker queue holds the relay of each Runway session (reported by the relay). */
+  const relayQueues = new Map<string, string>();
+  wf.setHandler(relayBridgedSignal, ({ runwaySessionId, workerQueue }) => {
+    if (workerQueue) relayQueues.set(runwaySessionId, workerQueue);
     if (runwaySessionId === state.runwaySessionId) relayBridged = runwaySessionId;
   });
   const isOver = () => state.phase === 'tearing_down' || state.phase === 'completed' || state.phase === 'failed';
@@ -351,74 +358,130 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     return Math.min(timing.sessionCapSeconds * 500, Math.max(timing.renewalLeadSeconds * 1000, 2 * worst + 5000));
   }
 
+  /** The live session's long activity (direct: a monitor; relay: the relay itself), running in its own scope. */
+  interface LiveActivity {
+    outcome?: { reason: string; status?: string; failureCode?: string };
+    failure?: unknown;
+    settled(): boolean;
+    /** Cancels it if it still runs, and waits until it is done (the relay sends END_CALL, or hands over). */
+    stop(): Promise<void>;
+  }
+
+  function startLiveActivity(cur: Current): LiveActivity {
+    const scope = new wf.CancellationScope();
+    const act: LiveActivity = {
+      settled: () => act.outcome !== undefined || act.failure !== undefined,
+      stop: async () => {
+        if (!act.settled()) scope.cancel();
+        await running;
+      },
+    };
+    const running = scope.run((): Promise<{ reason: string; status?: string; failureCode?: string }> =>
+      cur.mode === 'direct'
+        ? acts.monitor.monitorDirectSession({ runwaySessionId: cur.id, roomName: room, avatarIdentity: directAvatar, intervalSeconds: timing.monitorIntervalSeconds })
+        : relayMedia(cur),
+    ).then((o) => void (act.outcome = o), (err) => void (act.failure = err));
+    return act;
+  }
+
   /**
-   * Live: watches the current Runway session until the conversation is over. Direct mode renews the
-   * Runway session ahead of its runtime cap (the new avatar takes over the same identity), then
-   * continues as new so a long conversation's history stays small.
+   * Relays the current Runway session. After a renewal the relay was handed over inside the media
+   * worker that holds it, so it is asked there first (it adopts the running relay: no new join); if that
+   * worker is gone, any media worker starts the relay afresh.
+   */
+  async function relayMedia(cur: Current) {
+    const req = {
+      conversationId: input.conversationId,
+      runwaySessionId: cur.id,
+      sealedCredentials: cur.sealedCredentials!,
+      roomName: room,
+      bridgeIdentity: bridge,
+      agentIdentity: input.livekit.agentIdentity,
+      listenTo: input.livekit.listenTo,
+      maxSeconds: input.maxDurationSeconds ?? 24 * 3600,
+    };
+    const queue = relayQueues.get(cur.id) ?? cur.relayQueue;
+    if (queue) {
+      try {
+        return await acts.pinnedMedia(queue).relayMedia(req);
+      } catch (err) {
+        if (!notPickedUp(err)) throw err;
+        event('relay_moved', `the media worker holding the relay (${queue}) did not take it back; relaying on any media worker`);
+      }
+    }
+    return await acts.relay.relayMedia(req);
+  }
+
+  /**
+   * Live: watches the current Runway session until the conversation is over, renewing it ahead of
+   * Runway's runtime cap. A renewal brings the next Runway session in (direct: its avatar takes over the
+   * same identity; relay: the relay switches its source room), ends the old one, then continues as new
+   * so a long conversation's history stays small.
    */
   async function live(cur: Current): Promise<Outcome> {
     // maxDuration counts from the moment the conversation's avatar first went live.
     const limitAt = () => (input.maxDurationSeconds !== undefined && conversationLiveSince !== undefined ? conversationLiveSince + input.maxDurationSeconds * 1000 : undefined);
-    const renewing = () => cur.mode === 'direct' && timing.sessionCapSeconds > 0;
+    // Relay renewal came after direct renewal: runs started before it keep their old behaviour on replay.
+    const renewing = () => timing.sessionCapSeconds > 0 && (cur.mode === 'direct' || wf.patched('relay-renewal'));
     let renewAt: number | undefined;
-    for (;;) {
-      if (endRequested !== undefined) throw new EndRequested();
-      const r = await watch(cur, () => Math.min(limitAt() ?? Infinity, renewAt ?? (renewing() ? cur.liveSince + timing.sessionCapSeconds * 1000 - renewalLeadMs() : Infinity)));
-      if (r.kind === 'outcome') {
-        // A session cut at Runway's cap while the conversation goes on is replaced, never silently dropped.
+    let act: LiveActivity | undefined;
+    try {
+      for (;;) {
+        if (endRequested !== undefined) throw new EndRequested();
+        act ??= startLiveActivity(cur);
+        const r = await watch(cur, act, () => Math.min(limitAt() ?? Infinity, renewAt ?? (renewing() ? cur.liveSince + timing.sessionCapSeconds * 1000 - renewalLeadMs() : Infinity)));
+        if (r.kind === 'outcome') {
+          act = undefined;
+          // A session cut at Runway's cap while the conversation goes on is replaced, never silently dropped.
+          const limit = limitAt();
+          if (cappedWhileGoingOn(r.outcome, cur) && (limit === undefined || Date.now() < limit)) {
+            event('avatar_gap', `Runway session ${cur.id} was cut at the runtime cap before its replacement was ready; replacing it now`);
+            flag('avatar_gap');
+            open.delete(cur.id);
+            cur = await bringUp();
+            renewAt = undefined;
+            continue;
+          }
+          return r.outcome;
+        }
         const limit = limitAt();
-        if (r.outcome.reason === 'runway_ended' && !r.outcome.error && cur.mode === 'direct' && cutByCap(cur) && (limit === undefined || Date.now() < limit)) {
-          event('avatar_gap', `Runway session ${cur.id} was cut at the runtime cap before its replacement was ready; replacing it now`);
-          open.delete(cur.id);
-          cur = await bringUp();
-          renewAt = undefined;
+        if (limit !== undefined && Date.now() >= limit) return { reason: 'max_duration' };
+        let next: Current | undefined;
+        if (cur.mode === 'direct') {
+          act = undefined; // watch() stopped the monitor
+          next = await renewDirect(cur);
+        } else {
+          next = await renewRelay(cur, act);
+        }
+        if (!next) {
+          renewAt = Date.now() + 5000; // try again soon; the old session is still serving
           continue;
         }
-        return r.outcome;
+        act = undefined;
+        await wf.condition(wf.allHandlersFinished);
+        const carried: CarriedSession = {
+          state, flags: [...flags], slots, provisioningMs, conversationLiveSince, endRequested, current: next,
+        };
+        return await wf.continueAsNew<typeof avatarSession>(input, carried);
       }
-      const limit = limitAt();
-      if (limit !== undefined && Date.now() >= limit) return { reason: 'max_duration' };
-      const next = await renewDirect(cur);
-      if (!next) {
-        renewAt = Date.now() + 5000; // try again soon; the old session is still serving
-        continue;
-      }
-      await wf.condition(wf.allHandlersFinished);
-      const carried: CarriedSession = {
-        state, flags: [...flags], slots, provisioningMs, conversationLiveSince, endRequested, current: next,
-      };
-      return await wf.continueAsNew<typeof avatarSession>(input, carried);
+    } finally {
+      // Leaving live any other way (end during a renewal, max duration, a failure): the relay ends the call.
+      if (act && !act.settled()) await wf.CancellationScope.nonCancellable(() => act!.stop());
     }
   }
 
-  function cutByCap(cur: Current): boolean {
-    return timing.sessionCapSeconds > 0 && Date.now() - cur.liveSince >= timing.sessionCapSeconds * 900;
+  /** Runway ended the session at its runtime cap (not a failure) while the conversation goes on. */
+  function cappedWhileGoingOn(outcome: Outcome, cur: Current): boolean {
+    return outcome.reason === 'runway_ended' && !outcome.error && timing.sessionCapSeconds > 0 && Date.now() - cur.liveSince >= timing.sessionCapSeconds * 900;
   }
 
   /**
-   * Runs the live session's long activity (direct: a monitor; relay: the relay itself) until it
-   * returns, `end` arrives, or `until` passes ({kind:'due'}).
+   * Waits on the live session's activity until it returns, `end` arrives, or `until` passes
+   * ({kind:'due'}). Direct mode's monitor is stopped when due; the relay goes on serving while a
+   * renewal gets the next session ready.
    */
-  async function watch(cur: Current, until: () => number): Promise<{ kind: 'outcome'; outcome: Outcome } | { kind: 'due' }> {
-    const scope = new wf.CancellationScope();
-    let outcome: { reason: string; status?: string; failureCode?: string } | undefined;
-    let failure: unknown;
-    const running = scope.run((): Promise<{ reason: string; status?: string; failureCode?: string }> =>
-      cur.mode === 'direct'
-        ? acts.monitor.monitorDirectSession({ runwaySessionId: cur.id, roomName: room, avatarIdentity: directAvatar, intervalSeconds: timing.monitorIntervalSeconds })
-        : acts.relay.relayMedia({
-            conversationId: input.conversationId,
-            runwaySessionId: cur.id,
-            sealedCredentials: cur.sealedCredentials!,
-            roomName: room,
-            bridgeIdentity: bridge,
-            agentIdentity: input.livekit.agentIdentity,
-            listenTo: input.livekit.listenTo,
-            maxSeconds: input.maxDurationSeconds ?? 24 * 3600,
-          }),
-    ).then((o) => (outcome = o), (err) => (failure = err));
-
-    const stopped = () => outcome !== undefined || failure !== undefined || endRequested !== undefined;
+  async function watch(cur: Current, act: LiveActivity, until: () => number): Promise<{ kind: 'outcome'; outcome: Outcome } | { kind: 'due' }> {
+    const stopped = () => act.settled() || endRequested !== undefined;
     // Relay: the phase turns live when the relay reports the avatar published in the customer's room.
     if (state.phase !== 'live') {
       await wf.condition(() => stopped() || cur.mode === 'direct' || relayBridged === cur.id);
@@ -432,24 +495,35 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     }
     const end = until();
     const due = end === Infinity ? (await wf.condition(stopped), false) : !(await wf.condition(stopped, Math.max(1, end - Date.now())));
-    if (outcome === undefined && failure === undefined) {
-      scope.cancel(); // relay: cancellation makes it send END_CALL and leave both rooms before it returns
-      await running;
-    }
+    // Relay cancellation makes it send END_CALL and leave both rooms before it returns.
+    if (!act.settled() && (endRequested !== undefined || !due || cur.mode === 'direct')) await act.stop();
     if (endRequested !== undefined) throw new EndRequested();
-    if (due) return { kind: 'due' };
-    if (failure !== undefined && !isCancellation(failure)) throw failure;
+    if (due) {
+      if (cur.mode === 'relay' && limitReached()) await act.stop();
+      return { kind: 'due' };
+    }
+    return { kind: 'outcome', outcome: await outcomeOf(cur, act) };
+  }
+
+  function limitReached(): boolean {
+    return input.maxDurationSeconds !== undefined && conversationLiveSince !== undefined && Date.now() >= conversationLiveSince + input.maxDurationSeconds * 1000;
+  }
+
+  /** What a finished live activity means for the conversation. */
+  async function outcomeOf(cur: Current, act: LiveActivity): Promise<Outcome> {
+    if (act.failure !== undefined && !isCancellation(act.failure)) throw act.failure;
+    const outcome = act.outcome;
     if (!outcome) throw new EndRequested();
-    if (outcome.reason === 'room_closed') return { kind: 'outcome', outcome: { reason: 'room_closed' } };
+    if (outcome.reason === 'room_closed') return { reason: 'room_closed' };
     // Runway ended the session, or its avatar left: read the status and surface its failureCode.
     const status = outcome.status && outcome.status !== 'RUNNING' && outcome.status !== 'READY'
       ? outcome
       : await acts.status.getRunwaySessionStatus({ runwaySessionId: cur.id });
     event('runway_ended', `Runway session ${cur.id} ended while live: ${status.status}${status.failureCode ? ` (${status.failureCode})` : ''}`);
     if (status.status === 'FAILED') {
-      return { kind: 'outcome', outcome: { reason: 'runway_ended', error: { code: status.failureCode ?? 'runway_failed', message: `Runway session failed: ${status.failureCode ?? 'unknown'}` } } };
+      return { reason: 'runway_ended', error: { code: status.failureCode ?? 'runway_failed', message: `Runway session failed: ${status.failureCode ?? 'unknown'}` } };
     }
-    return { kind: 'outcome', outcome: { reason: 'runway_ended' } };
+    return { reason: 'runway_ended' };
   }
 
   /**
@@ -469,19 +543,72 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       // The old avatar lost its identity to the new one, so END_CALL by identity would reach the new
       // avatar: the old session is ended by Runway (it lost its room) or cancelled after the grace.
       await endRunwaySession(cur.id, undefined);
-      releaseExtraSlot();
-      state.renewals = (state.renewals ?? 0) + 1;
-      metrics.renewals.add(1);
-      event('renewed', `Runway session ${id} took over from ${cur.id} after ${Date.now() - startedAt} ms`);
+      renewed(cur.id, id, startedAt);
       return { id, mode: 'direct', avatarSid: sid, liveSince: Date.now() };
     } catch (err) {
-      if (err instanceof EndRequested || isCancellation(err)) throw err;
-      event('renewal_failed', `could not renew Runway session ${cur.id} yet: ${failureMessage(err)}; the current avatar stays and renewal is retried`);
-      flag('renewal_failed');
-      if (id !== undefined && id !== cur.id) await endRunwaySession(id, undefined);
-      releaseExtraSlot();
-      return undefined;
+      return await renewalFailed(err, cur, id);
     }
+  }
+
+  /**
+   * Relay-mode renewal: the next Runway session is created and consumed while the relay goes on
+   * serving the current one; then the relay switches its source room (its tracks in the customer's
+   * room stay published), END_CALL ends the old session, and the relay is handed over to the next run.
+   * If the switch cannot be made (the media worker is gone), the next run relays the new session
+   * afresh. Undefined when the replacement could not be had yet.
+   */
+  async function renewRelay(cur: Current, act: LiveActivity): Promise<Current | undefined> {
+    event('renewing', `renewing Runway session ${cur.id} ahead of the ${timing.sessionCapSeconds} s cap`);
+    const startedAt = Date.now();
+    let id: string | undefined;
+    try {
+      await acquireSlot({ extra: true, deadline: cur.liveSince + timing.sessionCapSeconds * 1000 });
+      id = await createRunwaySession('relay', { renewal: true });
+      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id!, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: false }));
+      const { sealedCredentials } = await step(() => acts.consume.consumeRunwaySession({ runwaySessionId: id! }));
+      const next: Current = { id, mode: 'relay', sealedCredentials, liveSince: Date.now() };
+      const queue = relayQueues.get(cur.id) ?? cur.relayQueue;
+      if (!act.settled() && queue) {
+        try {
+          const { gapMs } = await step(() => acts.pinnedMedia(queue).switchRelaySource({
+            conversationId: input.conversationId, fromRunwaySessionId: cur.id, runwaySessionId: id!, sealedCredentials, timeoutSeconds: timing.avatarJoinTimeoutSeconds,
+          }));
+          next.relayQueue = queue;
+          event('relay_switched', `the relay switched to Runway session ${id} (longest pause between forwarded frames ${gapMs} ms)`);
+        } catch (err) {
+          if (err instanceof EndRequested || isCancellation(err)) throw err;
+          event('relay_switch_failed', `the relay could not switch to Runway session ${id} (${failureMessage(err)}); it will be relayed afresh`);
+          flag('relay_switch_failed');
+        }
+      } else if (act.settled()) {
+        event('avatar_gap', `the relay of Runway session ${cur.id} ended before its replacement was ready; relaying ${id} afresh`);
+        flag('avatar_gap');
+      }
+      provisioned(startedAt);
+      // Switched: the relay is parked for the next run. Not switched: the relay sends END_CALL as it leaves.
+      await act.stop();
+      await endRunwaySession(cur.id, undefined);
+      renewed(cur.id, id, startedAt);
+      return next;
+    } catch (err) {
+      return await renewalFailed(err, cur, id);
+    }
+  }
+
+  function renewed(oldId: string, id: string, startedAt: number): void {
+    releaseExtraSlot();
+    state.renewals = (state.renewals ?? 0) + 1;
+    metrics.renewals.add(1);
+    event('renewed', `Runway session ${id} took over from ${oldId} after ${Date.now() - startedAt} ms`);
+  }
+
+  async function renewalFailed(err: unknown, cur: Current, id: string | undefined): Promise<undefined> {
+    if (err instanceof EndRequested || isCancellation(err)) throw err;
+    event('renewal_failed', `could not renew Runway session ${cur.id} yet: ${failureMessage(err)}; the current avatar stays and renewal is retried`);
+    flag('renewal_failed');
+    if (id !== undefined && id !== cur.id) await endRunwaySession(id, undefined);
+    releaseExtraSlot();
+    return undefined;
   }
 
   // ---- Run it, then always tear down ---------------------------------------------------------------
@@ -559,6 +686,15 @@ function activityProxies(t: SessionTiming) {
       cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes },
     }),
+    /** Media activities on one media worker's own queue (renewal); they fail fast when that worker is gone. */
+    pinnedMedia: (queue: string) => wf.proxyActivities<MediaActivities>({
+      taskQueue: queue,
+      scheduleToStartTimeout: '10s',
+      startToCloseTimeout: '24h',
+      heartbeatTimeout,
+      cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...nonRetryableErrorTypes, 'relay_not_here', 'relay_switch_failed'] },
+    }),
     // Teardown: END_CALL is best effort (cancel is the fallback); ending the Runway session and removing
     // our participants retry until they succeed, because a leaked session keeps billing.
     endCall: wf.proxyActivities<SessionActivities>({
@@ -581,6 +717,11 @@ function activityProxies(t: SessionTiming) {
 function failureType(err: unknown): string | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+/** An activity no worker took from its queue in time (a pinned media worker that is gone). */
+function notPickedUp(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure && err.cause.timeoutType === TimeoutType.SCHEDULE_TO_START;
 }
 
 function failureMessage(err: unknown): string {

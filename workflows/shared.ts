@@ -43,8 +43,16 @@ export function directAvatarIdentity(conversationId: string): string {
   return `runway-avatar-${conversationId}`;
 }
 
-/** Sent by the media relay activity once the avatar is published in the customer's room. */
-export const relayBridgedSignal = defineSignal<[info: { runwaySessionId: string; bridgedAt: string }]>('relayBridged');
+/**
+ * Sent by the media relay activity once the avatar is published in the customer's room (and when a
+ * relay is adopted after a renewal), with the task queue of the media worker that holds the relay.
+ */
+export const relayBridgedSignal = defineSignal<[info: { runwaySessionId: string; bridgedAt: string; workerQueue?: string }]>('relayBridged');
+
+/** A media worker's own task queue (renewal routes the relay's next activities to the worker holding it). */
+export function mediaWorkerQueue(workerId: string): string {
+  return `${MEDIA_TASK_QUEUE}@${workerId}`;
+}
 
 // ---- Admission control (workflows/admission.ts) ------------------------------------------------------
 export const ADMISSION_WORKFLOW_ID = 'avatar-admission';

@@ -2,14 +2,14 @@
 // the customer's), the Runway simulator on Runway's LiveKit, and the service's workers in-process.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after } from 'node:test';
-import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { dispose } from '@livekit/rtc-node';
 import { SessionsClient } from '../../src/client/sessions';
 import { TEST_SECRETS_KEY } from './keys';
 import { FAILURE_CONVERTER_PATH, encryptedDataConverter } from '../../src/secrets/payload-codec';
 import type { ServiceConfig } from '../../src/config';
-import { createMediaWorker, createSessionWorker } from '../../src/workers';
+import { createMediaWorker, createSessionWorker, type RunnableWorker } from '../../src/workers';
 import { startRunwaySimulator } from '../../src/runway-sim/server';
 import { startTemporal } from './temporal';
 import { roomService, startTestLiveKit, type LiveKitServer } from './livekit';
@@ -54,7 +54,7 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
     secretsKey,
   };
   const workflowBundle = { code: bundle.code };
-  let workers: Worker[] = [];
+  let workers: RunnableWorker[] = [];
   let runs: Promise<void>[] = [];
 
   const stack: SessionStack = {
