@@ -11,6 +11,7 @@ import { TrackType } from 'livekit-server-sdk';
 import { counterOfFrame } from '../src/media/frame-code';
 import { toneFrame } from '../src/media/tone';
 import { MediaRelay, RUNWAY_CONTROL_TOPIC, RUNWAY_EVENTS_TOPIC, type RelayStats } from '../src/media/relay';
+import { RunwayClient } from '../src/runway/client';
 import { AesGcmPayloadCodec } from '../src/secrets/payload-codec';
 import { PUBLISH_ON_BEHALF } from '../src/livekit/tokens';
 import { bridgeIdentity, sessionWorkflowId } from '../workflows/shared';
@@ -273,6 +274,58 @@ describe('relay mode', () => {
     await eventually('the customer room is empty', async () => ((await participantsIn(stack.customer, customerRoom)).length === 0 ? true : undefined), 5000);
     await eventually("Runway's room is empty", async () => ((await participantsIn(stack.runwayLiveKit, runwayRoom)).length === 0 ? true : undefined), 5000);
     assert.equal(await relay.ended, 'runway_ended', 'a stopped relay reports its end');
+  });
+
+  it('switchSource: a next room without video fails the switch and the relay goes on; a real next session takes over the same track', async () => {
+    const runway = new RunwayClient({ apiKey: stack.sim.apiKey, baseUrl: stack.sim.baseUrl });
+    /** A simulated Runway session, READY and consumed: its room's credentials. */
+    const consumed = async () => {
+      const { id } = await runway.createSession({ model: 'gwm1_avatars', avatar: { type: 'runway-preset', presetId: 'music-superstar' } });
+      const ready = await eventually('READY', async () => {
+        const s = await runway.getSession(id);
+        return s.status === 'READY' ? s : undefined;
+      });
+      const creds = await runway.consumeSession(id, ready.sessionKey);
+      return { id, sessionId: id, url: creds.url, token: creds.token };
+    };
+    const customerRoom = uniqueId('cust-room');
+    const a = await consumed();
+    const relay = new MediaRelay({
+      runway: { url: a.url, token: a.token, sessionId: a.id },
+      customer: { url: stack.customer.url, token: await joinToken(stack.customer, customerRoom, 'bridge-switch', { kind: 'agent' }) },
+      stallSeconds: 30,
+    });
+    const user = await viewer(stack.customer, customerRoom);
+    try {
+      await relay.start();
+      await eventually('the viewer gets frames', () => (user.arrivals.length >= 3 ? true : undefined), 10_000);
+      const trackSid = async () => (await roomService(stack.customer).listParticipants(customerRoom)).find((p) => p.identity === 'bridge-switch')?.tracks.find((t) => t.type === TrackType.VIDEO)?.sid;
+      const sidBefore = await eventually('the bridge video track is listed', trackSid);
+
+      // A room where no avatar ever publishes: the switch times out, the current source goes on.
+      const empty = { url: stack.runwayLiveKit.url, token: await joinToken(stack.runwayLiveKit, uniqueId('no-avatar'), 'bridge-next'), sessionId: 'no-such-session' };
+      await assert.rejects(relay.switchSource(empty, { timeoutMs: 1500 }), (err: Error & { kind?: string }) => err.kind === 'relay_switch_failed');
+      assert.equal(relay.source, a.id);
+      const framesAfterFailure = user.arrivals.length;
+      await eventually('frames keep coming after the failed switch', () => (user.arrivals.length >= framesAfterFailure + 3 ? true : undefined), 5000);
+
+      // A real next session: it takes over; the old one is told to end the call and completes.
+      const b = await consumed();
+      const { gapMs } = await relay.switchSource(b, { timeoutMs: 10_000 });
+      assert.equal(relay.source, b.id);
+      assert.equal(relay.stats().switches, 1);
+      assert.ok(gapMs < 5000, `longest pause while switching ${gapMs} ms`);
+      await eventually('the old session completed on END_CALL', () => (stack.sim.session(a.id)?.status === 'COMPLETED' ? true : undefined), 5000);
+      const framesAfterSwitch = user.arrivals.length;
+      await eventually('frames of the new avatar arrive', () => (user.arrivals.length >= framesAfterSwitch + 3 ? true : undefined), 5000);
+      assert.equal(await trackSid(), sidBefore, 'the same published track carries the new avatar');
+    } finally {
+      await user.close();
+      await relay.stop({ endCall: true });
+      await runway.close();
+    }
+    await eventually('the new session completed on END_CALL', () => (['COMPLETED'].includes(stack.sim.session(relay.stats().source!)?.status ?? '') ? true : undefined), 5000);
+    await eventually('the customer room is empty', async () => ((await participantsIn(stack.customer, customerRoom)).length === 0 ? true : undefined), 5000);
   });
 
   it('a stalled avatar (no video) fails the relay, which is retried, then the session ends cleanly', async () => {
