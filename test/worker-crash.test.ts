@@ -110,4 +110,34 @@ describe('worker crash', () => {
     assert.equal(stack.sim.session(live.runwaySessionId)?.status, 'COMPLETED');
     await eventually('no participant of this service left', async () => ((await rooms.listParticipants(inp.livekit.roomName)).length === 0 ? true : undefined), 20_000);
   });
+
+  it('relay renewal: the media worker holding a handed-over relay is killed; the relay moves to another media worker and renewals go on there', async () => {
+    await spawnWorker('renew-orchestration');
+    const media = await spawnWorker('renew-media-1', 'media-worker');
+    const base = input();
+    const inp: SessionInput = { ...base, mode: 'relay', timing: { ...base.timing, sessionCapSeconds: 12, renewalLeadSeconds: 2 } };
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    const types = async () => (await stack.sessions.getSession(inp.conversationId))?.events.map((e) => e.type) ?? [];
+    await eventually('a renewal switched the relay on the first media worker', async () => ((await types()).includes('relay_switched') ? true : undefined), 40_000);
+    await media.kill('SIGKILL');
+    await spawnWorker('renew-media-2', 'media-worker');
+    // The dead worker's own queue is never polled again: the relay (or the next switch) times out there
+    // and the relay starts afresh on the new media worker, whose queue later renewals use.
+    await eventually('a later renewal switched the relay on the new media worker', async () => {
+      const t = await types();
+      const moved = Math.max(t.lastIndexOf('relay_moved'), t.lastIndexOf('relay_switch_failed'));
+      return moved >= 0 && t.lastIndexOf('relay_switched') > moved ? true : undefined;
+    }, 90_000);
+    const rooms = roomService(stack.customer);
+    await eventually('the bridge publishes video', async () => ((await rooms.listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity)?.tracks.some((t) => t.type === TrackType.VIDEO) ? true : undefined), 20_000);
+    await stack.sessions.endSession(inp.conversationId);
+    await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'session to finish');
+    const final = await stack.sessions.getSession(inp.conversationId);
+    // eslint-disable-next-line no-console
+    console.log(`relay renewal across a media worker crash: ${final?.events.filter((e) => /relay_|renew|gap/.test(e.type)).map((e) => (e.type === "relay_switch_failed" ? `${e.type} (${e.message})` : e.type)).join(" → ")}`);
+    assert.equal(final?.phase, 'completed');
+    assert.equal(final?.endReason, 'ended_by_request');
+    for (const id of final!.runwaySessionIds) assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(id)!.status), `Runway session ${id} ended`);
+    await eventually('no participant of this service left', async () => ((await rooms.listParticipants(inp.livekit.roomName)).length === 0 ? true : undefined), 20_000);
+  });
 });

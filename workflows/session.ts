@@ -407,6 +407,9 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       } catch (err) {
         if (!notPickedUp(err)) throw err;
         event('relay_moved', `the media worker holding the relay (${queue}) did not take it back; relaying on any media worker`);
+        // That worker is gone: a renewal must not send the switch there (the new relay reports its own queue).
+        relayQueues.delete(cur.id);
+        cur.relayQueue = undefined;
       }
     }
     return await acts.relay.relayMedia(req);
@@ -568,7 +571,13 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       const { sealedCredentials } = await step(() => acts.consume.consumeRunwaySession({ runwaySessionId: id! }));
       const next: Current = { id, mode: 'relay', sealedCredentials, liveSince: Date.now() };
       const queue = relayQueues.get(cur.id) ?? cur.relayQueue;
-      if (!act.settled() && queue) {
+      if (act.settled()) {
+        event('avatar_gap', `the relay of Runway session ${cur.id} ended before its replacement was ready; relaying ${id} afresh`);
+        flag('avatar_gap');
+      } else if (!queue) {
+        event('relay_switch_failed', `no media worker is known to hold the relay right now; Runway session ${id} will be relayed afresh`);
+        flag('relay_switch_failed');
+      } else {
         try {
           const { gapMs } = await step(() => acts.pinnedMedia(queue).switchRelaySource({
             conversationId: input.conversationId, fromRunwaySessionId: cur.id, runwaySessionId: id!, sealedCredentials, timeoutSeconds: timing.avatarJoinTimeoutSeconds,
@@ -580,9 +589,6 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
           event('relay_switch_failed', `the relay could not switch to Runway session ${id} (${failureMessage(err)}); it will be relayed afresh`);
           flag('relay_switch_failed');
         }
-      } else if (act.settled()) {
-        event('avatar_gap', `the relay of Runway session ${cur.id} ended before its replacement was ready; relaying ${id} afresh`);
-        flag('avatar_gap');
       }
       provisioned(startedAt);
       // Switched: the relay is parked for the next run. Not switched: the relay sends END_CALL as it leaves.
