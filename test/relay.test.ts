@@ -315,6 +315,7 @@ describe('relay mode', () => {
       assert.equal(relay.source, b.id);
       assert.equal(relay.stats().switches, 1);
       assert.ok(gapMs < 5000, `longest pause while switching ${gapMs} ms`);
+      console.log(`switchSource: longest pause between forwarded frames while switching ${gapMs} ms`);
       await eventually('the old session completed on END_CALL', () => (stack.sim.session(a.id)?.status === 'COMPLETED' ? true : undefined), 5000);
       const framesAfterSwitch = user.arrivals.length;
       await eventually('frames of the new avatar arrive', () => (user.arrivals.length >= framesAfterSwitch + 3 ? true : undefined), 5000);
