@@ -425,7 +425,8 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     // maxDuration counts from the moment the conversation's avatar first went live.
     const limitAt = () => (input.maxDurationSeconds !== undefined && conversationLiveSince !== undefined ? conversationLiveSince + input.maxDurationSeconds * 1000 : undefined);
     // Relay renewal came after direct renewal: runs started before it keep their old behaviour on replay.
-    const renewing = () => timing.sessionCapSeconds > 0 && (cur.mode === 'direct' || wf.patched('relay-renewal'));
+    const relayRenewal = () => wf.patched('relay-renewal');
+    const renewing = () => timing.sessionCapSeconds > 0 && (cur.mode === 'direct' || relayRenewal());
     let renewAt: number | undefined;
     let act: LiveActivity | undefined;
     try {
@@ -437,7 +438,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
           act = undefined;
           // A session cut at Runway's cap while the conversation goes on is replaced, never silently dropped.
           const limit = limitAt();
-          if (cappedWhileGoingOn(r.outcome, cur) && (limit === undefined || Date.now() < limit)) {
+          if (cappedWhileGoingOn(r.outcome, cur) && (cur.mode === 'direct' || relayRenewal()) && (limit === undefined || Date.now() < limit)) {
             event('avatar_gap', `Runway session ${cur.id} was cut at the runtime cap before its replacement was ready; replacing it now`);
             flag('avatar_gap');
             open.delete(cur.id);
