@@ -6,9 +6,10 @@
 // session stays up for the retry on another media worker, which reuses the same consumed credentials.
 //
 // Renewal (continue-as-new) keeps the bridge in the customer's room: switchRelaySource() moves the live
-// relay to the next Runway session's room and marks it for handover; the relay activity's cancellation
-// then parks the relay in this process instead of stopping it, and the next run's relayMedia (routed to
-// this worker's own task queue) adopts it. A parked relay nobody adopts leaves both rooms after a while.
+// relay to the next Runway session's room and hands it over: the relay activity returns 'handed_over'
+// at once and parks the relay in this process instead of stopping it, and the next run's relayMedia
+// (routed to this worker's own task queue) adopts it. A parked relay nobody adopts leaves both rooms
+// after a while.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { ServiceConfig } from '../src/config';
@@ -30,7 +31,7 @@ export interface RelayRequest {
   maxSeconds: number;
 }
 
-export type RelayEnd = { reason: 'runway_ended' | 'room_closed'; stats: RelayStats };
+export type RelayEnd = { reason: 'runway_ended' | 'room_closed' | 'handed_over'; stats: RelayStats };
 
 export interface SwitchRequest {
   conversationId: string;
@@ -44,8 +45,11 @@ export interface SwitchRequest {
 /** One live relay of this process. */
 interface RelayEntry {
   relay: MediaRelay;
-  /** Switched for a renewal: the coming cancellation of its activity hands it over instead of stopping it. */
+  /** Switched for a renewal: its activity ends 'handed_over' and the relay is parked, not stopped. */
   handover: boolean;
+  /** Resolves when a switch hands the relay over (the running relay activity returns). */
+  handedOver: Promise<'handed_over'>;
+  handOver: () => void;
   /** Parked between two activities (the old run's and the next run's); stopped when the timer fires. */
   parked?: NodeJS.Timeout;
 }
@@ -82,6 +86,19 @@ function cancelledByWorkflow(ctx: Context, err: CancelledFailure): boolean {
   return ctx.cancellationDetails?.cancelRequested === true || err.message === 'CANCELLED';
 }
 
+/** Arms an entry's handover latch: not handed over until handOver() is called. */
+function armHandover(entry: { relay: MediaRelay } & Partial<RelayEntry>): RelayEntry {
+  const e = entry as RelayEntry;
+  e.handover = false;
+  e.handedOver = new Promise<'handed_over'>((resolve) => {
+    e.handOver = () => {
+      e.handover = true;
+      resolve('handed_over');
+    };
+  });
+  return e;
+}
+
 export function createRelayActivities(deps: RelayDeps) {
   const sealer = new SealedBox(deps.config.secretsKey);
   const stallSeconds = deps.stallSeconds ?? 10;
@@ -112,7 +129,7 @@ export function createRelayActivities(deps: RelayDeps) {
     if (existing?.parked && !existing.relay.isStopped && existing.relay.source === req.runwaySessionId) {
       clearTimeout(existing.parked);
       existing.parked = undefined;
-      existing.handover = false;
+      armHandover(existing);
       ctx.log.info('adopted the relay handed over by the previous run', { runwaySessionId: req.runwaySessionId });
       return { relay: existing.relay, adopted: true };
     }
@@ -157,7 +174,7 @@ export function createRelayActivities(deps: RelayDeps) {
     async relayMedia(req: RelayRequest): Promise<RelayEnd> {
       const ctx = Context.current();
       const { relay, adopted } = await relayFor(ctx, req);
-      const entry: RelayEntry = relays.get(req.conversationId)?.relay === relay ? relays.get(req.conversationId)! : { relay, handover: false };
+      const entry: RelayEntry = relays.get(req.conversationId)?.relay === relay ? relays.get(req.conversationId)! : armHandover({ relay });
       relays.set(req.conversationId, entry);
       if (adopted) reportBridged(ctx, req.runwaySessionId);
       // Relay stats: in every heartbeat (visible in the UI's pending activity) and as metrics.
@@ -184,7 +201,11 @@ export function createRelayActivities(deps: RelayDeps) {
             connectSeconds * 1000,
           ))),
         ]).finally(() => clearTimeout(connectTimer));
-        const reason = await Promise.race([connected.then(() => relay.ended), relay.ended, ctx.cancelled]);
+        const reason = await Promise.race([connected.then(() => relay.ended), relay.ended, ctx.cancelled, entry.handedOver]);
+        if (reason === 'handed_over') {
+          handedOver = !relay.isStopped;
+          return { reason, stats: relay.stats() };
+        }
         if (reason === 'stalled') {
           ctx.metricMeter.createCounter('avatar_relay_stalls', 'relays', 'Relays failed for lack of avatar video').add(1);
           throw ApplicationFailure.retryable(`no avatar video from Runway's room for ${stallSeconds} s`, 'relay_stalled', relay.stats());
@@ -235,7 +256,7 @@ export function createRelayActivities(deps: RelayDeps) {
           entry.relay.switchSource({ url: runway.url, token: runway.token, sessionId: req.runwaySessionId }, { timeoutMs: req.timeoutSeconds * 1000 }),
           ctx.cancelled, // the session is ending: the relay's own cancellation leaves every room
         ]);
-        entry.handover = true;
+        entry.handOver();
         ctx.log.info('relay switched to the next Runway session', { runwaySessionId: req.runwaySessionId, gapMs });
         return { gapMs };
       } catch (err) {

@@ -531,45 +531,57 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   }
 
   /**
-   * Direct-mode renewal: a second Runway session joins with the same avatar identity (LiveKit swaps the
-   * participant), then the old session is ended. Undefined when the replacement could not be had yet.
+   * Renewal: gets the next Runway session READY ahead of the current one's cap (with a second slot:
+   * the two overlap briefly), brings it in the mode's way, and ends the old one. Undefined when the
+   * replacement could not be had yet (the current avatar stays; renewal is retried).
    */
-  async function renewDirect(cur: Current): Promise<Current | undefined> {
+  async function renew(cur: Current, bringIn: (id: string) => Promise<Current>): Promise<Current | undefined> {
     event('renewing', `renewing Runway session ${cur.id} ahead of the ${timing.sessionCapSeconds} s cap`);
     const startedAt = Date.now();
     let id: string | undefined;
     try {
       await acquireSlot({ extra: true, deadline: cur.liveSince + timing.sessionCapSeconds * 1000 });
-      id = await createRunwaySession('direct', { renewal: true });
-      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id!, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: true }));
-      const { sid } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds, excludeSid: cur.avatarSid }));
+      id = await createRunwaySession(cur.mode, { renewal: true });
+      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id!, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: cur.mode === 'direct' }));
+      const next = await bringIn(id);
       provisioned(startedAt);
-      // The old avatar lost its identity to the new one, so END_CALL by identity would reach the new
-      // avatar: the old session is ended by Runway (it lost its room) or cancelled after the grace.
       await endRunwaySession(cur.id, undefined);
-      renewed(cur.id, id, startedAt);
-      return { id, mode: 'direct', avatarSid: sid, liveSince: Date.now() };
+      releaseExtraSlot();
+      state.renewals = (state.renewals ?? 0) + 1;
+      metrics.renewals.add(1);
+      event('renewed', `Runway session ${id} took over from ${cur.id} after ${Date.now() - startedAt} ms`);
+      return next;
     } catch (err) {
-      return await renewalFailed(err, cur, id);
+      if (err instanceof EndRequested || isCancellation(err)) throw err;
+      event('renewal_failed', `could not renew Runway session ${cur.id} yet: ${failureMessage(err)}; the current avatar stays and renewal is retried`);
+      flag('renewal_failed');
+      if (id !== undefined && id !== cur.id) await endRunwaySession(id, undefined);
+      releaseExtraSlot();
+      return undefined;
     }
   }
 
   /**
-   * Relay-mode renewal: the next Runway session is created and consumed while the relay goes on
-   * serving the current one; then the relay switches its source room (its tracks in the customer's
-   * room stay published), END_CALL ends the old session, and the relay is handed over to the next run.
-   * If the switch cannot be made (the media worker is gone), the next run relays the new session
-   * afresh. Undefined when the replacement could not be had yet.
+   * Direct mode: the new Runway session's avatar joins with the same identity (LiveKit swaps the
+   * participant). The old avatar lost its identity to the new one, so END_CALL by identity would reach
+   * the new avatar: the old session is ended by Runway (it lost its room) or cancelled after the grace.
    */
-  async function renewRelay(cur: Current, act: LiveActivity): Promise<Current | undefined> {
-    event('renewing', `renewing Runway session ${cur.id} ahead of the ${timing.sessionCapSeconds} s cap`);
-    const startedAt = Date.now();
-    let id: string | undefined;
-    try {
-      await acquireSlot({ extra: true, deadline: cur.liveSince + timing.sessionCapSeconds * 1000 });
-      id = await createRunwaySession('relay', { renewal: true });
-      await step(() => acts.ready.waitUntilReady({ runwaySessionId: id!, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: false }));
-      const { sealedCredentials } = await step(() => acts.consume.consumeRunwaySession({ runwaySessionId: id! }));
+  function renewDirect(cur: Current): Promise<Current | undefined> {
+    return renew(cur, async (id) => {
+      const { sid } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds, excludeSid: cur.avatarSid }));
+      return { id, mode: 'direct', avatarSid: sid, liveSince: Date.now() };
+    });
+  }
+
+  /**
+   * Relay mode: the new session is consumed while the relay goes on serving the current one; then
+   * the relay switches its source room (its tracks in the customer's room stay published), END_CALL
+   * ends the old session, and the relay is handed over to the next run. If the switch cannot be made
+   * (the media worker is gone), the next run relays the new session afresh.
+   */
+  function renewRelay(cur: Current, act: LiveActivity): Promise<Current | undefined> {
+    return renew(cur, async (id) => {
+      const { sealedCredentials } = await step(() => acts.consume.consumeRunwaySession({ runwaySessionId: id }));
       const next: Current = { id, mode: 'relay', sealedCredentials, liveSince: Date.now() };
       const queue = relayQueues.get(cur.id) ?? cur.relayQueue;
       if (act.settled()) {
@@ -581,9 +593,11 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       } else {
         try {
           const { gapMs } = await step(() => acts.pinnedMedia(queue).switchRelaySource({
-            conversationId: input.conversationId, fromRunwaySessionId: cur.id, runwaySessionId: id!, sealedCredentials, timeoutSeconds: timing.avatarJoinTimeoutSeconds,
+            conversationId: input.conversationId, fromRunwaySessionId: cur.id, runwaySessionId: id, sealedCredentials, timeoutSeconds: timing.avatarJoinTimeoutSeconds,
           }));
           next.relayQueue = queue;
+          // The relay activity returns 'handed_over' right after the switch (the relay stays, parked).
+          await wf.condition(act.settled, timing.heartbeatTimeoutSeconds * 1000);
           event('relay_switched', `the relay switched to Runway session ${id} (longest pause between forwarded frames ${gapMs} ms)`);
         } catch (err) {
           if (err instanceof EndRequested || isCancellation(err)) throw err;
@@ -591,31 +605,10 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
           flag('relay_switch_failed');
         }
       }
-      provisioned(startedAt);
-      // Switched: the relay is parked for the next run. Not switched: the relay sends END_CALL as it leaves.
+      // Not switched: the relay sends END_CALL to the old session as it leaves.
       await act.stop();
-      await endRunwaySession(cur.id, undefined);
-      renewed(cur.id, id, startedAt);
       return next;
-    } catch (err) {
-      return await renewalFailed(err, cur, id);
-    }
-  }
-
-  function renewed(oldId: string, id: string, startedAt: number): void {
-    releaseExtraSlot();
-    state.renewals = (state.renewals ?? 0) + 1;
-    metrics.renewals.add(1);
-    event('renewed', `Runway session ${id} took over from ${oldId} after ${Date.now() - startedAt} ms`);
-  }
-
-  async function renewalFailed(err: unknown, cur: Current, id: string | undefined): Promise<undefined> {
-    if (err instanceof EndRequested || isCancellation(err)) throw err;
-    event('renewal_failed', `could not renew Runway session ${cur.id} yet: ${failureMessage(err)}; the current avatar stays and renewal is retried`);
-    flag('renewal_failed');
-    if (id !== undefined && id !== cur.id) await endRunwaySession(id, undefined);
-    releaseExtraSlot();
-    return undefined;
+    });
   }
 
   // ---- Run it, then always tear down ---------------------------------------------------------------
