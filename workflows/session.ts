@@ -5,6 +5,7 @@
 import * as wf from '@temporalio/workflow';
 import { ApplicationFailure, ActivityFailure, TimeoutFailure, isCancellation } from '@temporalio/workflow';
 import { TimeoutType } from '@temporalio/common';
+import { msToNumber } from '@temporalio/common/lib/time';
 import type { MediaActivities, SessionActivities } from '../activities';
 import { InvalidInputError, resolveTiming, runwayMaxDuration, validateSessionInput } from './input';
 import {
@@ -217,6 +218,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   /** Creates a Runway session. An ambiguous create is recorded for the reaper before trying again. */
   async function createRunwaySession(mode: BridgeMode, opts: { renewal?: boolean } = {}): Promise<string> {
     let limitedWaitMs = 1000;
+    let transientFailures = 0;
     const attemptsBefore = state.runwaySessionIds.length + state.ambiguousCreates.length;
     for (;;) {
       // Bounded per bring-up (expiry, failed joins, lost answers), not per conversation: renewals add sessions.
@@ -227,8 +229,11 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
         await acquireSlot();
         setPhase('creating');
       }
+      const attemptAt = now();
       try {
         // Not cancellable: a create in flight must be allowed to return its id so teardown can end it.
+        // One attempt per activity (no Temporal retry): a create whose worker died may have reached
+        // Runway, and only the workflow can record that for the reaper; transient errors are retried below.
         const { runwaySessionId } = await wf.CancellationScope.nonCancellable(() =>
           acts.create.createRunwaySession({
             conversationId: input.conversationId,
@@ -264,10 +269,21 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
           limitedWaitMs = Math.min(30_000, limitedWaitMs * 2);
           continue;
         }
-        if (failureType(err) !== 'ambiguous') throw err;
-        state.ambiguousCreates.push({ at: now(), avatar: input.avatar });
+        const lost = failureType(err) === 'ambiguous' || (timedOut(err) && wf.patched('create-retries-in-workflow'));
+        if (!lost) {
+          // A clean transient failure (5xx, 429, a reset before sending): Runway created nothing; try again.
+          if (isTransient(err) && transientFailures < 5 && wf.patched('create-retries-in-workflow')) {
+            transientFailures++;
+            const delay = retryDelayOf(err) ?? Math.min(10_000, 1000 * 2 ** (transientFailures - 1));
+            event('create_retry', `create failed (${failureMessage(err)}); trying again in ${delay} ms`);
+            await step(() => wf.sleep(delay));
+            continue;
+          }
+          throw err;
+        }
+        state.ambiguousCreates.push({ at: attemptAt, avatar: input.avatar });
         flag('ambiguous_create');
-        event('ambiguous_create', 'create answer was lost: a Runway session may exist; recorded for the reaper, creating again');
+        event('ambiguous_create', `create answer was lost (${failureMessage(err)}): a Runway session may exist; recorded for the reaper, creating again`);
       }
     }
   }
@@ -656,9 +672,11 @@ function activityProxies(t: SessionTiming) {
   const nonRetryableErrorTypes = [...NON_RETRYABLE_KINDS, 'invalid_input', 'session_failed', 'session_ended', 'ready_timeout', 'avatar_not_joined', 'not_ready', 'relay_unavailable'];
   const heartbeatTimeout = t.heartbeatTimeoutSeconds * 1000;
   return {
+    // One attempt: the workflow retries creates itself (see createRunwaySession), so that a create
+    // lost with its worker is recorded as ambiguous instead of silently sent again by a retry.
     create: wf.proxyActivities<SessionActivities>({
       startToCloseTimeout: '30s',
-      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes },
+      retry: { maximumAttempts: 1 },
     }),
     ready: wf.proxyActivities<SessionActivities>({
       startToCloseTimeout: (Math.max(t.readyDeadlineSeconds, t.avatarJoinTimeoutSeconds) + 60) * 1000,
@@ -717,6 +735,25 @@ function activityProxies(t: SessionTiming) {
 function failureType(err: unknown): string | undefined {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+/** An activity attempt that ran out of time (its worker died, or it hung): what it did is unknown. */
+function timedOut(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof TimeoutFailure;
+}
+
+/** A failure a retry may fix (the activity said so). */
+function isTransient(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure && !cause.nonRetryable && !(NON_RETRYABLE_KINDS as readonly string[]).includes(cause.type ?? '');
+}
+
+/** The server's requested delay (429 Retry-After), carried by the activity's failure. */
+function retryDelayOf(err: unknown): number | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  const d = cause instanceof ApplicationFailure ? cause.nextRetryDelay : undefined;
+  if (d === undefined || d === null) return undefined;
+  return msToNumber(d);
 }
 
 /** An activity no worker took from its queue in time (a pinned media worker that is gone). */
