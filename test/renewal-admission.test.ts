@@ -10,6 +10,7 @@ import { viewer } from './helpers/viewer';
 import { roomService } from './helpers/livekit';
 import { eventually, withTimeout } from './helpers/wait';
 import { recordHistory } from './helpers/histories';
+import { RunwayClient } from '../src/runway/client';
 
 const CAP = 6;
 /** Longer than one cap: a renewal finishes within it. */
@@ -57,6 +58,11 @@ describe('renewal past the runtime cap', () => {
     await eventually('no participant of the service left', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).length === 0 ? true : undefined), 10_000);
     assert.deepEqual(stack.sim.orphans(), []);
     assert.deepEqual(stack.sim.invariantViolations(), []);
+    // Each renewal's extra slot was given back (not leaked until the controller's closed-holder check).
+    await eventually('no slot held by the conversation', async () => {
+      const { holders } = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
+      return holders.some((h) => h.holder === handle.workflowId) ? undefined : true;
+    }, 5000);
     await recordHistory(stack.env.client, sessionWorkflowId(conversationId), historyName);
   }
 
@@ -172,6 +178,41 @@ describe('admission control', () => {
     const admission = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
     assert.equal(admission.holders.length, 0, 'every slot released');
     assert.deepEqual(stack.sim.orphans(), []);
+    await recordHistory(stack.env.client, ADMISSION_WORKFLOW_ID, process.env.ADMISSION_HISTORY_NAME ?? 'admission-ten-sessions-limit-three');
+  });
+
+  it('a renewal Runway refuses keeps its slot and backs off: one grant per renewal, however many retries', async () => {
+    // Another client on the account holds two of its three sessions: our renewal's create is refused
+    // (concurrency_limited) although admission control granted the extra slot.
+    stack.sim.configure({ defaults: { avatarMedia: 'light' } });
+    const runway = new RunwayClient({ apiKey: stack.sim.apiKey, baseUrl: stack.sim.baseUrl });
+    const outside: string[] = [];
+    try {
+      for (let i = 0; i < 2; i++) outside.push((await runway.createSession({ model: 'gwm1_avatars', avatar: { type: 'runway-preset', presetId: 'music-superstar' } })).id);
+      const a = input({ timing: { ...input().timing, sessionCapSeconds: 30, renewalLeadSeconds: 20 } });
+      const admission = () => stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
+      await stack.sessions.startAndWaitLive(a).catch(async (err) => {
+        throw new Error(`not live: ${JSON.stringify((await stack.sessions.getSession(a.conversationId))?.events)}`, { cause: err });
+      });
+      const grantedAtLive = (await admission()).granted;
+      const failures = async () => ((await stack.sessions.getSession(a.conversationId))?.events ?? []).filter((e) => e.type === 'renewal_failed');
+      await eventually('two refused renewal attempts', async () => ((await failures()).length >= 2 ? true : undefined), 40_000, 200);
+      const [first, second] = await failures();
+      assert.ok(Date.parse(second!.at) - Date.parse(first!.at) >= 4000, `retried after ${Date.parse(second!.at) - Date.parse(first!.at)} ms`);
+      for (const id of outside.splice(0)) await runway.cancelSession(id);
+      await eventually('renewed once capacity is back', async () => ((await stack.sessions.getSession(a.conversationId))?.events.some((e) => e.type === 'renewed') ? true : undefined), 40_000, 200);
+      const state = await stack.sessions.getSession(a.conversationId);
+      assert.equal((await admission()).granted - grantedAtLive, 1, 'the renewal was granted one slot across its retries');
+      assert.equal(state!.events.filter((e) => e.type === 'slot_granted').length, 2, 'initial slot and one renewal slot');
+      await stack.sessions.endSession(a.conversationId);
+      await stack.env.client.workflow.getHandle(sessionWorkflowId(a.conversationId)).result();
+      // Well before the controller's 30 s check for closed holders would free a leaked slot.
+      await eventually('every slot released', async () => ((await admission()).holders.length === 0 ? true : undefined), 5000);
+      assert.deepEqual(stack.sim.orphans(), []);
+    } finally {
+      for (const id of outside) await runway.cancelSession(id).catch(() => undefined);
+      await runway.close();
+    }
   });
 
   it('a terminated session does not leak its slot', async () => {

@@ -14,6 +14,12 @@ import {
 } from './shared';
 import { NON_RETRYABLE_KINDS, type BridgeMode, type EndReason, type LiveInfo, type SessionInput, type SessionPhase, type SessionState, type SessionTiming } from './types';
 
+/**
+ * Patch: a renewal keeps its extra slot across retries (which back off to 30 s) and releases it
+ * before continuing as new. Runs started earlier replay the old way.
+ */
+const RENEWAL_SLOT_KEPT = 'renewal-slot-kept';
+
 /** Thrown inside the lifecycle when `end` arrives; caught below, never escapes the workflow. */
 class EndRequested extends Error {}
 
@@ -196,23 +202,32 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
    * for an extra slot (two sessions overlap briefly) without leaving the live phase.
    */
   async function acquireSlot(opts: { extra?: boolean; deadline?: number } = {}): Promise<void> {
-    if (slots.length >= (opts.extra ? 2 : 1)) return;
-    const requestId = wf.uuid4();
-    if (!opts.extra) setPhase('waiting_capacity');
+    let requestId: string;
+    if (slots.length >= (opts.extra ? 2 : 1)) {
+      // A renewal's extra slot is kept across its retries: still waiting for that one, keep its place in line.
+      if (!opts.extra || grants.has(slots[1]!)) return;
+      requestId = slots[1]!;
+    } else {
+      requestId = wf.uuid4();
+      if (!opts.extra) setPhase('waiting_capacity');
+      slots.push(requestId); // before asking: teardown releases it whatever happens next
+      await acts.admission.requestAdmission({ requestId, holder: wf.workflowInfo().workflowId, at: now() });
+    }
     const deadline = opts.deadline ?? (capacityDeadline ??= Date.now() + timing.capacityWaitSeconds * 1000);
-    slots.push(requestId); // before asking: teardown releases it whatever happens next
-    await acts.admission.requestAdmission({ requestId, holder: wf.workflowInfo().workflowId, at: now() });
     const granted = await wf.condition(() => grants.has(requestId) || endRequested !== undefined, Math.max(1, deadline - Date.now()));
     if (endRequested !== undefined) throw new EndRequested();
     if (!granted) throw sessionFailure('capacity_timeout', `no Runway session slot became free in time (account limit reached)`);
     event('slot_granted', 'Runway session slot granted');
   }
 
-  function releaseExtraSlot(): void {
+  /** Gives back a renewal's extra slot. Awaited where the run may continue as new right after. */
+  async function releaseExtraSlot(): Promise<void> {
+    const releases: Promise<unknown>[] = [];
     while (slots.length > 1) {
       const requestId = slots.pop()!;
-      wf.CancellationScope.nonCancellable(() => acts.teardown.releaseAdmission({ requestId })).catch(() => undefined);
+      releases.push(wf.CancellationScope.nonCancellable(() => acts.teardown.releaseAdmission({ requestId })).catch(() => undefined));
     }
+    await Promise.all(releases);
   }
 
   /** Creates a Runway session. An ambiguous create is recorded for the reaper before trying again. */
@@ -444,6 +459,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     const relayRenewal = () => wf.patched('relay-renewal');
     const renewing = () => timing.sessionCapSeconds > 0 && (cur.mode === 'direct' || relayRenewal());
     let renewAt: number | undefined;
+    let renewalFailures = 0;
     let act: LiveActivity | undefined;
     try {
       for (;;) {
@@ -458,8 +474,10 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
             event('avatar_gap', `Runway session ${cur.id} was cut at the runtime cap before its replacement was ready; replacing it now`);
             flag('avatar_gap');
             open.delete(cur.id);
+            if (wf.patched(RENEWAL_SLOT_KEPT)) await releaseExtraSlot();
             cur = await bringUp();
             renewAt = undefined;
+            renewalFailures = 0;
             continue;
           }
           return r.outcome;
@@ -474,7 +492,15 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
           next = await renewRelay(cur, act);
         }
         if (!next) {
-          renewAt = Date.now() + 5000; // try again soon; the old session is still serving
+          // Try again soon (the old session is still serving), backing off to 30 s, but never later
+          // than a few seconds before the cap.
+          renewalFailures++;
+          let delay = 5000;
+          if (wf.patched(RENEWAL_SLOT_KEPT)) {
+            const capLeft = cur.liveSince + timing.sessionCapSeconds * 1000 - 5000 - Date.now();
+            delay = Math.max(1000, Math.min(30_000, 5000 * 2 ** (renewalFailures - 1), capLeft));
+          }
+          renewAt = Date.now() + delay;
           continue;
         }
         act = undefined;
@@ -562,7 +588,10 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       const next = await bringIn(id);
       provisioned(startedAt);
       await endRunwaySession(cur.id, undefined);
-      releaseExtraSlot();
+      // Awaited: the release is done before the run continues as new (it used to go out in the same
+      // workflow task as continue-as-new).
+      if (wf.patched(RENEWAL_SLOT_KEPT)) await releaseExtraSlot();
+      else void releaseExtraSlot();
       state.renewals = (state.renewals ?? 0) + 1;
       metrics.renewals.add(1);
       event('renewed', `Runway session ${id} took over from ${cur.id} after ${Date.now() - startedAt} ms`);
@@ -572,7 +601,9 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       event('renewal_failed', `could not renew Runway session ${cur.id} yet: ${failureMessage(err)}; the current avatar stays and renewal is retried`);
       flag('renewal_failed');
       if (id !== undefined && id !== cur.id) await endRunwaySession(id, undefined);
-      releaseExtraSlot();
+      // The extra slot (held or still asked for) is kept for the next attempt: releasing and asking
+      // again on every retry flooded admission control with signals at scale.
+      if (!wf.patched(RENEWAL_SLOT_KEPT)) void releaseExtraSlot();
       return undefined;
     }
   }
