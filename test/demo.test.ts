@@ -1,5 +1,6 @@
 // The demo page end to end: `npm start`'s embedded stack (src/main.ts as a child process, the
-// simulator's avatar publishing real video and a tone) driven through headless Chromium.
+// simulator's avatar publishing real video and a tone) driven through headless Chromium. The avatar's
+// frame counter is read from screenshots of the page's video element: it must advance.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +17,7 @@ import { encryptedDataConverter } from '../src/secrets/payload-codec';
 import { connectClient } from '../src/temporal';
 import { startApiServer } from '../src/api/server';
 import { launchChromium } from './helpers/chromium';
+import { pngLuma } from './helpers/png';
 import { startEmbeddedStack, type EmbeddedStack } from './helpers/embedded-stack';
 import { eventually } from './helpers/wait';
 
@@ -23,24 +25,11 @@ const ARTIFACTS = path.resolve(__dirname, '..', 'test-artifacts', 'demo');
 
 // Page-side code is passed as strings: functions compiled by tsx may carry helpers the page lacks.
 const STATE = 'window.avatarDemo.state()';
-/** The video element's current picture as luma, base64 (the frame counter is drawn in luma). */
-const GRAB_LUMA = `(() => {
-  const v = document.getElementById('video');
-  if (!v.videoWidth) return undefined;
-  const c = document.createElement('canvas');
-  c.width = v.videoWidth; c.height = v.videoHeight;
-  const ctx = c.getContext('2d', { willReadFrequently: true });
-  ctx.drawImage(v, 0, 0);
-  const d = ctx.getImageData(0, 0, c.width, c.height).data;
-  let s = '';
-  for (let i = 0; i < c.width * c.height; i++) s += String.fromCharCode(Math.round(0.299 * d[4 * i] + 0.587 * d[4 * i + 1] + 0.114 * d[4 * i + 2]));
-  return { width: c.width, height: c.height, b64: btoa(s) };
-})()`;
 
-async function frameCounter(page: Page): Promise<number | undefined> {
-  const grab = (await page.evaluate(GRAB_LUMA)) as { width: number; height: number; b64: string } | undefined;
-  if (!grab) return undefined;
-  return decodeCounter({ width: grab.width, height: grab.height, data: new Uint8Array(Buffer.from(grab.b64, 'base64')) });
+/** The frame counter in the video element as the browser rendered it (a screenshot of the element, kept in `file`). */
+async function frameCounter(page: Page, file: string): Promise<number | undefined> {
+  const png = await page.locator('#video').screenshot({ path: file });
+  return decodeCounter(pngLuma(png));
 }
 
 type PageState = { conversationId?: string; phase?: string; video: string; audio: string; level: number; roomConnected: boolean };
@@ -96,13 +85,13 @@ describe('demo page', () => {
 
         // Video: the element plays, and the simulator's frame counter, read from its pixels, advances.
         await untilState(page, 'video playing', (s) => s.video === 'playing', 30_000);
-        const first = await eventually('a decodable video frame', () => frameCounter(page), 15_000, 100);
-        await page.screenshot({ path: path.join(ARTIFACTS, `${mode}-live-1.png`) });
+        const shot = (n: number) => path.join(ARTIFACTS, `${mode}-video-${n}.png`);
+        const first = await eventually('a video frame whose counter decodes', () => frameCounter(page, shot(1)), 15_000, 100);
         const second = await eventually(`the frame counter to move past ${first}`, async () => {
-          const n = await frameCounter(page);
+          const n = await frameCounter(page, shot(2));
           return n !== undefined && n > first ? n : undefined;
         }, 15_000, 200);
-        await page.screenshot({ path: path.join(ARTIFACTS, `${mode}-live-2.png`) });
+        await page.screenshot({ path: path.join(ARTIFACTS, `${mode}-live.png`) });
         assert.ok(second > first && second - first < 30 * 60, `counter ${first} → ${second}`);
 
         // Audio: subscribed, the <audio> element plays, and the tone reaches the page's analyser.
@@ -110,6 +99,8 @@ describe('demo page', () => {
         assert.ok(heard.level > 0.05 && heard.level < 0.5, `tone level ${heard.level}`);
         const audioEl = (await page.evaluate(`(() => { const a = document.getElementById('audio'); const t = a.srcObject && a.srcObject.getAudioTracks()[0]; return { paused: a.paused, track: t ? t.readyState : 'none' }; })()`)) as { paused: boolean; track: string };
         assert.deepEqual(audioEl, { paused: false, track: 'live' });
+        // eslint-disable-next-line no-console
+        console.log(`${mode}: live after ${((Date.parse((await session(id)).phaseTimes.live!) - Date.parse((await session(id)).phaseTimes.creating!)) / 1000).toFixed(1)} s from creating; frame counter ${first} → ${second}; tone RMS ${heard.level.toFixed(3)}`);
 
         await page.click('#end');
         await untilState(page, 'phase completed', (s) => s.phase === 'completed', 60_000);

@@ -21,7 +21,7 @@ export function ensureChromium(): string {
   const hasApt = spawnSync('sh', ['-c', 'command -v apt-get'], { stdio: 'ignore' }).status === 0;
   if (!hasApt) throw new Error(`no Chromium at ${CHROMIUM_PATH} and no apt-get to install it: install Chromium and set CHROMIUM_PATH`);
   // Other apt users on the machine hold the dpkg lock for a while: wait for it rather than fail.
-  const install = ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', '--no-install-recommends', 'chromium'];
+  const install = ['-o', 'DPkg::Lock::Timeout=600', 'install', '-y', 'chromium'];
   if (!run('apt-get', install)) {
     if (!run('apt-get', ['-o', 'DPkg::Lock::Timeout=600', 'update']) || !run('apt-get', install)) {
       throw new Error('apt-get install chromium failed (run it yourself, as root or with sudo, or set CHROMIUM_PATH)');
