@@ -128,7 +128,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
     // The route pattern, never the raw URL or headers: nothing a client sends is echoed into the log.
     const line = { method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
-    if (route === '/healthz' || route === '/metrics') req.log.debug(line, 'request');
+    if (route === '/healthz' || route === '/metrics' || route === '/' || route.startsWith('/demo')) req.log.debug(line, 'request');
     else req.log.info(line, 'request');
   });
 

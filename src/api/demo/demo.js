@@ -130,7 +130,12 @@
       setMedia('audio', 'none');
     });
     $('room').textContent = roomName;
-    await room.connect(url, viewerToken, { autoSubscribe: true });
+    try {
+      await room.connect(url, viewerToken, { autoSubscribe: true });
+    } catch (err) {
+      room = undefined; // the next poll tries again with a fresh token
+      throw new Error(`could not join the room: ${err.message}`);
+    }
   }
 
   async function unwatch() {
