@@ -12,6 +12,7 @@
 //
 // Input is validated by the workflow's own schema (workflows/input.ts) before anything reaches
 // Temporal or Runway; a rejected request (400/401/413/415) makes no Temporal call at all.
+import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
@@ -21,13 +22,12 @@ import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../
 import { SESSION_PHASES, type LiveInfo } from '../../workflows/types';
 import type { SessionsClient } from '../client/sessions';
 import type { ServiceConfig } from '../config';
+import { mintViewerToken } from '../livekit/tokens';
 import { ApiMetrics, visibilityPhaseCounter } from '../metrics';
 import { registerSecret } from '../redact';
 import { bearerChecker } from './auth';
 import { registerCodecRoutes } from './codec-routes';
 import { loopbackBrowserRequest, registerDemoRoutes } from './demo-routes';
-import { mintViewerToken } from '../livekit/tokens';
-import { randomBytes } from 'node:crypto';
 
 export interface ApiServerOptions {
   config: Pick<ServiceConfig, 'apiToken' | 'apiPort' | 'livekit'>;
