@@ -18,9 +18,26 @@ import { registerSecret } from './redact';
 import { connectClient, connectWorker, installRuntime } from './temporal';
 import { createMediaWorker, createSessionWorker, type RunnableWorker } from './workers';
 import { startRunwaySimulator } from './runway-sim/server';
+import type { AvatarMedia } from './runway-sim/avatar-api';
 import { startApiServer } from './api/server';
 
-const DATA_DIR = path.join(PROJECT_ROOT, '.data');
+// DEV_DATA_DIR and the DEV_*_PORT overrides let a second stack (the demo test) run next to a
+// developer's own without touching its .data or its ports; 0 picks a free port.
+const DATA_DIR = process.env.DEV_DATA_DIR ? path.resolve(process.env.DEV_DATA_DIR) : path.join(PROJECT_ROOT, '.data');
+const devPort = (name: string, fallback: number): number | undefined => {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`invalid configuration:\n  ${name}: must be a port number (0: any free port)`);
+  return n === 0 ? undefined : n;
+};
+/** The simulated avatar's media: 'full' (640x360@30 video + a tone, the default) or 'light' (64x64@5, silent). */
+const simAvatarMedia = (): Exclude<AvatarMedia, 'off'> => {
+  const raw = process.env.RUNWAY_SIM_AVATAR_MEDIA || 'full';
+  // 'off' (no avatar participant at all) would leave every session short of live here.
+  if (raw !== 'full' && raw !== 'light') throw new ConfigError('invalid configuration:\n  RUNWAY_SIM_AVATAR_MEDIA: must be full or light in the embedded stack');
+  return raw;
+};
 
 /** Dev secrets are generated once and kept in .data so a restart can read sessions it started. */
 function devSecrets(): { livekitSecret: string; runwaySimSecret: string; livekitRunwaySecret: string; secretsKey: string; apiToken: string } {
@@ -72,15 +89,16 @@ async function main(): Promise<void> {
     let temporal: TemporalDevServer | undefined;
     if (!process.env.TEMPORAL_ADDRESS) {
       temporal = await startTemporalDevServer({
-        port: 7233,
-        uiPort: Number(process.env.TEMPORAL_UI_PORT ?? 8233),
+        port: devPort('DEV_TEMPORAL_PORT', 7233),
+        uiPort: devPort('TEMPORAL_UI_PORT', 8233),
         dbFile: path.join(DATA_DIR, 'temporal.db'),
         logFile: path.join(logDir, 'temporal.log'),
         // The UI decrypts history through this service's codec endpoint (served by the API below).
         codecEndpoint: `http://127.0.0.1:${env.API_PORT}/codec`,
       });
       stops.push({ name: 'temporal', stop: () => temporal!.stop() });
-      lines.push(`Temporal UI        ${temporal.uiUrl}`, `Temporal gRPC      ${temporal.address} (dev server, SQLite in .data/temporal.db)`);
+      if (temporal.uiUrl) lines.push(`Temporal UI        ${temporal.uiUrl}`);
+      lines.push(`Temporal gRPC      ${temporal.address} (dev server, SQLite in ${path.join(DATA_DIR, 'temporal.db')})`);
     } else {
       lines.push(`Temporal           ${process.env.TEMPORAL_ADDRESS} (from TEMPORAL_ADDRESS)`);
     }
@@ -91,7 +109,7 @@ async function main(): Promise<void> {
       livekit = { url: env.LIVEKIT_URL, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! };
       lines.push(`LiveKit            ${env.LIVEKIT_URL} (from LIVEKIT_URL)`);
     } else {
-      const lk: LiveKitServer = await startLiveKitServer({ port: 7880, apiKey: 'devkey', apiSecret: secrets.livekitSecret, logFile: path.join(logDir, 'livekit.log'), label: 'livekit' });
+      const lk: LiveKitServer = await startLiveKitServer({ port: devPort('DEV_LIVEKIT_PORT', 7880), apiKey: 'devkey', apiSecret: secrets.livekitSecret, logFile: path.join(logDir, 'livekit.log'), label: 'livekit' });
       stops.push({ name: 'livekit', stop: () => lk.stop() });
       livekit = { url: lk.url, publicUrl: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret };
       lines.push(`LiveKit            ${lk.url} (dev server, key devkey)`);
@@ -104,16 +122,19 @@ async function main(): Promise<void> {
       lines.push(`Runway             ${env.RUNWAYML_BASE_URL ?? 'https://api.dev.runwayml.com'}`);
     } else {
       log.warn('RUNWAYML_API_SECRET is not set: using the built-in Runway simulator (no real avatars)');
-      const runwayLk = await startLiveKitServer({ port: 7890, apiKey: 'runwaykey', apiSecret: secrets.livekitRunwaySecret, logFile: path.join(logDir, 'livekit-runway-sim.log'), label: 'livekit-runway-sim' });
+      const avatarMedia = simAvatarMedia();
+      const runwayLk = await startLiveKitServer({ port: devPort('DEV_RUNWAY_LIVEKIT_PORT', 7890), apiKey: 'runwaykey', apiSecret: secrets.livekitRunwaySecret, logFile: path.join(logDir, 'livekit-runway-sim.log'), label: 'livekit-runway-sim' });
       stops.push({ name: 'livekit-runway-sim', stop: () => runwayLk.stop() });
       const sim = await startRunwaySimulator({
-        port: Number(process.env.RUNWAY_SIM_PORT ?? 8787),
+        port: devPort('RUNWAY_SIM_PORT', 8787) ?? 0,
         apiKey: secrets.runwaySimSecret,
+        // Real avatar media by default, so the demo page shows video and plays sound.
+        defaults: { avatarMedia },
         livekit: { url: runwayLk.url, apiKey: runwayLk.apiKey, apiSecret: runwayLk.apiSecret },
       });
       stops.push({ name: 'runway-sim', stop: () => sim.stop() });
       runway = { apiKey: sim.apiKey, baseUrl: sim.baseUrl };
-      lines.push(`Runway simulator   ${sim.baseUrl} (RUNWAYML_API_SECRET not set)`);
+      lines.push(`Runway simulator   ${sim.baseUrl} (RUNWAYML_API_SECRET not set; avatar media ${avatarMedia})`);
     }
 
     const config: ServiceConfig = {
@@ -153,9 +174,12 @@ async function main(): Promise<void> {
       log,
       // The embedded UI cannot send our bearer token to the codec, so it is open here, on 127.0.0.1 only.
       codec: { codec: new AesGcmPayloadCodec(codecKeys(config)), allowedOrigins: uiOrigins, requireToken: !temporal || !!env.SESSION_API_TOKEN },
+      // The demo page: without SESSION_API_TOKEN a browser on this machine uses it without a token.
+      demo: { open: !env.SESSION_API_TOKEN },
     });
     stops.push({ name: 'api', stop: async () => { await api.close(); await apiClient.connection.close(); } });
-    lines.push(`HTTP API           ${api.url}  (Authorization: Bearer ${env.SESSION_API_TOKEN ? '$SESSION_API_TOKEN' : 'see .data/dev-secrets.json apiToken'})`);
+    lines.push(`HTTP API           ${api.url}  (Authorization: Bearer ${env.SESSION_API_TOKEN ? '$SESSION_API_TOKEN' : `see ${path.join(DATA_DIR, 'dev-secrets.json')} apiToken`})`);
+    lines.push(`Demo page          ${api.url}/demo/  (${env.SESSION_API_TOKEN ? 'asks for SESSION_API_TOKEN' : 'no token, from this machine'})`);
 
     process.stdout.write(`\nRunway avatar sessions are up:\n  ${lines.join('\n  ')}\nCtrl-C stops everything.\n\n`);
     Promise.race(running).catch((err) => {

@@ -382,6 +382,28 @@ describe('HTTP API', () => {
     assert.equal(value(await scrape(), 'avatar_sessions_visibility_errors_total'), 0);
   });
 
+  it('viewer-token: needs the API token, 404 unknown, subscribe-only token for a live session, never logged; no demo page unless enabled', async () => {
+    assert.equal((await call('POST', `/v1/sessions/${uniqueId('x')}/viewer-token`, undefined, {})).status, 401);
+    // The demo's open mode is off here: a browser-looking request still needs the token.
+    assert.equal((await call('GET', '/v1/sessions', undefined, { 'sec-fetch-site': 'same-origin', 'x-avatar-demo': '1' })).status, 401);
+    assert.equal((await call('POST', `/v1/sessions/${uniqueId('x')}/viewer-token`)).status, 404);
+    assert.equal((await call('GET', '/demo/', undefined, {})).status, 404);
+    const s = session();
+    assert.equal((await call('POST', '/v1/sessions?wait=live', s)).status, 201);
+    const res = await call('POST', `/v1/sessions/${s.conversationId}/viewer-token`);
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { url: string; token: string; roomName: string };
+    assert.equal(body.url, stack.config.livekit.publicUrl);
+    assert.equal(body.roomName, s.livekit.roomName);
+    const claims = JSON.parse(Buffer.from(body.token.split('.')[1]!, 'base64url').toString()) as { sub: string; video: Record<string, unknown> };
+    assert.match(claims.sub, /^viewer-/);
+    assert.deepEqual(claims.video, { roomJoin: true, room: s.livekit.roomName, canSubscribe: true, canPublish: false, canPublishData: false, canUpdateOwnMetadata: false });
+    await call('POST', `/v1/sessions/${s.conversationId}/end`);
+    await ended(s.conversationId);
+    assert.equal((await call('POST', `/v1/sessions/${s.conversationId}/viewer-token`)).status, 409);
+    assert.ok(!logLines.join('\n').includes(body.token.split('.')[2]!), 'the viewer token is not logged');
+  });
+
   it('never writes the API token or LiveKit secret to its logs, even when a client sends it in the URL', async () => {
     assert.equal((await call('GET', `/v1/sessions?token=${token}`)).status, 400);
     assert.equal((await call('GET', `/v1/sessions/${token}`, undefined, { authorization: `Bearer ${token}0` })).status, 401);

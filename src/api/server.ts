@@ -6,10 +6,13 @@
 // dodge it). The webhook is authenticated by LiveKit's signature instead. `GET /healthz` and
 // `GET /metrics` need no token (probes and Prometheus scrapers; the metrics carry no session data
 // beyond counts) — keep the API port off the public internet or put /metrics behind your proxy.
-// The codec routes check the token themselves (src/api/codec-routes.ts).
+// The codec routes check the token themselves (src/api/codec-routes.ts). With `demo.open` (the
+// embedded stack without SESSION_API_TOKEN) the demo page's own same-origin requests from a loopback
+// browser pass without a token (src/api/demo-routes.ts); a request that sends a token is always checked.
 //
 // Input is validated by the workflow's own schema (workflows/input.ts) before anything reaches
 // Temporal or Runway; a rejected request (400/401/413/415) makes no Temporal call at all.
+import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
@@ -19,10 +22,12 @@ import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../
 import { SESSION_PHASES, type LiveInfo } from '../../workflows/types';
 import type { SessionsClient } from '../client/sessions';
 import type { ServiceConfig } from '../config';
+import { mintViewerToken } from '../livekit/tokens';
 import { ApiMetrics, visibilityPhaseCounter } from '../metrics';
 import { registerSecret } from '../redact';
 import { bearerChecker } from './auth';
 import { registerCodecRoutes } from './codec-routes';
+import { loopbackBrowserRequest, registerDemoRoutes } from './demo-routes';
 
 export interface ApiServerOptions {
   config: Pick<ServiceConfig, 'apiToken' | 'apiPort' | 'livekit'>;
@@ -39,6 +44,13 @@ export interface ApiServerOptions {
   codec?: { codec: PayloadCodec; allowedOrigins: string[]; requireToken: boolean };
   /** Default: a fresh registry whose running-session gauge reads Temporal visibility on scrape. */
   metrics?: ApiMetrics;
+  /**
+   * Serve the demo page under /demo/. `open`: the embedded dev stack without SESSION_API_TOKEN, where
+   * the page's own same-origin requests from a loopback browser need no token (src/api/demo-routes.ts).
+   */
+  demo?: { open: boolean };
+  /** Lifetime of the tokens `POST /v1/sessions/:id/viewer-token` mints (default 300 s). */
+  viewerTokenTtlSeconds?: number;
 }
 
 const conversationIdParam = z.object({ conversationId: sessionInputSchema.shape.conversationId });
@@ -102,8 +114,10 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     return route !== undefined && route.startsWith('/v1/') && !PUBLIC_ROUTES.has(route);
   };
 
+  const demoOpen = opts.demo?.open === true;
   app.addHook('onRequest', async (req: FastifyRequest) => {
     if (!needsToken(req)) return;
+    if (demoOpen && req.headers.authorization === undefined && loopbackBrowserRequest(req)) return;
     if (!tokenOk) throw new ApiError(503, 'not_configured', 'SESSION_API_TOKEN is not set: the API refuses every request until it is');
     if (!tokenOk(req.headers.authorization)) {
       throw new ApiError(401, 'unauthorized', 'missing or wrong bearer token: send Authorization: Bearer $SESSION_API_TOKEN');
@@ -114,7 +128,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
     // The route pattern, never the raw URL or headers: nothing a client sends is echoed into the log.
     const line = { method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
-    if (route === '/healthz' || route === '/metrics') req.log.debug(line, 'request');
+    if (route === '/healthz' || route === '/metrics' || route === '/' || route.startsWith('/demo')) req.log.debug(line, 'request');
     else req.log.info(line, 'request');
   });
 
@@ -185,6 +199,19 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     return reply.code(202).send({ conversationId, ending: true });
   });
 
+  // A subscribe-only LiveKit token for the session's room: the demo page (or any front end of yours
+  // that should only watch) joins with it. The token is in the answer only, never in a log line.
+  const viewerTtl = opts.viewerTokenTtlSeconds ?? 300;
+  app.post('/v1/sessions/:conversationId/viewer-token', async (req, reply) => {
+    const { conversationId } = parse(conversationIdParam, req.params, 'path');
+    const state = await sessions.getSession(conversationId);
+    if (!state) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);
+    if (state.phase !== 'live') throw new ApiError(409, 'not_live', `the session is ${state.phase}, not live: there is nothing to watch`);
+    const identity = `viewer-${randomBytes(6).toString('hex')}`;
+    const token = await mintViewerToken(config.livekit, { roomName: state.roomName, identity, ttlSeconds: viewerTtl });
+    return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity, expiresInSeconds: viewerTtl });
+  });
+
   app.get('/v1/sessions', async (req, reply) => {
     const q = parse(listQuery, req.query, 'query');
     const out = [];
@@ -231,6 +258,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     });
   });
 
+  if (opts.demo) registerDemoRoutes(app, { open: demoOpen, livekitUrl: config.livekit.publicUrl });
   if (opts.codec) {
     registerCodecRoutes(app, { codec: opts.codec.codec, allowedOrigins: opts.codec.allowedOrigins, token: opts.codec.requireToken ? config.apiToken : undefined });
   }

@@ -43,3 +43,14 @@ export async function mintAvatarToken(creds: LiveKitCredentials, opts: Participa
   });
   return at.toJwt();
 }
+
+/**
+ * A token for someone who only watches and listens in the customer's room (the demo page): that
+ * room only, subscribe only (no publishing of tracks or data), short TTL. LiveKit checks the TTL
+ * when the viewer joins; a connected viewer stays connected.
+ */
+export async function mintViewerToken(creds: LiveKitCredentials, opts: { roomName: string; identity: string; ttlSeconds: number }): Promise<string> {
+  const at = new AccessToken(creds.apiKey, creds.apiSecret, { identity: opts.identity, name: 'Demo viewer', ttl: Math.max(30, Math.ceil(opts.ttlSeconds)) });
+  at.addGrant({ roomJoin: true, room: opts.roomName, canSubscribe: true, canPublish: false, canPublishData: false, canUpdateOwnMetadata: false });
+  return at.toJwt();
+}

@@ -1,0 +1,239 @@
+// The demo page end to end: `npm start`'s embedded stack (src/main.ts as a child process, the
+// simulator's avatar publishing real video and a tone) driven through headless Chromium. The avatar's
+// frame counter is read from screenshots of the page's video element: it must advance.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { TokenVerifier } from 'livekit-server-sdk';
+import type { Browser, Page } from 'playwright-core';
+import { SessionsClient } from '../src/client/sessions';
+import { createLogger } from '../src/log';
+import { decodeCounter } from '../src/media/frame-code';
+import { encryptedDataConverter } from '../src/secrets/payload-codec';
+import { connectClient } from '../src/temporal';
+import { startApiServer } from '../src/api/server';
+import { launchChromium } from './helpers/chromium';
+import { pngLuma } from './helpers/png';
+import { startEmbeddedStack, type EmbeddedStack } from './helpers/embedded-stack';
+import { eventually } from './helpers/wait';
+
+const ARTIFACTS = path.resolve(__dirname, '..', 'test-artifacts', 'demo');
+
+// Page-side code is passed as strings: functions compiled by tsx may carry helpers the page lacks.
+const STATE = 'window.avatarDemo.state()';
+
+/** The frame counter in the video element as the browser rendered it (a screenshot of the element, kept in `file`). */
+async function frameCounter(page: Page, file: string): Promise<number | undefined> {
+  const png = await page.locator('#video').screenshot({ path: file });
+  return decodeCounter(pngLuma(png));
+}
+
+type PageState = { conversationId?: string; phase?: string; video: string; audio: string; level: number; roomConnected: boolean };
+const pageState = (page: Page) => page.evaluate(STATE) as Promise<PageState>;
+
+/** Polls the page until `pred` holds for its state; the error names what it last saw. */
+async function untilState(page: Page, what: string, pred: (s: PageState) => boolean, timeoutMs: number): Promise<PageState> {
+  let last: PageState | undefined;
+  return eventually(`${what} (last: ${JSON.stringify(last)})`, async () => {
+    last = await pageState(page);
+    return pred(last) ? last : undefined;
+  }, timeoutMs, 200).catch((err: Error) => {
+    throw new Error(`${err.message}; page state ${JSON.stringify(last)}`);
+  });
+}
+
+describe('demo page', () => {
+  let stack: EmbeddedStack;
+  let browser: Browser;
+  const auth = () => ({ authorization: `Bearer ${stack.secrets.apiToken}` });
+  const api = (method: string, p: string, body?: unknown, headers: Record<string, string> = auth()) =>
+    fetch(stack.apiUrl + p, { method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const session = async (id: string) => (await (await api('GET', `/v1/sessions/${id}`)).json()) as { phase: string; endReason?: string; mode?: string; phaseTimes: Record<string, string> };
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    [browser, stack] = await Promise.all([launchChromium(), startEmbeddedStack({ logDir: ARTIFACTS })]);
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.stop();
+  });
+
+  for (const mode of ['direct', 'relay'] as const) {
+    it(`${mode}: start on the page, phases advance to live, the avatar's video plays frames and its audio plays, End completes it`, async () => {
+      const page = await browser.newPage();
+      const consoleErrors: string[] = [];
+      page.on('pageerror', (err) => consoleErrors.push(String(err)));
+      try {
+        await page.goto(`${stack.apiUrl}/demo/`);
+        await page.waitForSelector('body[data-ready="true"]');
+        assert.equal(await page.isVisible('#controls'), true, 'open mode: no login');
+        assert.equal(await page.isVisible('#login'), false);
+        await page.selectOption('#mode', mode);
+        await page.selectOption('#preset', 'tennis-coach');
+        await page.click('#start');
+
+        const live = await untilState(page, 'phase live', (s) => s.phase === 'live', 90_000);
+        const id = live.conversationId!;
+        const phases = await page.locator('#phases li').allTextContents();
+        for (const p of ['creating', 'waiting_ready', 'bridging', 'live']) assert.ok(phases.some((t) => t.startsWith(p)), `phase ${p} shown: ${phases.join(', ')}`);
+        assert.equal((await session(id)).mode, mode);
+
+        // Video: the element plays, and the simulator's frame counter, read from its pixels, advances.
+        await untilState(page, 'video playing', (s) => s.video === 'playing', 30_000);
+        const shot = (n: number) => path.join(ARTIFACTS, `${mode}-video-${n}.png`);
+        const first = await eventually('a video frame whose counter decodes', () => frameCounter(page, shot(1)), 15_000, 100);
+        const second = await eventually(`the frame counter to move past ${first}`, async () => {
+          const n = await frameCounter(page, shot(2));
+          return n !== undefined && n > first ? n : undefined;
+        }, 15_000, 200);
+        await page.screenshot({ path: path.join(ARTIFACTS, `${mode}-live.png`) });
+        assert.ok(second > first && second - first < 30 * 60, `counter ${first} → ${second}`);
+
+        // Audio: subscribed, the <audio> element plays, and the tone reaches the page's analyser.
+        const heard = await untilState(page, 'audio playing', (s) => s.audio === 'playing', 20_000);
+        assert.ok(heard.level > 0.05 && heard.level < 0.5, `tone level ${heard.level}`);
+        const audioEl = (await page.evaluate(`(() => { const a = document.getElementById('audio'); const t = a.srcObject && a.srcObject.getAudioTracks()[0]; return { paused: a.paused, track: t ? t.readyState : 'none' }; })()`)) as { paused: boolean; track: string };
+        assert.deepEqual(audioEl, { paused: false, track: 'live' });
+        // eslint-disable-next-line no-console
+        console.log(`${mode}: live after ${((Date.parse((await session(id)).phaseTimes.live!) - Date.parse((await session(id)).phaseTimes.creating!)) / 1000).toFixed(1)} s from creating; frame counter ${first} → ${second}; tone RMS ${heard.level.toFixed(3)}`);
+
+        await page.click('#end');
+        await untilState(page, 'phase completed', (s) => s.phase === 'completed', 60_000);
+        assert.match(await page.textContent('#end-reason') ?? '', /ended_by_request/);
+        const final = await untilState(page, 'viewer left the room', (s) => !s.roomConnected, 10_000);
+        assert.equal(final.video, 'none');
+        assert.equal((await session(id)).endReason, 'ended_by_request');
+        await page.screenshot({ path: path.join(ARTIFACTS, `${mode}-completed.png`) });
+        assert.deepEqual(consoleErrors, []);
+      } finally {
+        await page.close();
+      }
+    });
+  }
+
+  it('viewer-token: 404 unknown, 200 subscribe-only for a live session, 409 once it is not live; never logged', async () => {
+    assert.equal((await api('POST', `/v1/sessions/nope-${randomBytes(4).toString('hex')}/viewer-token`)).status, 404);
+    assert.equal((await api('POST', '/v1/sessions/x/viewer-token', undefined, {})).status, 401, 'the route needs the token');
+
+    const id = `vt-${randomBytes(4).toString('hex')}`;
+    const room = `room-${id}`;
+    const started = await api('POST', '/v1/sessions?wait=live', { conversationId: id, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room }, mode: 'direct' });
+    assert.equal(started.status, 201);
+    assert.equal(((await started.json()) as { phase: string }).phase, 'live');
+
+    const res = await api('POST', `/v1/sessions/${id}/viewer-token`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('cache-control'), 'no-store');
+    const body = (await res.json()) as { url: string; token: string; roomName: string };
+    assert.equal(body.roomName, room);
+    assert.equal(body.url, stack.endpoints.LiveKit);
+    const claims = await new TokenVerifier('devkey', stack.secrets.livekitSecret).verify(body.token);
+    assert.match(claims.sub ?? '', /^viewer-[0-9a-f]{12}$/);
+    assert.deepEqual(
+      { roomJoin: claims.video?.roomJoin, room: claims.video?.room, canSubscribe: claims.video?.canSubscribe, canPublish: claims.video?.canPublish, canPublishData: claims.video?.canPublishData, roomAdmin: claims.video?.roomAdmin, roomCreate: claims.video?.roomCreate },
+      { roomJoin: true, room, canSubscribe: true, canPublish: false, canPublishData: false, roomAdmin: undefined, roomCreate: undefined },
+    );
+    const ttl = Number(claims.exp) - Number(claims.nbf ?? claims.iat);
+    assert.ok(ttl > 0 && ttl <= 300, `ttl ${ttl} s`);
+    const other = (await (await api('POST', `/v1/sessions/${id}/viewer-token`)).json()) as { token: string };
+    assert.notEqual((await new TokenVerifier('devkey', stack.secrets.livekitSecret).verify(other.token)).sub, claims.sub, 'a fresh identity per viewer');
+
+    assert.equal((await api('POST', `/v1/sessions/${id}/end`)).status, 202);
+    await eventually('session completed', async () => ((await session(id)).phase === 'completed' ? true : undefined), 60_000, 250);
+    const late = await api('POST', `/v1/sessions/${id}/viewer-token`);
+    assert.equal(late.status, 409);
+    assert.equal(((await late.json()) as { error: { code: string } }).error.code, 'not_live');
+
+    assert.ok(stack.log().includes('/v1/sessions/:conversationId/viewer-token'), 'the route is logged…');
+    for (const t of [body.token, other.token]) assert.ok(!stack.log().includes(t) && !stack.log().includes(t.split('.')[2]!), '…the token never');
+  });
+
+  it('open mode serves the API without a token only to same-origin requests from a loopback browser', async () => {
+    const port = new URL(stack.apiUrl).port;
+    const browserish = { 'sec-fetch-site': 'same-origin', 'x-avatar-demo': '1' };
+    assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, {})).status, 401, 'no browser headers: token needed');
+    assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, browserish)).status, 200);
+    assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { ...browserish, origin: `http://127.0.0.1:${port}` })).status, 200);
+    assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { ...browserish, origin: 'http://evil.example' })).status, 401, 'foreign Origin');
+    assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { 'sec-fetch-site': 'cross-site', 'x-avatar-demo': '1' })).status, 401, 'cross-site');
+    assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { 'sec-fetch-site': 'same-origin' })).status, 401, 'no demo header');
+    assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { ...browserish, authorization: 'Bearer wrong-token-wrong-token' })).status, 401, 'a wrong token is never overlooked');
+    // A DNS-rebound name for 127.0.0.1 keeps its own Host header.
+    const rebound = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, path: '/v1/sessions?limit=1', headers: { ...browserish, host: `evil.example:${port}` } }, (res) => { res.resume(); resolve(res.statusCode!); });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(rebound, 401, 'foreign Host');
+
+    // A page of another origin cannot use it: with the demo header the preflight is never granted;
+    // without it the browser marks the request cross-site and the answer is 401.
+    const page = await browser.newPage();
+    const statuses: number[] = [];
+    page.on('response', (r) => { if (r.url().includes('/v1/sessions')) statuses.push(r.status()); });
+    try {
+      await page.goto(`http://localhost:${port}/healthz`);
+      const results = (await page.evaluate(`(async () => {
+        const out = {};
+        try { out.plain = (await fetch('http://127.0.0.1:${port}/v1/sessions?limit=1', { mode: 'no-cors' })).type; } catch (e) { out.plain = 'error: ' + e.message; }
+        try { const r = await fetch('http://127.0.0.1:${port}/v1/sessions?limit=1', { headers: { 'x-avatar-demo': '1' } }); out.withHeader = r.status; } catch (e) { out.withHeader = 'blocked'; }
+        return out;
+      })()`)) as { plain: string; withHeader: number | string };
+      assert.equal(results.withHeader, 'blocked', 'the preflight is never granted');
+      assert.equal(results.plain, 'opaque');
+      assert.deepEqual(statuses, [401], 'the cross-site request itself was refused');
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('token mode: the page asks for the token, keeps it out of URLs, and the API answers 401 without it', async () => {
+    const token = randomBytes(24).toString('hex');
+    const client = await connectClient({ address: stack.endpoints['Temporal gRPC'] }, encryptedDataConverter([Buffer.from(stack.secrets.secretsKey, 'base64')]));
+    const logLines: string[] = [];
+    const api2 = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: { url: stack.endpoints.LiveKit!, publicUrl: stack.endpoints.LiveKit!, apiKey: 'devkey', apiSecret: stack.secrets.livekitSecret } },
+      sessions: new SessionsClient(client),
+      log: createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { logLines.push(String(c)); cb(); } }) }),
+      port: 0,
+      demo: { open: false },
+    });
+    const page = await browser.newPage();
+    const urls: string[] = [];
+    page.on('request', (r) => urls.push(r.url()));
+    try {
+      assert.equal((await fetch(`${api2.url}/demo/config.json`).then((r) => r.json()) as { auth: string }).auth, 'token');
+      await page.goto(`${api2.url}/demo/`);
+      await page.waitForSelector('body[data-ready="true"]');
+      assert.equal(await page.isVisible('#login'), true, 'the page asks for the token');
+      assert.equal(await page.isVisible('#controls'), false);
+      // The page's own same-origin request, without a token: 401 (open mode is off).
+      const status = await page.evaluate(`fetch('/v1/sessions?limit=1', { headers: { 'x-avatar-demo': '1' } }).then((r) => r.status)`);
+      assert.equal(status, 401);
+
+      await page.fill('#token', 'not-the-token-not-the-token');
+      await page.click('#login button[type="submit"]');
+      await page.waitForSelector('#error:not([hidden])');
+      assert.match(await page.textContent('#error') ?? '', /401/);
+      assert.equal(await page.isVisible('#login'), true);
+      assert.equal(await page.evaluate('sessionStorage.length'), 0, 'a refused token is dropped');
+
+      await page.fill('#token', token);
+      await page.click('#login button[type="submit"]');
+      await page.waitForSelector('#controls:not([hidden])');
+      assert.equal(await page.isVisible('#login'), false);
+      assert.equal(await page.evaluate(`Object.values(sessionStorage).includes('${token}')`), true);
+      assert.ok(urls.length > 3 && urls.every((u) => !u.includes(token)), 'the token is never in a URL');
+      assert.ok(!logLines.join('').includes(token), 'nor in a log line');
+    } finally {
+      await page.close();
+      await api2.close();
+      await client.connection.close();
+    }
+  });
+});
