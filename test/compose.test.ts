@@ -4,7 +4,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 
@@ -58,7 +59,22 @@ describe('docker-compose.yml', () => {
   it('is accepted by `docker compose config` when the compose client is installed', (t) => {
     const probe = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
     if (probe.status !== 0) return t.skip('docker compose is not installed here (no engine is needed, only the client)');
-    const res = spawnSync('docker', ['compose', '-f', 'docker-compose.yml', 'config', '-q'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env } });
-    assert.equal(res.status, 0, res.stderr);
+    // As a user would run it: in a copy of the repo's compose files with deploy/*.env made from the examples.
+    const dir = mkdtempSync(path.join(tmpdir(), 'compose-'));
+    try {
+      for (const f of ['docker-compose.yml', 'Dockerfile']) copyFileSync(path.join(ROOT, f), path.join(dir, f));
+      mkdirSync(path.join(dir, 'deploy'));
+      for (const f of readdirSync(path.join(ROOT, 'deploy'))) {
+        copyFileSync(path.join(ROOT, 'deploy', f), path.join(dir, 'deploy', f.replace(/\.example$/, '')));
+      }
+      const res = spawnSync('docker', ['compose', 'config', '--format', 'json'], { cwd: dir, encoding: 'utf8' });
+      assert.equal(res.status, 0, res.stderr);
+      const resolved = JSON.parse(res.stdout) as { services: Record<string, { environment?: Record<string, string> }> };
+      // The env files reached the services: the worker sees the Runway key variable from service.env.
+      assert.ok('RUNWAYML_API_SECRET' in (resolved.services.worker?.environment ?? {}), 'service.env is applied to the worker');
+      assert.equal(resolved.services.worker?.environment?.TEMPORAL_ADDRESS, 'temporal:7233');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
