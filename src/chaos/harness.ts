@@ -84,6 +84,9 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
+/** Least time a restarted process is up before its next kill (plus up to as much again, at random). */
+const MIN_UP_MS = 5000;
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
 /** Polls `fn` until it returns a value other than undefined, or gives up (undefined) at the deadline. */
@@ -190,7 +193,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const n = opts.sessions;
   const killsPerKind = opts.killsPerKind ?? Math.max(2, Math.ceil(n / 6));
   const chaosMs = (opts.chaosSeconds ?? Math.max(25, Math.round(n * 1.5))) * 1000;
-  const [liveMin, liveMax] = opts.liveSeconds ?? [2, 10];
+  const [liveMin, liveMax] = opts.liveSeconds ?? [3, 20];
   const cap = opts.runtimeCapSeconds ?? 15;
   const logDir = opts.logDir ?? path.join(ROOT, 'test-artifacts', 'chaos', `${opts.seed}-${new Date(t0).toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(logDir, { recursive: true });
@@ -256,12 +259,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     sim.configure({ faults: opts.faults ?? DEFAULT_FAULTS });
     const chaosStart = Date.now();
 
-    // ---- the kill schedule: per kind, kills at sorted random points of the window, one after another
+    // ---- the kill schedule: per kind, kills at sorted random points of the window, one after another;
+    // a restarted process gets some time up before its next kill (a worker takes seconds to start:
+    // it bundles the workflow code), else kills bunch up and the process is simply down.
     const killLoop = async (kind: ProcessKind) => {
       const times = Array.from({ length: killsPerKind }, () => 2000 + rng() * (chaosMs - 4000)).sort((a, b) => a - b);
       const downtimes = times.map(() => 300 + rng() * 2500);
+      const upFor = times.map(() => MIN_UP_MS + rng() * MIN_UP_MS);
+      let upSince = chaosStart;
       for (const [i, at] of times.entries()) {
-        await sleep(chaosStart + at - Date.now());
+        await sleep(Math.max(chaosStart + at, upSince + upFor[i]!) - Date.now());
         const down = downtimes[i]!;
         if (kind === 'temporal') {
           const old = temporal!;
@@ -285,6 +292,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
               await sleep(1000);
             }
           }
+          upSince = Date.now();
         } else {
           const sup = supervisors.find((s) => s.kind === kind)!;
           await sup.kill();
@@ -292,6 +300,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  SIGKILL ${kind} (down ${(down / 1000).toFixed(1)} s)`);
           await sleep(down);
           await sup.start();
+          upSince = Date.now();
         }
       }
     };
@@ -317,7 +326,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           monitorIntervalSeconds: 1,
           endCallGraceSeconds: 2,
           heartbeatTimeoutSeconds: 3,
-          capacityWaitSeconds: 60,
+          capacityWaitSeconds: 120,
           sessionCapSeconds: cap,
           renewalLeadSeconds: 4,
         },
