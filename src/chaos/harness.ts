@@ -5,7 +5,7 @@
 // reason, no Runway session left billing, no simulator invariant violated, no participant of this
 // service left in any room of either LiveKit server.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -16,7 +16,8 @@ import { freePort } from '../dev/net';
 import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-server';
 import { startRunwaySimulator, type RunwaySimulator, type SimConfig } from '../runway-sim/server';
 import { encryptedDataConverter } from '../secrets/payload-codec';
-import { SESSION_TASK_QUEUE, sessionWorkflowId } from '../../workflows/shared';
+import { Worker } from '@temporalio/worker';
+import { EndReasonKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE, sessionWorkflowId } from '../../workflows/shared';
 import type { SessionInput, SessionMode, SessionState } from '../../workflows/types';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -67,6 +68,8 @@ export interface ChaosReport {
   invariantViolations: string[];
   repeatConsumes: number;
   leftoverParticipants: string[];
+  /** Session histories that do not replay with the workflow code (nondeterminism). */
+  replayFailures: string[];
   elapsedSeconds: number;
   failures: string[];
   ok: boolean;
@@ -184,6 +187,8 @@ interface SessionRun {
   liveMs: number;
   state?: SessionState;
   closed: boolean;
+  /** The closed workflow's state query failed (its history did not replay): the outcome comes from its search attributes. */
+  queryFailed?: string;
 }
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
@@ -193,8 +198,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const n = opts.sessions;
   const killsPerKind = opts.killsPerKind ?? Math.max(2, Math.ceil(n / 6));
   const chaosMs = (opts.chaosSeconds ?? Math.max(25, Math.round(n * 1.5))) * 1000;
-  const [liveMin, liveMax] = opts.liveSeconds ?? [3, 20];
-  const cap = opts.runtimeCapSeconds ?? 15;
+  const [liveMin, liveMax] = opts.liveSeconds ?? [3, 40];
+  const cap = opts.runtimeCapSeconds ?? 30;
   const logDir = opts.logDir ?? path.join(ROOT, 'test-artifacts', 'chaos', `${opts.seed}-${new Date(t0).toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(logDir, { recursive: true });
   log(`chaos: seed ${opts.seed}, ${n} sessions, ${killsPerKind} kills per process kind over ${chaosMs / 1000} s; logs in ${path.relative(process.cwd(), logDir) || logDir}`);
@@ -212,7 +217,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   let reaped = 0;
   let orphans: string[] = [];
   let leftover: string[] = [];
-  const secretsKey = randomBytes(32);
+  // Derived from the seed, so a run's histories (kept in its SQLite file) can be decrypted and replayed.
+  const secretsKey = createHash('sha256').update(`chaos-secrets-${opts.seed}`).digest();
+  const replayFailures: string[] = [];
 
   try {
     [customer, runwayLk] = await Promise.all([
@@ -328,7 +335,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           heartbeatTimeoutSeconds: 3,
           capacityWaitSeconds: 120,
           sessionCapSeconds: cap,
-          renewalLeadSeconds: 4,
+          renewalLeadSeconds: 6,
         },
       };
       const started = await until(() => sessions.startSession(input), Math.max(0, drainDeadline - Date.now()), 500);
@@ -337,23 +344,36 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       let liveSince: number | undefined;
       let endSent = false;
       while (Date.now() < drainDeadline) {
+        const desc = await handle.describe().catch(() => undefined);
+        if (desc && desc.status.name !== 'RUNNING' && desc.status.name !== 'CONTINUED_AS_NEW') {
+          // Closed: its final state (a closed workflow's query replays its history on a worker).
+          let lastErr: unknown;
+          for (let i = 0; i < 5; i++) {
+            try {
+              run.state = await sessions.getSession(run.conversationId);
+              run.closed = true;
+              return;
+            } catch (err) {
+              lastErr = err;
+              await sleep(1000);
+            }
+          }
+          run.queryFailed = String((lastErr as Error)?.message ?? lastErr);
+          const phase = desc.typedSearchAttributes.get(PhaseKey);
+          const endReason = desc.typedSearchAttributes.get(EndReasonKey);
+          run.state = { ...(run.state ?? ({ events: [], ambiguousCreates: [], runwaySessionIds: [] } as unknown as SessionState)), phase: phase as SessionState['phase'], endReason: endReason as SessionState['endReason'] };
+          run.closed = true;
+          return;
+        }
         const st = await sessions.getSession(run.conversationId).catch(() => undefined);
         if (st) {
           run.state = st;
           if (st.phase === 'live' && liveSince === undefined) liveSince = Date.now();
-          if (st.phase === 'completed' || st.phase === 'failed') {
-            // The workflow closes right after its last phase; wait for that (a query can see it first).
-            const status = await handle.describe().then((d) => d.status.name).catch(() => undefined);
-            if (status && status !== 'RUNNING') {
-              run.closed = true;
-              return;
-            }
-          }
         }
         if (!endSent && liveSince !== undefined && Date.now() - liveSince >= run.liveMs) {
           endSent = await sessions.endSession(run.conversationId).then(() => true, () => false);
         }
-        await sleep(300);
+        await sleep(400);
       }
     };
 
@@ -379,6 +399,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // Cancels are synchronous in the simulator; avatars that END_CALL may take a moment.
     await until(() => (simNow.orphans().length === 0 ? true : undefined), 20_000);
     orphans = simNow.orphans().map((s) => `${s.id} (${s.status})`);
+
+    // Every session history (each run of each workflow) must replay with the workflow code: a
+    // nondeterminism left by a crash would break queries and any later workflow task.
+    const histories = async function* () {
+      for await (const wf of client.workflow.list({ query: `WorkflowType = '${SESSION_WORKFLOW_TYPE}'` })) {
+        yield { workflowId: `${wf.workflowId}/${wf.runId}`, history: await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory() };
+      }
+    };
+    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows'), replayName: 'chaos', dataConverter: encryptedDataConverter([secretsKey]) }, histories())) {
+      if (r.error) replayFailures.push(`${r.workflowId}: ${r.error.message.split('\n')[0]}`);
+    }
+    log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  histories replayed: ${replayFailures.length} failure(s)`);
 
     const rooms = [new RoomServiceClient(customer.httpUrl, customer.apiKey, customer.apiSecret), new RoomServiceClient(runwayLk.httpUrl, runwayLk.apiKey, runwayLk.apiSecret)];
     const ours = async () => {
@@ -420,7 +452,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
     outcomes[st.phase as 'completed' | 'failed']++;
     const reason = `${st.phase}: ${st.endReason ?? '(no reason)'}${st.error ? ` (${st.error.code})` : ''}`;
-    if (!st.endReason || (st.phase === 'failed' && !st.error)) failures.push(`session ${r.conversationId} ended without a reason`);
+    if (r.queryFailed) failures.push(`session ${r.conversationId}: state query of the closed workflow failed: ${r.queryFailed.split('\n')[0]}`);
+    else if (!st.endReason || (st.phase === 'failed' && !st.error)) failures.push(`session ${r.conversationId} ended without a reason`);
     reasons[reason] = (reasons[reason] ?? 0) + 1;
     const m = `${r.mode}→${st.mode ?? 'none'}`;
     modes[m] = (modes[m] ?? 0) + 1;
@@ -431,6 +464,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   writeFileSync(path.join(logDir, 'sessions.json'), JSON.stringify(runs, null, 2));
   writeFileSync(path.join(logDir, 'runway-ledger.json'), JSON.stringify({ sessions: sim?.sessions().map((s) => ({ ...s, sessionKey: undefined, integration: undefined })), violations: sim?.invariantViolations() }, null, 2));
   const invariantViolations = sim?.invariantViolations() ?? [];
+  for (const f of replayFailures) failures.push(`history does not replay: ${f}`);
   if (orphans.length) failures.push(`${orphans.length} Runway session(s) still billing: ${orphans.join(', ')}`);
   if (invariantViolations.length) failures.push(`${invariantViolations.length} simulator invariant violation(s)`);
   if (leftover.length) failures.push(`${leftover.length} participant(s) of this service left: ${leftover.join(', ')}`);
@@ -452,6 +486,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     invariantViolations,
     repeatConsumes: sim?.repeatConsumes ?? 0,
     leftoverParticipants: leftover,
+    replayFailures,
     elapsedSeconds: Math.round((Date.now() - t0) / 100) / 10,
     failures,
     ok: failures.length === 0,
@@ -478,6 +513,7 @@ export function formatChaosReport(r: ChaosReport): string {
     ['invariant violations', String(r.invariantViolations.length)],
     ['repeat consumes (refused)', String(r.repeatConsumes)],
     ['leftover participants', String(r.leftoverParticipants.length)],
+    ['histories that do not replay', String(r.replayFailures.length)],
     ['elapsed', `${r.elapsedSeconds} s`],
     ['result', r.ok ? 'OK' : 'FAILED'],
   ];
