@@ -16,7 +16,7 @@ import { freePort } from '../dev/net';
 import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-server';
 import { startRunwaySimulator, type RunwaySimulator, type SimConfig } from '../runway-sim/server';
 import { encryptedDataConverter } from '../secrets/payload-codec';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { EndReasonKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE, sessionWorkflowId } from '../../workflows/shared';
 import type { SessionInput, SessionMode, SessionState } from '../../workflows/types';
 
@@ -365,11 +365,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           run.closed = true;
           return;
         }
-        const st = await sessions.getSession(run.conversationId).catch(() => undefined);
-        if (st) {
-          run.state = st;
-          if (st.phase === 'live' && liveSince === undefined) liveSince = Date.now();
-        }
+        // The phase from the workflow's search attribute (describe needs no worker; a state query on a
+        // busy worker can time out and would add load): live starts the clock to the end request.
+        if (desc?.typedSearchAttributes.get(PhaseKey) === 'live' && liveSince === undefined) liveSince = Date.now();
         if (!endSent && liveSince !== undefined && Date.now() - liveSince >= run.liveMs) {
           endSent = await sessions.endSession(run.conversationId).then(() => true, () => false);
         }
@@ -407,6 +405,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         yield { workflowId: `${wf.workflowId}/${wf.runId}`, history: await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory() };
       }
     };
+    try {
+      // The replayer's worker logs only warnings (its bundle and state changes are noise here).
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch {
+      // a runtime is in place already
+    }
     for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows'), replayName: 'chaos', dataConverter: encryptedDataConverter([secretsKey]) }, histories())) {
       if (r.error) replayFailures.push(`${r.workflowId}: ${r.error.message.split('\n')[0]}`);
     }
