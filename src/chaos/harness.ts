@@ -451,7 +451,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const terminal = r.closed && st && (st.phase === 'completed' || st.phase === 'failed');
     if (!terminal) {
       outcomes.unfinished++;
-      failures.push(`session ${r.conversationId} (${r.mode}) did not finish: ${st?.phase ?? 'never started'}`);
+      failures.push(`session ${r.conversationId} (${r.mode}) did not finish: ${r.closed ? `closed in phase ${st?.phase}` : 'its workflow was still open at the deadline'}`);
       continue;
     }
     outcomes[st.phase as 'completed' | 'failed']++;
