@@ -69,6 +69,43 @@ describe('worker crash', () => {
     assert.equal(stack.sim.session(sid)?.status, 'COMPLETED');
   });
 
+  it('a worker killed after Runway handled a create leaves no untracked session', async () => {
+    const first = await spawnWorker('crash-create-1');
+    const inp = input();
+    // The lost session's avatar stays out of the customer's room (it would join with the same identity
+    // as the real one): only the reaper can end it.
+    stack.sim.nextSessions([{ joinCustomerRoom: false }]);
+    stack.sim.holdCreateAnswers(1);
+    await stack.sessions.startSession(inp);
+    const lostId = await eventually('Runway created the session, its answer held', () => stack.sim.heldCreates()[0], 30_000);
+    await first.kill('SIGKILL');
+    stack.sim.releaseHeldCreates('reset'); // the answer had nowhere to go
+    await spawnWorker('crash-create-2');
+    // The create activity (one attempt) times out; the workflow records an ambiguous create and creates again.
+    const live = await withTimeout(stack.sessions.waitLive(inp.conversationId), 90_000, 'live after the lost create');
+    assert.notEqual(live.runwaySessionId, lostId);
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(state?.ambiguousCreates.length, 1, 'the lost create is recorded for the reaper');
+    assert.ok(state?.events.some((e) => e.type === 'ambiguous_create'));
+    assert.deepEqual(state?.runwaySessionIds, [live.runwaySessionId], 'the workflow never learned the lost id');
+    assert.ok(!['COMPLETED', 'CANCELLED', 'FAILED'].includes(stack.sim.session(lostId)!.status), 'the lost session is still billing before the reaper runs');
+
+    const report = (await stack.env.client.workflow.execute('reconcileRunwaySessions', { taskQueue: 'avatar-sessions', workflowId: uniqueId('reaper'), args: [{ graceSeconds: 0 }] })) as { reaped: { runwaySessionId: string; reason: string }[] };
+    assert.deepEqual(report.reaped.map((r) => [r.runwaySessionId, r.reason]), [[lostId, 'ambiguous_create']]);
+    assert.equal(stack.sim.session(lostId)?.status, 'CANCELLED');
+    assert.equal(stack.sim.session(live.runwaySessionId)?.status, 'RUNNING', 'the owned session is left alone');
+
+    await stack.sessions.endSession(inp.conversationId);
+    await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'session to finish');
+    const final = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(final?.phase, 'completed');
+    assert.equal(final?.endReason, 'ended_by_request');
+    // Exactly two Runway sessions for this conversation (the lost one and its replacement), neither billing.
+    const ours = stack.sim.sessions().filter((s) => s.id === lostId || s.id === live.runwaySessionId || (s.integration?.roomName === inp.livekit.roomName));
+    assert.equal(ours.length, 2, 'no duplicate session');
+    for (const s of ours) assert.ok(['COMPLETED', 'CANCELLED'].includes(s.status), `Runway session ${s.id} ended (${s.status})`);
+  });
+
   it('SIGKILL mid-live: a restarted worker still ends the session cleanly', async () => {
     const first = await spawnWorker('crash-live-1');
     const inp = input();

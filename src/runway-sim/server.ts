@@ -169,6 +169,14 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
   const queue: Partial<SessionBehavior>[] = [];
   let createIndex = 0;
   let maxConcurrentObserved = 0;
+  /** Create answers still to hold (holdCreateAnswers), and the ones held now. */
+  let holdCreates = 0;
+  const held: { sessionId: string; release: (how: 'deliver' | 'reset') => void }[] = [];
+  /** Sessions this client cancelled (DELETE), to catch operations on them afterwards. */
+  const cancelledByClient = new Set<string>();
+  /** Consume answers delivered (200 sent), by session: a later consume of the same session is a repeat. */
+  const consumeDelivered = new Set<string>();
+  let repeatConsumes = 0;
   /** Set by stop(): no new timers, no new avatars. */
   let closed = false;
   const lazyAvatar = async (): Promise<StartSimAvatar> => opts.startAvatar ?? (await import('./avatar')).startSimAvatar;
@@ -394,6 +402,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       sessions.set(id, s);
       ctx.sessionId = ctx.createdId = id;
       maxConcurrentObserved = Math.max(maxConcurrentObserved, active().length);
+      if (active().length > account.maxConcurrentSessions) violations.push(`${active().length} sessions active at once, above the account limit of ${account.maxConcurrentSessions}`);
       later(id, behavior.queuedMs, () => { s.queued = false; });
       later(id, behavior.queuedMs + behavior.provisioningMs, () => {
         if (s.status !== 'NOT_READY') return;
@@ -410,6 +419,8 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       ctx.endpoint = 'consume';
       ctx.sessionId = match[1];
       const s = sessionOr404(match[1]!);
+      if (cancelledByClient.has(s.id)) violations.push(`consume of ${s.id} after the client cancelled it`);
+      if (consumeDelivered.has(s.id)) repeatConsumes++;
       if (bearer === apiKey) {
         violations.push(`consume of ${s.id} with the API key instead of the session key`);
         throw new HttpError(401, 'Invalid session key');
@@ -454,7 +465,9 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       if (m === 'DELETE') {
         ctx.endpoint = 'cancel';
         needApiKey();
-        end(sessionOr404(match[1]!), 'CANCELLED', 'DELETE');
+        const s = sessionOr404(match[1]!);
+        cancelledByClient.add(s.id);
+        end(s, 'CANCELLED', 'DELETE');
         return [204, undefined];
       }
     }
@@ -607,11 +620,22 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
         }
         record.status = status;
         record.sessionId = ctx.sessionId;
+        if (ctx.createdId && holdCreates > 0) {
+          // Runway handled the create; its answer waits until the test releases it (or the client is gone).
+          holdCreates--;
+          const how = await new Promise<'deliver' | 'reset'>((resolve) => held.push({ sessionId: ctx.createdId!, release: resolve }));
+          if (how === 'reset') {
+            record.status = 'reset';
+            record.faultInjected = 'lost_answer';
+            return req.socket.destroy();
+          }
+        }
         if (ctx.createdId && (sessions.get(ctx.createdId)?.behavior.loseAnswer || (fault.loseAnswerRate && random() < fault.loseAnswerRate))) {
           record.status = 'reset';
           record.faultInjected = 'lost_answer';
           return req.socket.destroy();
         }
+        if (ctx.endpoint === 'consume' && status === 200 && ctx.sessionId) consumeDelivered.add(ctx.sessionId);
         if (status === 204) {
           res.writeHead(204);
           return res.end();
@@ -662,6 +686,34 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     /** Sessions not in a terminal state. */
     orphans: () => active(),
     invariantViolations: () => [...violations],
+    /**
+     * Consumes of a session whose earlier consume answer was delivered (a retry after a worker died
+     * between Runway's answer and the activity's completion: refused by Runway, not a violation).
+     */
+    get repeatConsumes() {
+      return repeatConsumes;
+    },
+    /** Faults injected so far, by kind ('reset', '429', '500', 'lost_answer', …). */
+    faultCounts(): Record<string, number> {
+      const counts: Record<string, number> = {};
+      for (const r of requests) if (r.faultInjected) counts[r.faultInjected] = (counts[r.faultInjected] ?? 0) + 1;
+      return counts;
+    },
+    /**
+     * Holds the answers of the next `n` creates: Runway creates the session, then the answer waits
+     * (releaseHeldCreates) — a client that dies meanwhile never learns the session's id.
+     */
+    holdCreateAnswers(n = 1): void {
+      holdCreates += n;
+    },
+    /** Sessions whose create answer is held now. */
+    heldCreates: (): string[] => held.map((h) => h.sessionId),
+    /** Releases every held create answer: delivered (if the client is still there) or reset. */
+    releaseHeldCreates(how: 'deliver' | 'reset' = 'deliver'): number {
+      const list = held.splice(0);
+      for (const h of list) h.release(how);
+      return list.length;
+    },
     /** The session's avatar (the latest started, when there are two). */
     avatar: (id: string): SimAvatar | undefined => avatars.get(id)?.at(-1),
     reset(): boolean {
@@ -671,11 +723,17 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       violations.length = 0;
       queue.length = 0;
       maxConcurrentObserved = 0;
+      holdCreates = 0;
+      for (const h of held.splice(0)) h.release('reset');
+      cancelledByClient.clear();
+      consumeDelivered.clear();
+      repeatConsumes = 0;
       random = mulberry32(opts.seed ?? 1);
       return true;
     },
     async stop(): Promise<void> {
       closed = true;
+      for (const h of held.splice(0)) h.release('reset');
       for (const [, list] of timers) for (const t of list) clearTimeout(t);
       timers.clear();
       await Promise.all([...avatars.values()].flat().map((a) => a.stop().catch(() => undefined)));
