@@ -20,6 +20,21 @@ import { NON_RETRYABLE_KINDS, type BridgeMode, type EndReason, type LiveInfo, ty
  */
 const RENEWAL_SLOT_KEPT = 'renewal-slot-kept';
 
+/**
+ * Patch: the runtime cap is counted from the avatar's join (direct, by the LiveKit server) or the
+ * consume (relay), not from when the workflow first saw the session live.
+ */
+const CAP_CLOCK_KEPT = 'cap-clock-kept';
+
+/**
+ * Where Runway's runtime cap starts counting for a direct avatar: its join time in the customer's
+ * room when that is sane (not in the future, not before a long outage's worth), else now.
+ */
+function capClockStart(joinedAtMs: number | undefined): number {
+  const now = Date.now();
+  return joinedAtMs !== undefined && joinedAtMs <= now && now - joinedAtMs < 10 * 60_000 ? joinedAtMs : now;
+}
+
 /** Thrown inside the lifecycle when `end` arrives; caught below, never escapes the workflow. */
 class EndRequested extends Error {}
 
@@ -344,10 +359,10 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       if (mode === 'direct') {
         setPhase('bridging');
         try {
-          const { sid } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds }));
+          const { sid, joinedAtMs } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds }));
           state.avatarIdentity = directAvatar;
           provisioned(startedAt);
-          return { id, mode, avatarSid: sid, liveSince: Date.now() };
+          return { id, mode, avatarSid: sid, liveSince: capClockStart(joinedAtMs) };
         } catch (err) {
           if (failureType(err) === 'avatar_not_joined' && input.mode === 'auto') {
             event('fallback_to_relay', `${failureMessage(err)}; cancelling that session and falling back to relay`);
@@ -533,7 +548,9 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       await wf.condition(() => stopped() || cur.mode === 'direct' || relayBridged === cur.id);
       if (!stopped()) {
         if (cur.startedAt !== undefined) provisioned(cur.startedAt);
-        cur.liveSince = Date.now();
+        // The cap clock keeps its earlier start (the avatar's join, or the consume): after an outage
+        // here, Runway's own clock has long been running.
+        if (!wf.patched(CAP_CLOCK_KEPT)) cur.liveSince = Date.now();
         conversationLiveSince ??= Date.now();
         setPhase('live');
         event('live', `avatar live in ${room} (${cur.mode}, Runway session ${cur.id})`);
@@ -615,8 +632,8 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
    */
   function renewDirect(cur: Current): Promise<Current | undefined> {
     return renew(cur, async (id) => {
-      const { sid } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds, excludeSid: cur.avatarSid }));
-      return { id, mode: 'direct', avatarSid: sid, liveSince: Date.now() };
+      const { sid, joinedAtMs } = await step(() => acts.ready.waitForAvatarInRoom({ roomName: room, avatarIdentity: directAvatar, timeoutSeconds: timing.avatarJoinTimeoutSeconds, excludeSid: cur.avatarSid }));
+      return { id, mode: 'direct', avatarSid: sid, liveSince: capClockStart(joinedAtMs) };
     });
   }
 
@@ -674,7 +691,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       rethrow = err;
     } else {
       state.endReason = 'failed';
-      state.error = { code: failureType(err) ?? 'internal', message: failureMessage(err) };
+      state.error = { code: failureType(err) ?? (timedOut(err) ? 'activity_timed_out' : 'internal'), message: failureMessage(err) };
       event('failed', `session failed: ${state.error.code}: ${state.error.message}`);
     }
   }
@@ -733,7 +750,9 @@ function activityProxies(t: SessionTiming) {
       startToCloseTimeout: '24h',
       heartbeatTimeout,
       cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes },
+      // Each media worker crash costs an attempt (heartbeat timeout); the relay's own failures that
+      // no retry fixes are non-retryable.
+      retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 10, nonRetryableErrorTypes },
     }),
     /** Media activities on one media worker's own queue (renewal); they fail fast when that worker is gone. */
     pinnedMedia: (queue: string) => wf.proxyActivities<MediaActivities>({

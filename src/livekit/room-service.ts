@@ -9,6 +9,8 @@ export interface AvatarPresence {
   publishingVideo: boolean;
   publishingAudio: boolean;
   room?: string;
+  /** When the participant joined, by the LiveKit server's clock (ms since the epoch). */
+  joinedAtMs?: number;
 }
 
 function isNotFound(err: unknown): boolean {
@@ -44,6 +46,7 @@ export class CustomerRooms {
       publishingVideo: p.tracks.some((t) => t.type === TrackType.VIDEO && !t.muted),
       publishingAudio: p.tracks.some((t) => t.type === TrackType.AUDIO && !t.muted),
       room: roomName,
+      joinedAtMs: p.joinedAtMs ? Number(p.joinedAtMs) : p.joinedAt ? Number(p.joinedAt) * 1000 : undefined,
     };
   }
 
