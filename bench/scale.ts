@@ -19,7 +19,7 @@ import { SessionsClient } from '../src/client/sessions';
 import { startLiveKitServer } from '../src/dev/livekit-server';
 import { startTemporalDevServer } from '../src/dev/temporal-server';
 import { startRunwaySimulator } from '../src/runway-sim/server';
-import { lightAvatarsInfo } from '../src/runway-sim/pion-avatar';
+import { lightAvatarDisconnects, lightAvatarsInfo } from '../src/runway-sim/pion-avatar';
 import { encryptedDataConverter } from '../src/secrets/payload-codec';
 import { connectClient } from '../src/temporal';
 import { sessionWorkflowId } from '../workflows/shared';
@@ -233,7 +233,12 @@ async function main(): Promise<void> {
   if (!values['no-hold'] && !workerExit) {
     const pid = worker.pid!;
     const samples: { at: number; cpuS: number; rssMb: number }[] = [];
-    const sample = () => { const s = procSample(pid); if (s) samples.push({ at: Date.now(), ...s }); };
+    let peakActive = 0;
+    const sample = () => {
+      const s = procSample(pid);
+      if (s) samples.push({ at: Date.now(), ...s });
+      peakActive = Math.max(peakActive, sim.activeCount());
+    };
     const sampler = setInterval(sample, 2000);
     sample();
     const rssStart = samples[0]?.rssMb ?? NaN;
@@ -271,6 +276,9 @@ async function main(): Promise<void> {
     const lkPerS = (proxy.total() - lk0) / holdS;
     const lkBy = Object.fromEntries([...proxy.counts].map(([k, v]) => [k, round((v - (lkBy0.get(k) ?? 0)) / holdS, 1)]).filter(([, v]) => (v as number) > 0));
     const liveNow = sim.activeCount();
+    // Runway sessions that ended before teardown, by what ended them (avatar_left: the avatar lost its room).
+    const endedEarly: Record<string, number> = {};
+    for (const s of sim.sessions()) if (s.endedBy && Date.parse(s.createdAt) >= r0) endedEarly[s.endedBy] = (endedEarly[s.endedBy] ?? 0) + 1;
     // History of live sessions (a sample; with renewal, of the current run).
     const sampleIds = liveIds.filter((_, k) => results[k]?.ttl !== undefined).slice(0, 20);
     const liveEvents: number[] = [];
@@ -303,7 +311,9 @@ async function main(): Promise<void> {
       first_error: errors[0]?.error ?? '',
       ttl_p50_ms: pct(ttls, 50),
       ttl_p95_ms: pct(ttls, 95),
+      sim_active_peak: peakActive,
       sim_active_after_hold: liveNow,
+      runway_sessions_ended_before_teardown: JSON.stringify(endedEarly),
       hold_s: round(holdS, 0),
       rss_start_mb: round(rssStart, 0),
       rss_peak_mb: round(rssPeakHold, 0),
@@ -320,6 +330,7 @@ async function main(): Promise<void> {
       teardown_s: round(teardownS),
       orphans: sim.orphans().length,
       light_avatars_left: info?.avatars ?? 0,
+      light_avatar_disconnects: JSON.stringify(lightAvatarDisconnects()),
       load1_start: round(load0, 1),
       load1_holding_max: round(Math.max(...loads, 0), 1),
       worker: workerExit ?? 'up',

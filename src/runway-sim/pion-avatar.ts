@@ -134,6 +134,12 @@ export async function stopLightAvatars(): Promise<void> {
 
 const JOIN_TIMEOUT_MS = 30_000;
 
+/** Avatars that lost their room without being stopped, by the SDK's reason. */
+const disconnects = new Map<string, number>();
+export function lightAvatarDisconnects(): Record<string, number> {
+  return Object.fromEntries(disconnects);
+}
+
 export const startPionAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Promise<SimAvatar> => {
   const proc = lightAvatars();
   const id = proc.newId();
@@ -176,6 +182,7 @@ export const startPionAvatar: StartSimAvatar = async (opts: SimAvatarOptions): P
     },
     disconnected: (reason) => {
       if (stopped) return;
+      disconnects.set(reason, (disconnects.get(reason) ?? 0) + 1);
       stopped = true;
       proc.off(id);
       leftResolve?.();
