@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { RoomServiceClient } from 'livekit-server-sdk';
 import { SessionsClient } from '../src/client/sessions';
 import { startLiveKitServer } from '../src/dev/livekit-server';
 import { startTemporalDevServer } from '../src/dev/temporal-server';
@@ -167,15 +168,20 @@ async function main(): Promise<void> {
   log(`worker pid ${worker.pid} polling; setup ${round((Date.now() - t00) / 1000)} s`);
   const machine = `${os.cpus().length} vCPU ${os.cpus()[0]?.model.trim() ?? ''}, ${Math.round(os.totalmem() / 1e9)} GB, Node ${process.version}`;
 
+  // An hour-long conversation (without maxDuration Runway, and the simulator, end a session after 300 s).
   const timing: Partial<SessionTiming> = RENEWAL ? {} : { sessionCapSeconds: 0 };
   const input = (tag: string): SessionInput => {
     const conversationId = `scale-${tag}-${randomBytes(4).toString('hex')}`;
-    return { conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}`, agentIdentity: 'agent' }, mode: 'direct', timing };
+    return { conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}`, agentIdentity: 'agent' }, mode: 'direct', timing, maxDurationSeconds: 3600 };
   };
   /** Starts a session and waits until it is live; time-to-live in ms, or the error. */
+  // The customer's room, made before the session: no end user or agent joins here, and LiveKit closes a
+  // room whose only participant is an agent (the avatar) after its empty timeout (300 s on the dev server).
+  const rooms = new RoomServiceClient(customer.httpUrl, customer.apiKey, customer.apiSecret);
   const bringLive = async (i: SessionInput): Promise<{ ttl?: number; error?: string }> => {
     const t0 = Date.now();
     try {
+      await rooms.createRoom({ name: i.livekit.roomName, emptyTimeout: 4 * 3600, departureTimeout: 60 });
       const r = await Promise.race([
         sessions.startAndWaitLive(i),
         sleep(600_000).then(() => { throw new Error("not live within 600 s"); }),
