@@ -18,6 +18,9 @@ export interface AdmissionDeps {
   checkIntervalSeconds?: number;
 }
 
+/** Concurrent describes in closedWorkflows. */
+const CLOSED_CHECK_CONCURRENCY = 16;
+
 export function createAdmissionActivities(deps: AdmissionDeps) {
   return {
     async getSessionLimit(): Promise<{ limit: number; source: string }> {
@@ -52,20 +55,29 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
       }
     },
 
-    /** Which of these workflows are no longer running (closed, or unknown). */
+    /**
+     * Which of these workflows are no longer running (closed, or unknown). Described a few at a time
+     * (the controller passes every holder: one at a time took longer than the activity's timeout at
+     * hundreds of sessions); the answer keeps the order of `workflowIds`.
+     */
     async closedWorkflows(req: { workflowIds: string[] }): Promise<string[]> {
       const client = deps.temporal();
-      const closed: string[] = [];
-      for (const id of req.workflowIds) {
-        try {
-          const d = await client.workflow.getHandle(id).describe();
-          if (d.status.name !== 'RUNNING') closed.push(id);
-        } catch (err) {
-          if (err instanceof WorkflowNotFoundError) closed.push(id);
-          else throw err;
+      const isClosed = new Array<boolean>(req.workflowIds.length).fill(false);
+      let next = 0;
+      const describeNext = async (): Promise<void> => {
+        while (next < req.workflowIds.length) {
+          const i = next++;
+          try {
+            const d = await client.workflow.getHandle(req.workflowIds[i]!).describe();
+            isClosed[i] = d.status.name !== 'RUNNING';
+          } catch (err) {
+            if (err instanceof WorkflowNotFoundError) isClosed[i] = true;
+            else throw err;
+          }
         }
-      }
-      return closed;
+      };
+      await Promise.all(Array.from({ length: Math.min(CLOSED_CHECK_CONCURRENCY, req.workflowIds.length) }, describeNext));
+      return req.workflowIds.filter((_, i) => isClosed[i]);
     },
   };
 }

@@ -3,7 +3,16 @@
 # (dev server + Web UI), Temporal's time-skipping test server and livekit-server.
 # Idempotent and cached: a second run only checks versions. Everything lands in ./.tools (git-ignored).
 # Overrides: TEMPORAL_CLI_PATH, TEMPORAL_TEST_SERVER_PATH, LIVEKIT_SERVER_PATH name binaries to use as they are.
+# --light-avatars: also build tools/light-avatars (the simulator's pion avatars, for scale tests and
+# benchmarks) into .tools/bin, only when asked (LIGHT_AVATARS_PATH names a binary to use instead).
 set -euo pipefail
+LIGHT_AVATARS=0
+for arg in "$@"; do
+  case "$arg" in
+    --light-avatars) LIGHT_AVATARS=1 ;;
+    *) printf '[install-tools] unknown argument: %s\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 TOOLS="$ROOT/.tools"
@@ -84,6 +93,24 @@ else
     || fail "go install of livekit-server $LIVEKIT_VERSION failed. Install it yourself (brew install livekit, or curl -sSL https://get.livekit.io | bash) and set LIVEKIT_SERVER_PATH"
   mv "$tmp/server" "$BIN/livekit-server"; rmdir "$tmp"
   echo "$LIVEKIT_VERSION" > "$BIN/.livekit-server.version"
+fi
+
+# --- light-avatars (only with --light-avatars) ------------------------------------------------------
+if [ "$LIGHT_AVATARS" = 1 ]; then
+  if [ -n "${LIGHT_AVATARS_PATH:-}" ]; then
+    [ -x "$LIGHT_AVATARS_PATH" ] || fail "LIGHT_AVATARS_PATH=$LIGHT_AVATARS_PATH is not executable"
+  else
+    src="$ROOT/tools/light-avatars"
+    stamp=$(cat "$src/main.go" "$src/go.mod" "$src/go.sum" | sha256sum | cut -c1-16)
+    if [ ! -x "$BIN/light-avatars" ] || [ "$(cat "$BIN/.light-avatars.version" 2>/dev/null)" != "$stamp" ]; then
+      command -v go >/dev/null || fail "light-avatars needs Go (https://go.dev/dl/) to build tools/light-avatars"
+      say "building light-avatars (tools/light-avatars, go build; about 2 minutes the first time)"
+      (cd "$src" && GOCACHE="$CACHE/go-build" GOFLAGS=-mod=readonly go build -trimpath -o "$BIN/light-avatars.part" .) >&2 \
+        || fail "go build of tools/light-avatars failed"
+      mv "$BIN/light-avatars.part" "$BIN/light-avatars"
+      echo "$stamp" > "$BIN/.light-avatars.version"
+    fi
+  fi
 fi
 
 say "tools ready in $BIN"

@@ -19,6 +19,11 @@ async function main(): Promise<void> {
     namespace,
     config,
     admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT },
+    tuning: {
+      maxConcurrentActivities: env.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      maxConcurrentWorkflowTasks: env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+      maxCachedWorkflows: env.WORKER_MAX_CACHED_WORKFLOWS,
+    },
     poll: env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 } : undefined,
   });
   if (env.REAPER_INTERVAL_SECONDS > 0) {

@@ -29,6 +29,8 @@ export interface WorkerOptions {
   admission?: { sessionLimitOverride?: number; checkIntervalSeconds?: number };
   /** Media worker: no avatar video for this long fails the relay so the workflow re-bridges (default 10 s). */
   relayStallSeconds?: number;
+  /** Orchestration worker slots and workflow cache (SDK defaults when unset). */
+  tuning?: { maxConcurrentActivities?: number; maxConcurrentWorkflowTasks?: number; maxCachedWorkflows?: number };
 }
 
 /** Runway API latency and errors by kind, exported with the worker runtime's metrics. */
@@ -68,6 +70,9 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
       ...opts.admission,
     }),
     shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
+    ...(opts.tuning?.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: opts.tuning.maxConcurrentActivities } : {}),
+    ...(opts.tuning?.maxConcurrentWorkflowTasks ? { maxConcurrentWorkflowTaskExecutions: opts.tuning.maxConcurrentWorkflowTasks } : {}),
+    ...(opts.tuning?.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.tuning.maxCachedWorkflows } : {}),
   });
 }
 

@@ -1,6 +1,7 @@
 // The seam between the simulator's HTTP/state side (server.ts) and its LiveKit side (avatar.ts).
 
-export type AvatarMedia = 'full' | 'light' | 'off';
+/** 'pion': light avatars in one shared Go process (tools/light-avatars), for hundreds of sessions. */
+export type AvatarMedia = 'full' | 'light' | 'pion' | 'off';
 
 export interface SimAvatarOptions {
   /** LiveKit ws(s) URL and a join token for the room the avatar joins. */
@@ -11,7 +12,7 @@ export interface SimAvatarOptions {
   identity: string;
   /** 'runway-room' after consume; 'customer-room' for integration:{type:'livekit'} (direct mode). */
   where: 'runway-room' | 'customer-room';
-  /** 'full': 640x360@30 video + 48 kHz tone; 'light': 64x64@5 video, no audio; 'off' is never passed here. */
+  /** 'full': 640x360@30 video + 48 kHz tone; 'light': 64x64@5 video, no audio; 'pion': 16x16@1 VP8 from light-avatars; 'off' is never passed here. */
   media: Exclude<AvatarMedia, 'off'>;
   /** Direct mode: the customer's agent identity whose audio the avatar trusts. */
   agentIdentity?: string;

@@ -14,7 +14,7 @@ const MEDIA = {
 } as const;
 
 export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Promise<SimAvatar> => {
-  const spec = MEDIA[opts.media];
+  const spec = MEDIA[opts.media === 'pion' ? 'light' : opts.media];
   const room = new Room();
   const stats: SimAvatarStats = { framesSent: 0, audioFramesSent: 0, audioFramesHeard: 0, dataMessagesSent: 0 };
   let stopped = false;

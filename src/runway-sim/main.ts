@@ -27,7 +27,7 @@ const env = z.object({
   RUNWAY_SIM_MAX_CONCURRENT: z.coerce.number().int().positive().default(20),
   RUNWAY_SIM_CONCURRENCY_STATUS: z.enum(['429', '400']).default('429'),
   RUNWAY_SIM_LIVEKIT_INTEGRATION: z.enum(['true', 'false']).default('true'),
-  RUNWAY_SIM_AVATAR_MEDIA: z.enum(['full', 'light', 'off']).default('full'),
+  RUNWAY_SIM_AVATAR_MEDIA: z.enum(['full', 'light', 'pion', 'off']).default('full'),
   RUNWAY_SIM_LIVEKIT_URL: z.string().regex(/^wss?:\/\//, 'a ws:// or wss:// URL').optional(),
   RUNWAY_SIM_LIVEKIT_API_KEY: z.string().min(1).optional(),
   RUNWAY_SIM_LIVEKIT_API_SECRET: z.string().min(1).optional(),
@@ -60,7 +60,8 @@ The Runway realtime-session API simulator, with avatars on a LiveKit server.
   --concurrency-status 429|400   RUNWAY_SIM_CONCURRENCY_STATUS (429): the answer past the limit
   --livekit-integration true|false   RUNWAY_SIM_LIVEKIT_INTEGRATION (true): false rejects
                             integration:{type:'livekit'} with 400 "Unrecognized key: integration"
-  --avatar-media full|light|off   RUNWAY_SIM_AVATAR_MEDIA (full)
+  --avatar-media full|light|pion|off   RUNWAY_SIM_AVATAR_MEDIA (full); pion: light avatars in one
+                            Go process (scripts/install-tools.sh --light-avatars builds it)
   --livekit-url ws://…      RUNWAY_SIM_LIVEKIT_URL, with RUNWAY_SIM_LIVEKIT_API_KEY and
                             RUNWAY_SIM_LIVEKIT_API_SECRET: the avatars' LiveKit server (default:
                             a livekit-server started here, from .tools/bin or LIVEKIT_SERVER_PATH)

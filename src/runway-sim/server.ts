@@ -179,7 +179,15 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
   let repeatConsumes = 0;
   /** Set by stop(): no new timers, no new avatars. */
   let closed = false;
-  const lazyAvatar = async (): Promise<StartSimAvatar> => opts.startAvatar ?? (await import('./avatar')).startSimAvatar;
+  /** Set once a pion avatar started: stop() then stops the shared light-avatars process. */
+  let pionUsed = false;
+  const lazyAvatar = async (media: AvatarMedia): Promise<StartSimAvatar> => {
+    if (media === 'pion') {
+      pionUsed = true;
+      return (await import('./pion-avatar')).startPionAvatar;
+    }
+    return opts.startAvatar ?? (await import('./avatar')).startSimAvatar;
+  };
   const rooms = opts.livekit ? new RoomServiceClient(opts.livekit.url.replace(/^ws/, 'http'), opts.livekit.apiKey, opts.livekit.apiSecret) : undefined;
 
   const active = () => [...sessions.values()].filter((s) => !TERMINAL.includes(s.status));
@@ -227,7 +235,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
   async function startAvatar(s: SimSession, where: 'runway-room' | 'customer-room', url: string, token: string, roomName: string): Promise<void> {
     if (s.behavior.avatarMedia === 'off' || closed) return;
     try {
-      const start = await lazyAvatar();
+      const start = await lazyAvatar(s.behavior.avatarMedia);
       const avatar = await start({
         url, token, roomName, where,
         identity: identityOf(token) ?? `avatar-${s.id}`,
@@ -738,6 +746,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       timers.clear();
       await Promise.all([...avatars.values()].flat().map((a) => a.stop().catch(() => undefined)));
       avatars.clear();
+      if (pionUsed) await (await import('./pion-avatar')).stopLightAvatars();
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
     },
