@@ -38,8 +38,12 @@ const schema = z.object({
   CODEC_CORS_ORIGINS: z.string().default('http://localhost:8233'),
   /** How often the reaper's Schedule looks for Runway sessions no workflow owns (0: do not create the schedule). */
   REAPER_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(300),
-  /** Orchestration worker tuning (SDK defaults when unset): each live direct session holds one activity slot (its monitor). */
-  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().optional(),
+  /**
+   * Orchestration worker tuning: each live direct session holds one activity slot (its monitor), so
+   * the SDK's default of 100 would cap a worker at about 100 live sessions. Workflow tasks and cache:
+   * SDK defaults when unset.
+   */
+  WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(1000),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).optional(),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
