@@ -14,7 +14,7 @@ import { SessionsClient } from '../client/sessions';
 import { startLiveKitServer, type LiveKitServer } from '../dev/livekit-server';
 import { freePort } from '../dev/net';
 import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-server';
-import { startRunwaySimulator, type RunwaySimulator, type SimConfig } from '../runway-sim/server';
+import { mulberry32, startRunwaySimulator, type RunwaySimulator, type SimConfig } from '../runway-sim/server';
 import { encryptedDataConverter } from '../secrets/payload-codec';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { EndReasonKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE, sessionWorkflowId } from '../../workflows/shared';
@@ -75,17 +75,8 @@ export interface ChaosReport {
   ok: boolean;
 }
 
-/** Deterministic PRNG (mulberry32). */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG: the simulator's, so a seed means the same thing in both. */
+export const seededRandom = mulberry32;
 
 /** Least time a restarted process is up before its next kill (plus up to as much again, at random). */
 const MIN_UP_MS = 5000;

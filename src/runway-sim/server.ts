@@ -126,7 +126,7 @@ const WORKER_IDENTITY_PREFIX = 'worker:';
 const BACKEND_IDENTITY_PREFIX = 'backend-';
 
 /** Deterministic PRNG (mulberry32): the same seed gives the same fault sequence. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
