@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { registerSecret } from './redact';
 
 const port = z.coerce.number().int().min(1).max(65535);
+const devPort = z.coerce.number().int().min(0, 'must be a port number (0: any free port)').max(65535, 'must be a port number (0: any free port)');
 const optionalString = z.string().min(1).optional();
 
 const schema = z.object({
@@ -26,6 +27,12 @@ const schema = z.object({
     .optional(),
   SESSION_API_TOKEN: z.string().min(16, 'must be at least 16 characters; generate one with: openssl rand -hex 32').optional(),
   API_PORT: port.default(8080),
+  /** The embedded dev stack (`npm start` with nothing configured): its ports; 0 picks any free port. */
+  DEV_TEMPORAL_PORT: devPort.default(7233),
+  TEMPORAL_UI_PORT: devPort.default(8233),
+  DEV_LIVEKIT_PORT: devPort.default(7880),
+  DEV_RUNWAY_LIVEKIT_PORT: devPort.default(7890),
+  RUNWAY_SIM_PORT: devPort.default(8787),
   /** Prometheus endpoint of the worker's Temporal metrics; 0 turns it off. */
   METRICS_PORT: z.coerce.number().int().min(0, 'must be a port number, or 0 to turn metrics off').max(65535).default(9464),
   MEDIA_METRICS_PORT: z.coerce.number().int().min(0, 'must be a port number, or 0 to turn metrics off').max(65535).optional(),

@@ -21,16 +21,9 @@ import { startRunwaySimulator } from './runway-sim/server';
 import type { AvatarMedia } from './runway-sim/avatar-api';
 import { startApiServer } from './api/server';
 
-// DEV_DATA_DIR and the DEV_*_PORT overrides let a second stack (the demo test) run next to a
-// developer's own without touching its .data or its ports; 0 picks a free port.
+// DEV_DATA_DIR and the DEV_*_PORT overrides (src/config.ts) let a second stack (the demo test) run next
+// to a developer's own without touching its .data or its ports.
 const DATA_DIR = process.env.DEV_DATA_DIR ? path.resolve(process.env.DEV_DATA_DIR) : path.join(PROJECT_ROOT, '.data');
-const devPort = (name: string, fallback: number): number | undefined => {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`invalid configuration:\n  ${name}: must be a port number (0: any free port)`);
-  return n === 0 ? undefined : n;
-};
 /** The simulated avatar's media: 'full' (640x360@30 video + a tone, the default) or 'light' (64x64@5, silent). */
 const simAvatarMedia = (): Exclude<AvatarMedia, 'off'> => {
   const raw = process.env.RUNWAY_SIM_AVATAR_MEDIA || 'full';
@@ -89,8 +82,8 @@ async function main(): Promise<void> {
     let temporal: TemporalDevServer | undefined;
     if (!process.env.TEMPORAL_ADDRESS) {
       temporal = await startTemporalDevServer({
-        port: devPort('DEV_TEMPORAL_PORT', 7233),
-        uiPort: devPort('TEMPORAL_UI_PORT', 8233),
+        port: env.DEV_TEMPORAL_PORT || undefined,
+        uiPort: env.TEMPORAL_UI_PORT || undefined,
         dbFile: path.join(DATA_DIR, 'temporal.db'),
         logFile: path.join(logDir, 'temporal.log'),
         // The UI decrypts history through this service's codec endpoint (served by the API below).
@@ -109,7 +102,7 @@ async function main(): Promise<void> {
       livekit = { url: env.LIVEKIT_URL, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! };
       lines.push(`LiveKit            ${env.LIVEKIT_URL} (from LIVEKIT_URL)`);
     } else {
-      const lk: LiveKitServer = await startLiveKitServer({ port: devPort('DEV_LIVEKIT_PORT', 7880), apiKey: 'devkey', apiSecret: secrets.livekitSecret, logFile: path.join(logDir, 'livekit.log'), label: 'livekit' });
+      const lk: LiveKitServer = await startLiveKitServer({ port: env.DEV_LIVEKIT_PORT || undefined, apiKey: 'devkey', apiSecret: secrets.livekitSecret, logFile: path.join(logDir, 'livekit.log'), label: 'livekit' });
       stops.push({ name: 'livekit', stop: () => lk.stop() });
       livekit = { url: lk.url, publicUrl: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret };
       lines.push(`LiveKit            ${lk.url} (dev server, key devkey)`);
@@ -123,10 +116,10 @@ async function main(): Promise<void> {
     } else {
       log.warn('RUNWAYML_API_SECRET is not set: using the built-in Runway simulator (no real avatars)');
       const avatarMedia = simAvatarMedia();
-      const runwayLk = await startLiveKitServer({ port: devPort('DEV_RUNWAY_LIVEKIT_PORT', 7890), apiKey: 'runwaykey', apiSecret: secrets.livekitRunwaySecret, logFile: path.join(logDir, 'livekit-runway-sim.log'), label: 'livekit-runway-sim' });
+      const runwayLk = await startLiveKitServer({ port: env.DEV_RUNWAY_LIVEKIT_PORT || undefined, apiKey: 'runwaykey', apiSecret: secrets.livekitRunwaySecret, logFile: path.join(logDir, 'livekit-runway-sim.log'), label: 'livekit-runway-sim' });
       stops.push({ name: 'livekit-runway-sim', stop: () => runwayLk.stop() });
       const sim = await startRunwaySimulator({
-        port: devPort('RUNWAY_SIM_PORT', 8787) ?? 0,
+        port: env.RUNWAY_SIM_PORT,
         apiKey: secrets.runwaySimSecret,
         // Real avatar media by default, so the demo page shows video and plays sound.
         defaults: { avatarMedia },

@@ -394,6 +394,9 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     }
   }
 
+  /** When Runway's runtime cap cuts the current session. */
+  const capEnd = (cur: Current): number => cur.liveSince + timing.sessionCapSeconds * 1000;
+
   /** Keeps a recent history of provisioning times: renewals start early enough to cover them. */
   function provisioned(startedAt: number): void {
     provisioningMs.push(Date.now() - startedAt);
@@ -480,7 +483,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       for (;;) {
         if (endRequested !== undefined) throw new EndRequested();
         act ??= startLiveActivity(cur);
-        const r = await watch(cur, act, () => Math.min(limitAt() ?? Infinity, renewAt ?? (renewing() ? cur.liveSince + timing.sessionCapSeconds * 1000 - renewalLeadMs() : Infinity)));
+        const r = await watch(cur, act, () => Math.min(limitAt() ?? Infinity, renewAt ?? (renewing() ? capEnd(cur) - renewalLeadMs() : Infinity)));
         if (r.kind === 'outcome') {
           act = undefined;
           // A session cut at Runway's cap while the conversation goes on is replaced, never silently dropped.
@@ -512,7 +515,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
           renewalFailures++;
           let delay = 5000;
           if (wf.patched(RENEWAL_SLOT_KEPT)) {
-            const capLeft = cur.liveSince + timing.sessionCapSeconds * 1000 - 5000 - Date.now();
+            const capLeft = capEnd(cur) - 5000 - Date.now();
             delay = Math.max(1000, Math.min(30_000, 5000 * 2 ** (renewalFailures - 1), capLeft));
           }
           renewAt = Date.now() + delay;
@@ -599,7 +602,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     const startedAt = Date.now();
     let id: string | undefined;
     try {
-      await acquireSlot({ extra: true, deadline: cur.liveSince + timing.sessionCapSeconds * 1000 });
+      await acquireSlot({ extra: true, deadline: capEnd(cur) });
       id = await createRunwaySession(cur.mode, { renewal: true });
       await step(() => acts.ready.waitUntilReady({ runwaySessionId: id!, deadlineSeconds: timing.readyDeadlineSeconds, acceptRunning: cur.mode === 'direct' }));
       const next = await bringIn(id);
