@@ -4,15 +4,16 @@
 // lost create answers. At the end, after the reaper has run: every session completed or failed with a
 // reason, no Runway session left billing, no simulator invariant violated, no participant of this
 // service left in any room of either LiveKit server.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { SessionsClient } from '../client/sessions';
 import { startLiveKitServer, type LiveKitServer } from '../dev/livekit-server';
 import { freePort } from '../dev/net';
+import { spawnServiceProcess } from '../dev/service-process';
 import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-server';
 import { mulberry32, startRunwaySimulator, type RunwaySimulator, type SimConfig } from '../runway-sim/server';
 import { encryptedDataConverter } from '../secrets/payload-codec';
@@ -117,17 +118,12 @@ class WorkerSupervisor {
 
   private spawn(): void {
     const gen = ++this.generation;
-    const out = createWriteStream(path.join(this.logDir, `${this.kind}-${gen}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', `${this.kind}.ts`)], { cwd: ROOT, env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const { child, started } = spawnServiceProcess(this.kind, this.env(), path.join(this.logDir, `${this.kind}-${gen}.log`));
     this.child = child;
     this.ready = false;
-    child.stderr!.pipe(out);
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out.write(d);
-      if (buf.length < 100_000) buf += d.toString();
-      if (this.child === child && /worker started/.test(buf)) this.ready = true;
-    });
+    void started.then(() => {
+      if (this.child === child) this.ready = true;
+    }, () => undefined);
     child.once('exit', (code, signal) => {
       if (this.stopping || this.child !== child || signal === 'SIGKILL') return;
       // Exited on its own (Temporal unreachable at start, a crash): count it and start another.

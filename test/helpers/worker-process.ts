@@ -1,8 +1,9 @@
 // Runs the real worker entry points (src/worker.ts, src/media-worker.ts) as child processes, so tests
 // can SIGKILL them like a crash would.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { spawnServiceProcess } from '../../src/dev/service-process';
 import type { SessionStack } from './session-stack';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -35,24 +36,7 @@ export function workerEnv(stack: SessionStack): NodeJS.ProcessEnv {
 export function startWorkerProcess(stack: SessionStack, kind: 'worker' | 'media-worker', label: string): WorkerProcess {
   const logDir = path.join(ROOT, 'test-artifacts', 'logs');
   mkdirSync(logDir, { recursive: true });
-  const log = createWriteStream(path.join(logDir, `${label}.log`), { flags: 'a' });
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src', `${kind}.ts`)], {
-    cwd: ROOT,
-    env: workerEnv(stack),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stderr!.pipe(log);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const ready = new Promise<void>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      log.write(d);
-      buf += d.toString();
-      if (/worker started/.test(buf)) resolve();
-    });
-    void exited.then(() => reject(new Error(`${label} exited before it started (see test-artifacts/logs/${label}.log)`)));
-  });
-  ready.catch(() => undefined);
+  const { child, started: ready, exited } = spawnServiceProcess(kind, workerEnv(stack), path.join(logDir, `${label}.log`));
   return {
     child,
     ready,
