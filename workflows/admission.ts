@@ -1,11 +1,12 @@
 // Admission control: one long-lived workflow holds the account's Runway session slots and grants them
-// first come, first served. Session workflows ask through a signal (sent by an activity with
-// signal-with-start), get their grant as a signal, and release in teardown. Holders whose workflow
-// closed without releasing (terminated) are found by a periodic check and their slots freed.
+// first come, first served. A session asks with an update (update-with-start, from a local activity):
+// a free slot is granted in the answer, so admission costs no extra round trip when there is room;
+// otherwise the request waits in line and the grant comes as a signal. Sessions release in teardown.
+// Holders whose workflow closed without releasing (terminated) are found by a periodic check.
 import * as wf from '@temporalio/workflow';
 import type { AdmissionActivities } from '../activities';
 import {
-  admissionStateQuery, releaseSlotSignal, requestSlotSignal, slotGrantedSignal,
+  admissionStateQuery, releaseSlotSignal, requestSlotUpdate, slotGrantedSignal,
   type AdmissionState, type SlotRequest,
 } from './shared';
 
@@ -22,84 +23,98 @@ export interface AdmissionOptions {
   checkIntervalSeconds?: number;
 }
 
-export async function admissionController(opts: AdmissionOptions = {}, carried?: AdmissionState): Promise<void> {
-  const state: AdmissionState = carried ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown' };
-  const checkMs = (opts.checkIntervalSeconds ?? 30) * 1000;
-  let dirty = true;
+class Controller {
+  dirty = true;
+  /** Grants being signalled right now: a release for one of them must not be lost when it lands. */
+  private readonly granting = new Set<string>();
+  private readonly releasedWhileGranting = new Set<string>();
 
-  wf.setHandler(admissionStateQuery, () => state);
-  wf.setHandler(requestSlotSignal, (req: SlotRequest) => {
-    if (state.holders.some((h) => h.requestId === req.requestId) || state.queue.some((q) => q.requestId === req.requestId)) return;
-    state.queue.push(req);
-    dirty = true;
-  });
-  // Grants being signalled right now: a release for one of them must not be lost when it lands.
-  const granting = new Set<string>();
-  const releasedWhileGranting = new Set<string>();
-  wf.setHandler(releaseSlotSignal, ({ requestId }) => {
-    state.holders = state.holders.filter((h) => h.requestId !== requestId);
-    state.queue = state.queue.filter((q) => q.requestId !== requestId);
-    if (granting.has(requestId)) releasedWhileGranting.add(requestId);
-    dirty = true;
-  });
+  constructor(readonly state: AdmissionState) {
+    wf.setHandler(admissionStateQuery, () => this.state);
+    wf.setHandler(requestSlotUpdate, async (req) => this.request(req));
+    wf.setHandler(releaseSlotSignal, ({ requestId }) => this.release(requestId));
+  }
 
-  const refreshLimit = async () => {
+  private async request(req: SlotRequest): Promise<{ granted: boolean }> {
+    await wf.condition(() => this.state.limit > 0);
+    if (this.state.holders.some((h) => h.requestId === req.requestId)) return { granted: true };
+    if (this.state.queue.some((q) => q.requestId === req.requestId)) return { granted: false };
+    if (!this.state.queue.length && this.state.holders.length < this.state.limit) {
+      this.hold(req);
+      return { granted: true };
+    }
+    this.state.queue.push(req);
+    this.dirty = true;
+    return { granted: false };
+  }
+
+  private release(requestId: string): void {
+    this.state.holders = this.state.holders.filter((h) => h.requestId !== requestId);
+    this.state.queue = this.state.queue.filter((q) => q.requestId !== requestId);
+    if (this.granting.has(requestId)) this.releasedWhileGranting.add(requestId);
+    this.dirty = true;
+  }
+
+  private hold(req: SlotRequest): void {
+    this.state.holders.push({ ...req, grantedAt: new Date(Date.now()).toISOString() });
+    this.state.granted++;
+  }
+
+  /** Grants waiting requests in arrival order while capacity lasts, all that fit in one workflow task. */
+  async grantWaiting(): Promise<void> {
+    const { state } = this;
+    while (state.queue.length && state.holders.length < state.limit) {
+      const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK, state.limit - state.holders.length));
+      for (const r of batch) this.granting.add(r.requestId);
+      const sent = await Promise.allSettled(
+        batch.map((r) => wf.getExternalWorkflowHandle(r.holder).signal(slotGrantedSignal, { requestId: r.requestId })),
+      );
+      batch.forEach((r, i) => {
+        this.granting.delete(r.requestId);
+        // A failed signal: the requester is gone, its request is dropped.
+        if (sent[i]!.status === 'rejected' || this.releasedWhileGranting.delete(r.requestId)) return;
+        this.hold(r);
+      });
+    }
+    this.dirty = false;
+  }
+
+  /** Frees the slots of holders whose workflows closed without releasing. */
+  async dropClosedHolders(): Promise<void> {
+    const ids = [...new Set([...this.state.holders, ...this.state.queue].map((h) => h.holder))];
+    if (!ids.length) return;
+    const closed = new Set(await closedWorkflows({ workflowIds: ids }));
+    const before = this.state.holders.length + this.state.queue.length;
+    this.state.holders = this.state.holders.filter((h) => !closed.has(h.holder));
+    this.state.queue = this.state.queue.filter((q) => !closed.has(q.holder));
+    if (this.state.holders.length + this.state.queue.length !== before) wf.log.warn('released slots of closed workflows', { closed: [...closed] });
+    this.dirty = true;
+  }
+
+  async refreshLimit(): Promise<void> {
     const { limit, source } = await getSessionLimit();
-    state.limit = limit;
-    state.limitSource = source;
-  };
-  if (state.limit === 0) await refreshLimit();
+    this.state.limit = limit;
+    this.state.limitSource = source;
+    this.dirty = true;
+  }
+}
 
+export async function admissionController(opts: AdmissionOptions = {}, carried?: AdmissionState): Promise<void> {
+  const controller = new Controller(carried ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown' });
+  const checkMs = (opts.checkIntervalSeconds ?? 30) * 1000;
+  if (controller.state.limit === 0) await controller.refreshLimit();
   let lastCheck = Date.now();
   for (;;) {
-    // Grant in arrival order while capacity lasts. All grants that fit go out together, in one
-    // workflow task (one signal per task capped the rate at ~10 grants/s under load).
-    if (wf.patched('admission-batch-grants')) {
-      while (state.queue.length && state.holders.length < state.limit) {
-        const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK, state.limit - state.holders.length));
-        for (const r of batch) granting.add(r.requestId);
-        const sent = await Promise.allSettled(
-          batch.map((r) => wf.getExternalWorkflowHandle(r.holder).signal(slotGrantedSignal, { requestId: r.requestId })),
-        );
-        batch.forEach((r, i) => {
-          granting.delete(r.requestId);
-          // A failed signal: the requester is gone, its request is dropped.
-          if (sent[i]!.status === 'rejected' || releasedWhileGranting.delete(r.requestId)) return;
-          state.holders.push({ ...r, grantedAt: new Date(Date.now()).toISOString() });
-          state.granted++;
-        });
-      }
-    } else {
-      // Runs started before batching grant one per workflow task (kept for replay).
-      while (state.queue.length && state.holders.length < state.limit) {
-        const next = state.queue.shift()!;
-        try {
-          await wf.getExternalWorkflowHandle(next.holder).signal(slotGrantedSignal, { requestId: next.requestId });
-          state.holders.push({ ...next, grantedAt: new Date(Date.now()).toISOString() });
-          state.granted++;
-        } catch {
-          // The requester is gone; its request is dropped.
-        }
-      }
-    }
-    dirty = false;
-    await wf.condition(() => dirty, Math.max(1000, checkMs - (Date.now() - lastCheck)));
+    await controller.grantWaiting();
+    await wf.condition(() => controller.dirty, Math.max(1000, checkMs - (Date.now() - lastCheck)));
     if (Date.now() - lastCheck >= checkMs) {
       lastCheck = Date.now();
-      const ids = [...new Set([...state.holders, ...state.queue].map((h) => h.holder))];
-      if (ids.length) {
-        const closed = new Set(await closedWorkflows({ workflowIds: ids }));
-        const before = state.holders.length + state.queue.length;
-        state.holders = state.holders.filter((h) => !closed.has(h.holder));
-        state.queue = state.queue.filter((q) => !closed.has(q.holder));
-        if (state.holders.length + state.queue.length !== before) wf.log.warn('released slots of closed workflows', { closed: [...closed] });
-      }
-      await refreshLimit();
-      dirty = true;
+      await controller.dropClosedHolders();
+      await controller.refreshLimit();
     }
     if (wf.workflowInfo().continueAsNewSuggested || wf.workflowInfo().historyLength > 2000) {
       await wf.condition(wf.allHandlersFinished);
-      await wf.continueAsNew<typeof admissionController>(opts, state);
+      await wf.continueAsNew<typeof admissionController>(opts, controller.state);
     }
   }
 }

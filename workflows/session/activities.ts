@@ -1,0 +1,133 @@
+// The activities a session calls, each with exactly one retry policy, declared here next to its
+// name. The workflow reaches activities only through `sessionActivities()`, so a call site cannot
+// pick another activity's policy (the old per-"personality" proxies let `create.waitUntilReady` run
+// with one attempt). `test/activity-policies.test.ts` checks that every activity a session schedules
+// has its entry here.
+import * as wf from '@temporalio/workflow';
+import type { MediaActivities, SessionActivities } from '../../activities';
+import { MEDIA_TASK_QUEUE } from '../shared';
+import { NON_RETRYABLE_KINDS, type SessionTiming } from '../types';
+
+type AllActivities = SessionActivities & MediaActivities;
+
+/** Failure types no retry fixes: the activity's own word, or a Runway answer that stays the same. */
+const NON_RETRYABLE = [
+  ...NON_RETRYABLE_KINDS, 'invalid_input', 'session_failed', 'session_ended', 'ready_timeout', 'avatar_not_joined', 'not_ready', 'relay_unavailable',
+];
+
+/** How an activity runs: a regular activity (on a task queue) or a local one (inside the workflow task). */
+export type Policy =
+  | { local?: false; options: (t: SessionTiming) => wf.ActivityOptions }
+  | { local: true; options: (t: SessionTiming) => wf.LocalActivityOptions };
+
+const heartbeat = (t: SessionTiming) => t.heartbeatTimeoutSeconds * 1000;
+
+/**
+ * One entry per activity the session workflow calls. The media activities pinned to one media
+ * worker (`adoptRelay`, `switchRelaySource`) take that worker's queue at the call.
+ */
+export const ACTIVITY_POLICIES = {
+  // One attempt: a create whose worker died may have reached Runway, and only the workflow can record
+  // that for the reaper (workflows/session/create.ts retries clean failures itself). Not a local
+  // activity: a local activity lost with its worker would run again unrecorded.
+  createRunwaySession: { options: () => ({ startToCloseTimeout: '45s', retry: { maximumAttempts: 1 } }) },
+  // Polls until READY; resumes its backoff from its heartbeat on another worker.
+  waitUntilReady: {
+    options: (t) => ({
+      startToCloseTimeout: (t.readyDeadlineSeconds + 60) * 1000, heartbeatTimeout: heartbeat(t),
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+    }),
+  },
+  waitForAvatarInRoom: {
+    options: (t) => ({
+      startToCloseTimeout: (t.avatarJoinTimeoutSeconds + 60) * 1000, heartbeatTimeout: heartbeat(t),
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+    }),
+  },
+  // Consume works once: a retry only helps when the answer never left (the activity checks status first).
+  consumeRunwaySession: {
+    options: () => ({ startToCloseTimeout: '45s', retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } }),
+  },
+  // A read: safe to run again, so local (no task queue round trip).
+  getRunwaySessionStatus: {
+    local: true,
+    options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE } }),
+  },
+  // The direct session's slow safety check; TRY_CANCEL so `end` does not wait for its sleep.
+  monitorDirectSession: {
+    options: (t) => ({
+      startToCloseTimeout: '24h', heartbeatTimeout: heartbeat(t), cancellationType: wf.ActivityCancellationType.TRY_CANCEL,
+      retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+    }),
+  },
+  // The relay on any media worker. Each media worker crash costs an attempt (heartbeat timeout).
+  relayMedia: {
+    options: (t) => ({
+      taskQueue: MEDIA_TASK_QUEUE, startToCloseTimeout: '24h', heartbeatTimeout: heartbeat(t),
+      cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+    }),
+  },
+  // The relay on the media worker that holds it after a renewal; fails fast when that worker is gone.
+  adoptRelay: {
+    options: (t) => ({
+      scheduleToStartTimeout: '10s', startToCloseTimeout: '24h', heartbeatTimeout: heartbeat(t),
+      cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE, 'relay_not_here'] },
+    }),
+  },
+  switchRelaySource: {
+    options: (t) => ({
+      scheduleToStartTimeout: '10s', startToCloseTimeout: (t.avatarJoinTimeoutSeconds + 30) * 1000, heartbeatTimeout: heartbeat(t),
+      cancellationType: wf.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+      retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE, 'relay_not_here', 'relay_switch_failed'] },
+    }),
+  },
+  // Teardown: END_CALL is best effort (cancel is the fallback), bounded in time.
+  sendEndCallToAvatar: { options: () => ({ startToCloseTimeout: '10s', scheduleToCloseTimeout: '30s', retry: { initialInterval: '500ms', maximumInterval: '5s' } }) },
+  // Ending the Runway session and removing our participants retry until they succeed: a leak bills.
+  endRunwaySession: {
+    options: (t) => ({ startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000, heartbeatTimeout: '10s', retry: { initialInterval: '1s', maximumInterval: '30s' } }),
+  },
+  removeServiceParticipants: { options: () => ({ startToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumInterval: '30s' } }) },
+  // Admission: idempotent by request id, so local (asked inside the workflow task that needs the slot).
+  requestAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
+  releaseAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
+} satisfies Partial<Record<keyof AllActivities | 'adoptRelay', Policy>>;
+
+export type SessionActivityName = keyof typeof ACTIVITY_POLICIES;
+
+/** The activity type each entry schedules (`adoptRelay` is `relayMedia` on a pinned queue). */
+export function activityTypeOf(name: SessionActivityName): keyof AllActivities {
+  return name === 'adoptRelay' ? 'relayMedia' : name;
+}
+
+function proxy<K extends keyof AllActivities>(type: K, policy: Policy, t: SessionTiming, taskQueue?: string): AllActivities[K] {
+  // Typed through the table above: the proxies' own mapped types do not narrow on a generic K.
+  if (policy.local) return (wf.proxyLocalActivities(policy.options(t)) as unknown as AllActivities)[type];
+  return (wf.proxyActivities({ ...policy.options(t), ...(taskQueue ? { taskQueue } : {}) }) as unknown as AllActivities)[type];
+}
+
+/** The session's activities, each bound to its one policy. */
+export function sessionActivities(t: SessionTiming) {
+  const p = ACTIVITY_POLICIES as Record<SessionActivityName, Policy>;
+  return {
+    createRunwaySession: proxy('createRunwaySession', p.createRunwaySession, t),
+    waitUntilReady: proxy('waitUntilReady', p.waitUntilReady, t),
+    waitForAvatarInRoom: proxy('waitForAvatarInRoom', p.waitForAvatarInRoom, t),
+    consumeRunwaySession: proxy('consumeRunwaySession', p.consumeRunwaySession, t),
+    getRunwaySessionStatus: proxy('getRunwaySessionStatus', p.getRunwaySessionStatus, t),
+    monitorDirectSession: proxy('monitorDirectSession', p.monitorDirectSession, t),
+    relayMedia: proxy('relayMedia', p.relayMedia, t),
+    /** The relay on the media worker queue that holds it (a renewal parked it there). */
+    adoptRelay: (queue: string, ...args: Parameters<AllActivities['relayMedia']>) => proxy('relayMedia', p.adoptRelay, t, queue)(...args),
+    switchRelaySource: (queue: string, ...args: Parameters<AllActivities['switchRelaySource']>) => proxy('switchRelaySource', p.switchRelaySource, t, queue)(...args),
+    sendEndCallToAvatar: proxy('sendEndCallToAvatar', p.sendEndCallToAvatar, t),
+    endRunwaySession: proxy('endRunwaySession', p.endRunwaySession, t),
+    removeServiceParticipants: proxy('removeServiceParticipants', p.removeServiceParticipants, t),
+    requestAdmission: proxy('requestAdmission', p.requestAdmission, t),
+    releaseAdmission: proxy('releaseAdmission', p.releaseAdmission, t),
+  };
+}
+
+export type SessionActivityCalls = ReturnType<typeof sessionActivities>;

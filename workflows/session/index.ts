@@ -1,0 +1,48 @@
+// What happens in a session, top to bottom: admit → create a Runway session → wait until READY →
+// bring the avatar into the customer's LiveKit room (direct: Runway joins it; relay: consume and relay)
+// → live until the conversation is over, renewing ahead of Runway's cap (then continuing as new) →
+// tear everything down, always. Each phase is a module beside this one; SessionRun owns the state.
+import * as wf from '@temporalio/workflow';
+import { ApplicationFailure } from '@temporalio/workflow';
+import { InvalidInputError, validateSessionInput } from '../input';
+import type { SessionInput, SessionState } from '../types';
+import { bringUp } from './bring-up';
+import { stayLive } from './live';
+import { SessionRun, type CarriedSession } from './run';
+import { teardown } from './teardown';
+
+export type { CarriedSession } from './run';
+
+export async function avatarSession(rawInput: SessionInput, carried?: CarriedSession): Promise<SessionState> {
+  const input = validated(rawInput);
+  const run = new SessionRun(input, carried);
+  let rethrow: unknown;
+  try {
+    const serving = carried?.current ?? (await bringUp(run));
+    const end = await stayLive(run, serving);
+    if (end.kind === 'renewed') {
+      // A renewal hands the live session to a fresh run: nothing to tear down.
+      await wf.condition(wf.allHandlersFinished);
+      return await wf.continueAsNew<typeof avatarSession>(input, run.carry(end.next));
+    }
+    run.ended(end.outcome);
+  } catch (err) {
+    if (err instanceof wf.ContinueAsNew) throw err;
+    rethrow = run.failed(err); // ended by request, cancelled (rethrown after teardown), or a failure
+  }
+  await teardown(run); // never cancelled; each step on its own
+  run.finish();
+  await wf.condition(wf.allHandlersFinished);
+  if (rethrow) throw rethrow;
+  return run.result();
+}
+
+/** The input, checked the same way as at the API and the client (a continued run's input was checked). */
+function validated(raw: SessionInput): SessionInput {
+  try {
+    return validateSessionInput(raw);
+  } catch (err) {
+    const message = err instanceof InvalidInputError ? err.message : String(err);
+    throw ApplicationFailure.create({ type: 'invalid_input', message, nonRetryable: true });
+  }
+}

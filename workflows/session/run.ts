@@ -1,0 +1,309 @@
+// SessionRun: the one object that owns a session's state for one workflow run. Everything the
+// lifecycle modules change goes through it: the phase and mode (search attributes set here and only
+// here), the Runway sessions this conversation owns, admission slots, provisioning times, and the
+// messages (the `state` query, the `end` signal, the `waitLive` update, and the internal signals from
+// admission control and the relay). As in Temporal's safe-message-handlers sample, handlers only
+// record what arrived; the lifecycle acts on it.
+import * as wf from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
+import { resolveTiming } from '../input';
+import {
+  EndReasonKey, FlagsKey, LiveKitRoomKey, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
+  bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, slotGrantedSignal, stateQuery, waitLiveUpdate,
+} from '../shared';
+import type { BridgeMode, EndReason, LiveInfo, SessionInput, SessionMode, SessionPhase, SessionState, SessionTiming } from '../types';
+import { sessionActivities, type SessionActivityCalls } from './activities';
+import { EndRequested, failureCode, failureMessage } from './failures';
+
+/** The Runway session currently serving the conversation. */
+export interface Serving {
+  id: string;
+  mode: BridgeMode;
+  /** When Runway's runtime cap started counting (the avatar's join, or the consume). */
+  liveSince: number;
+  /** Direct mode: the avatar participant's sid (a renewal waits for a different one). */
+  avatarSid?: string;
+  /** Relay mode: Runway's room credentials, sealed. */
+  sealedCredentials?: string;
+  /** Relay mode: when bring-up started (provisioning time is measured when the relay reports bridged). */
+  startedAt?: number;
+  /** Relay mode: the task queue of the media worker holding the relay (a renewal hands it over there). */
+  relayQueue?: string;
+}
+
+/** What a run hands to the next one when it continues as new after a renewal. */
+export interface CarriedSession {
+  state: SessionState;
+  flags: string[];
+  slots: string[];
+  provisioningMs: number[];
+  conversationLiveSince?: number;
+  endRequested?: string;
+  current: Serving;
+}
+
+/** How the live part of a session ended (a failure is thrown instead). */
+export interface Outcome {
+  reason: EndReason;
+  error?: { code: string; message: string };
+}
+
+export class SessionRun {
+  readonly timing: SessionTiming;
+  readonly acts: SessionActivityCalls;
+  readonly room: string;
+  readonly requestedMode: SessionMode;
+  readonly directAvatarIdentity: string;
+  readonly bridgeIdentity: string;
+  readonly state: SessionState;
+  /** Every Runway session this run must see ended (teardown ends whatever is left here). */
+  readonly ownedRunwaySessionIds: Set<string>;
+  /** Admission slot requests this session holds or waits for; [0] the session's, [1] a renewal's extra. */
+  readonly slotRequests: string[];
+  readonly grantedSlots = new Set<string>();
+  /** The last few provisioning times (create → avatar in the room): renewals start early enough. */
+  readonly provisioningMs: number[];
+  /** When the conversation's avatar first went live (maxDuration counts from here). */
+  conversationLiveSince?: number;
+  /** Set by `end`; every cancellable step stops when it is. */
+  endRequested?: string;
+  /** Deadline of the wait for a slot, shared by every wait of this bring-up. */
+  capacityDeadline?: number;
+  /** Which media worker queue holds the relay of each Runway session (the relay reports it). */
+  readonly relayQueues = new Map<string, string>();
+  /** The Runway session whose relay reported the avatar published in the customer's room. */
+  bridgedRunwaySessionId?: string;
+  private readonly flags: Set<string>;
+  private phaseSince = Date.now();
+  private readonly metrics = {
+    phaseSeconds: wf.metricMeter.createHistogram('avatar_session_phase_seconds', 'float', 's', 'Time a session spent in each phase'),
+    phases: wf.metricMeter.createCounter('avatar_session_phase_entered', 'sessions', 'Sessions entering each phase'),
+    ended: wf.metricMeter.createCounter('avatar_sessions_ended', 'sessions', 'Sessions ended, by end reason'),
+    flags: wf.metricMeter.createCounter('avatar_session_flags', 'events', 'Fallbacks to relay, ambiguous creates, failed renewals'),
+    renewals: wf.metricMeter.createCounter('avatar_session_renewals', 'renewals', 'Runway sessions renewed ahead of the runtime cap'),
+  };
+
+  constructor(readonly input: SessionInput, carried?: CarriedSession) {
+    this.timing = resolveTiming(input);
+    this.acts = sessionActivities(this.timing);
+    this.room = input.livekit.roomName;
+    this.requestedMode = input.mode ?? 'auto';
+    this.directAvatarIdentity = directAvatarIdentity(input.conversationId);
+    this.bridgeIdentity = bridgeIdentity(input.conversationId);
+    this.state = carried?.state ?? {
+      conversationId: input.conversationId,
+      phase: 'creating',
+      requestedMode: this.requestedMode,
+      runwaySessionIds: [],
+      roomName: this.room,
+      ...(input.livekit.endUserIdentity ? { endUserIdentity: input.livekit.endUserIdentity } : {}),
+      phaseTimes: {},
+      ambiguousCreates: [],
+      events: [],
+    };
+    this.flags = new Set(carried?.flags ?? []);
+    this.ownedRunwaySessionIds = new Set(carried ? [carried.current.id] : []);
+    this.slotRequests = carried?.slots ?? [];
+    this.provisioningMs = carried?.provisioningMs ?? [];
+    this.conversationLiveSince = carried?.conversationLiveSince;
+    this.endRequested = carried?.endRequested;
+    this.registerHandlers();
+    if (!carried) {
+      wf.upsertSearchAttributes([{ key: LiveKitRoomKey, value: this.room }]);
+      this.setPhase('creating');
+    }
+  }
+
+  private registerHandlers(): void {
+    wf.setHandler(stateQuery, () => this.state);
+    wf.setHandler(endSignal, (reason) => {
+      if (this.endRequested !== undefined) return;
+      this.endRequested = reason ?? 'requested';
+      this.event('end_requested', `end requested: ${this.endRequested}`);
+    });
+    wf.setHandler(slotGrantedSignal, ({ requestId }) => void this.grantedSlots.add(requestId));
+    wf.setHandler(relayBridgedSignal, ({ runwaySessionId, workerQueue }) => {
+      if (workerQueue) this.relayQueues.set(runwaySessionId, workerQueue);
+      if (runwaySessionId === this.state.runwaySessionId) this.bridgedRunwaySessionId = runwaySessionId;
+    });
+    wf.setHandler(waitLiveUpdate, async (): Promise<LiveInfo> => {
+      await wf.condition(() => this.state.phase === 'live' || this.isOver());
+      const live = this.liveInfo();
+      if (live) return live;
+      throw ApplicationFailure.create({
+        type: this.state.error?.code ?? 'not_live',
+        message: this.state.error?.message ?? `session ended before it was live (${this.state.endReason ?? 'ended'})`,
+        nonRetryable: true,
+      });
+    });
+  }
+
+  private liveInfo(): LiveInfo | undefined {
+    const { phase, mode, runwaySessionId, avatarIdentity, conversationId } = this.state;
+    if (phase !== 'live' || !mode || !runwaySessionId || !avatarIdentity) return undefined;
+    return { conversationId, roomName: this.room, mode, runwaySessionId, avatarIdentity, ...(mode === 'direct' ? { audioStreamTopic: 'lk.audio_stream' } : {}) };
+  }
+
+  isOver(): boolean {
+    return this.state.phase === 'tearing_down' || this.state.phase === 'completed' || this.state.phase === 'failed';
+  }
+
+  get ending(): boolean {
+    return this.endRequested !== undefined;
+  }
+
+  throwIfEnding(): void {
+    if (this.ending) throw new EndRequested();
+  }
+
+  /** Runs one cancellable step of the lifecycle; `end` cancels it and it throws EndRequested. */
+  async untilEnd<T>(fn: () => Promise<T>): Promise<T> {
+    this.throwIfEnding();
+    const scope = new wf.CancellationScope();
+    // A watcher that cancels the step on `end`; itself cancelled when the step settles (its rejection
+    // is handled: an unhandled one would fail the workflow task).
+    const watcher = new wf.CancellationScope();
+    watcher.run(() => wf.condition(() => this.ending)).then(() => scope.cancel(), () => undefined);
+    try {
+      return await scope.run(fn);
+    } catch (err) {
+      if (this.ending && isCancellation(err)) throw new EndRequested();
+      throw err;
+    } finally {
+      watcher.cancel();
+    }
+  }
+
+  // ---- State changes (the only place search attributes are set) ----------------------------------
+
+  setPhase(phase: SessionPhase): void {
+    const now = Date.now();
+    if (this.state.phase !== phase || !this.state.phaseTimes[phase]) {
+      if (this.state.phaseTimes[this.state.phase]) this.metrics.phaseSeconds.record((now - this.phaseSince) / 1000, { phase: this.state.phase });
+      this.metrics.phases.add(1, { phase });
+      this.phaseSince = now;
+    }
+    this.state.phase = phase;
+    this.state.phaseTimes[phase] = new Date(now).toISOString();
+    wf.upsertSearchAttributes([{ key: PhaseKey, value: phase }]);
+  }
+
+  setMode(mode: BridgeMode): void {
+    if (this.state.mode === mode) return;
+    this.state.mode = mode;
+    wf.upsertSearchAttributes([{ key: ModeKey, value: mode }]);
+  }
+
+  flag(f: string): void {
+    this.metrics.flags.add(1, { flag: f });
+    if (this.flags.has(f)) return;
+    this.flags.add(f);
+    wf.upsertSearchAttributes([{ key: FlagsKey, value: [...this.flags] }]);
+  }
+
+  event(type: string, message: string): void {
+    this.state.events.push({ at: new Date(Date.now()).toISOString(), type, message });
+    if (this.state.events.length > 50) this.state.events.splice(0, this.state.events.length - 50);
+    wf.log.info(message, { event: type, conversationId: this.input.conversationId });
+  }
+
+  /** A Runway session this conversation now owns (and must end). */
+  created(runwaySessionId: string, mode: BridgeMode): void {
+    this.ownedRunwaySessionIds.add(runwaySessionId);
+    this.state.runwaySessionId = runwaySessionId;
+    this.state.runwaySessionIds.push(runwaySessionId);
+    wf.upsertSearchAttributes([
+      { key: RunwaySessionIdKey, value: runwaySessionId },
+      { key: RunwaySessionIdsKey, value: [...this.state.runwaySessionIds] },
+    ]);
+    this.event('runway_session_created', `Runway session ${runwaySessionId} created (${mode})`);
+  }
+
+  /** The avatar went live: the phase, and the clock of the conversation's maxDuration. */
+  wentLive(serving: Serving): void {
+    if (serving.startedAt !== undefined) this.provisioned(serving.startedAt);
+    this.conversationLiveSince ??= Date.now();
+    this.setPhase('live');
+    this.event('live', `avatar live in ${this.room} (${serving.mode}, Runway session ${serving.id})`);
+  }
+
+  renewed(): void {
+    this.state.renewals = (this.state.renewals ?? 0) + 1;
+    this.metrics.renewals.add(1);
+  }
+
+  // ---- Clocks ------------------------------------------------------------------------------------
+
+  provisioned(startedAt: number): void {
+    this.provisioningMs.push(Date.now() - startedAt);
+    if (this.provisioningMs.length > 5) this.provisioningMs.shift();
+  }
+
+  /** How long before the cap a renewal starts: covers twice the worst recent provisioning. */
+  renewalLeadMs(): number {
+    const worst = this.provisioningMs.length ? Math.max(...this.provisioningMs) : 10_000;
+    return Math.min(this.timing.sessionCapSeconds * 500, Math.max(this.timing.renewalLeadSeconds * 1000, 2 * worst + 5000));
+  }
+
+  /** When Runway's runtime cap cuts this Runway session. */
+  capEnd(serving: Serving): number {
+    return serving.liveSince + this.timing.sessionCapSeconds * 1000;
+  }
+
+  /** When the conversation's maxDuration ends it (undefined: no limit, or not live yet). */
+  maxDurationEnd(): number | undefined {
+    const max = this.input.maxDurationSeconds;
+    return max !== undefined && this.conversationLiveSince !== undefined ? this.conversationLiveSince + max * 1000 : undefined;
+  }
+
+  maxDurationReached(): boolean {
+    const end = this.maxDurationEnd();
+    return end !== undefined && Date.now() >= end;
+  }
+
+  // ---- The end -----------------------------------------------------------------------------------
+
+  carry(next: Serving): CarriedSession {
+    return {
+      state: this.state, flags: [...this.flags], slots: this.slotRequests, provisioningMs: this.provisioningMs,
+      conversationLiveSince: this.conversationLiveSince, endRequested: this.endRequested, current: next,
+    };
+  }
+
+  ended(outcome: Outcome): void {
+    this.state.endReason = outcome.reason;
+    this.state.error = outcome.error;
+  }
+
+  /** Records why the lifecycle stopped with an error; returns the error to rethrow after teardown, if any. */
+  failed(err: unknown): unknown {
+    if (err instanceof EndRequested) {
+      this.state.endReason = 'ended_by_request';
+      return undefined;
+    }
+    if (isCancellation(err)) {
+      this.state.endReason = 'cancelled';
+      return err;
+    }
+    this.state.endReason = 'failed';
+    this.state.error = { code: failureCode(err), message: failureMessage(err) };
+    this.event('failed', `session failed: ${this.state.error.code}: ${this.state.error.message}`);
+    return undefined;
+  }
+
+  /** The final phase, end reason and metrics, once teardown is done. */
+  finish(): void {
+    this.setPhase(this.state.error ? 'failed' : 'completed');
+    wf.upsertSearchAttributes([{ key: EndReasonKey, value: this.state.endReason ?? 'failed' }]);
+    this.event('ended', `session ${this.state.phase}: ${this.state.endReason}`);
+    this.metrics.ended.add(1, { end_reason: this.state.endReason ?? 'failed', outcome: this.state.phase, mode: this.state.mode ?? 'none' });
+  }
+
+  /** The workflow's result: the state, or the session's failure carrying it. */
+  result(): SessionState {
+    if (this.state.error) {
+      throw ApplicationFailure.create({ type: this.state.error.code, message: this.state.error.message, nonRetryable: true, details: [this.state] });
+    }
+    return this.state;
+  }
+}
