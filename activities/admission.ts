@@ -1,10 +1,10 @@
 // Admission control's activities: the account's limit, asking for and releasing a slot, and finding
 // holders whose workflows closed without releasing.
 import type { Client } from '@temporalio/client';
-import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import type { RunwayClient } from '../src/runway/client';
 import {
-  ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_TASK_QUEUE, releaseSlotSignal, requestSlotUpdate, type SlotRequest,
+  ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_TASK_QUEUE, releaseSlotSignal, requestSlotSignal, type SlotRequest,
 } from '../workflows/shared';
 import { asFailure } from './failures';
 
@@ -35,21 +35,15 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
       return { limit: deps.defaultLimit ?? 1, source: 'default' };
     },
 
-    /**
-     * Asks the controller for a slot, starting it if needed (update-with-start). Deduplicated by the
-     * request id (the update id), so a retry gets the first answer. Granted now, or queued.
-     */
-    async requestAdmission(req: SlotRequest): Promise<{ granted: boolean }> {
-      return await deps.temporal().workflow.executeUpdateWithStart(requestSlotUpdate, {
-        args: [req],
-        updateId: `slot-${req.requestId}`,
-        startWorkflowOperation: new WithStartWorkflowOperation(ADMISSION_WORKFLOW_TYPE, {
-          workflowId: ADMISSION_WORKFLOW_ID,
-          taskQueue: SESSION_TASK_QUEUE,
-          args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }],
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          staticSummary: 'Runway session slots (admission control)',
-        }),
+    /** Queues a slot request with the controller, starting it if needed (signal-with-start). */
+    async requestAdmission(req: SlotRequest): Promise<void> {
+      await deps.temporal().workflow.signalWithStart(ADMISSION_WORKFLOW_TYPE, {
+        workflowId: ADMISSION_WORKFLOW_ID,
+        taskQueue: SESSION_TASK_QUEUE,
+        args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }],
+        signal: requestSlotSignal,
+        signalArgs: [req],
+        staticSummary: 'Runway session slots (admission control)',
       });
     },
 

@@ -32,8 +32,68 @@ export interface CreateSessionRequest {
 export type ReadyStatus = { expiresAt: string; polls: number; waitedMs: number; wasQueued: boolean };
 export type RunwayStatusSummary = { status: string; failureCode?: string; failure?: string };
 
+
+export type PollProgress = { polls: number; startedAt: number; wasQueued: boolean };
+export type NotReadyYet = { ready: false; progress: PollProgress };
+
 export function createRunwayActivities(deps: RunwayActivityDeps) {
   const poll = { initialMs: 250, maxMs: 2000, queuedMs: 5000, ...deps.poll };
+
+  /** The READY poll loop; stops with `{ready: false}` at `windowEnd` (ms) if READY has not come by then. */
+  async function pollUntilReady(
+    req: { runwaySessionId: string; deadlineSeconds: number; acceptRunning?: boolean },
+    resumed: PollProgress | undefined,
+    windowEnd: number,
+  ): Promise<ReadyStatus | NotReadyYet> {
+    const startedAt = resumed?.startedAt ?? Date.now();
+    let polls = resumed?.polls ?? 0;
+    let wasQueued = resumed?.wasQueued ?? false;
+    let delay = poll.initialMs * Math.min(8, 2 ** Math.min(polls, 3));
+    const deadline = startedAt + req.deadlineSeconds * 1000;
+    for (;;) {
+      let wait = 0;
+      try {
+        const s = await deps.runway.getSession(req.runwaySessionId);
+        polls++;
+        switch (s.status) {
+          case 'READY':
+            return { expiresAt: s.expiresAt, polls, waitedMs: Date.now() - startedAt, wasQueued };
+          case 'RUNNING':
+            // Direct mode: Runway's worker may join the customer's room before a poll sees READY.
+            if (req.acceptRunning) return { expiresAt: '', polls, waitedMs: Date.now() - startedAt, wasQueued };
+            fail('session_ended', 'Runway session is already RUNNING: someone else consumed it', { details: [{ status: s.status }] });
+          // eslint-disable-next-line no-fallthrough
+          case 'NOT_READY':
+            if (s.queued) wasQueued = true;
+            wait = s.queued ? Math.max(delay, poll.queuedMs) : delay;
+            delay = Math.min(poll.maxMs, Math.round(delay * 1.5));
+            break;
+          case 'FAILED':
+            // READY came and went between two polls: an expiry, which a new session fixes.
+            if (/EXPIRED/i.test(s.failureCode ?? '')) fail('session_expired', `Runway session expired before it could be used (${s.failureCode})`);
+            fail('session_failed', `Runway session failed before READY: ${s.failureCode} (${s.failure})`, {
+              details: [{ status: s.status, failureCode: s.failureCode }],
+            });
+          // eslint-disable-next-line no-fallthrough
+          default:
+            fail('session_ended', `Runway session ended before READY with status ${s.status}`, { details: [{ status: s.status }] });
+        }
+      } catch (err) {
+        if (isRunwayError(err) && err.retryable) {
+          wait = Math.max(err.retryAfterMs ?? delay, 100);
+          log.warn('status poll failed, retrying', { kind: err.kind, waitMs: wait });
+        } else {
+          asFailure(err);
+        }
+      }
+      if (Date.now() + wait > deadline) {
+        fail('ready_timeout', `Runway session ${req.runwaySessionId} was not READY within ${req.deadlineSeconds} s (${polls} polls${wasQueued ? ', queued' : ''})`);
+      }
+      if (Date.now() + wait > windowEnd) return { ready: false, progress: { polls, startedAt, wasQueued } };
+      if (!activityInfo().isLocal) heartbeat({ polls, startedAt, wasQueued }); // local activities have no heartbeat
+      await sleep(wait);
+    }
+  }
 
   return {
     /** POST /v1/realtime_sessions. The integration token is minted here, so it never enters history. */
@@ -73,56 +133,18 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
      * Polls GET /v1/realtime_sessions/:id until READY: fast at first, slower while queued, honouring
      * rate-limit delays. Heartbeats carry progress, so a retry on another worker resumes the backoff.
      */
-    async waitUntilReady(req: { runwaySessionId: string; deadlineSeconds: number; acceptRunning?: boolean }): Promise<ReadyStatus> {
-      const info = activityInfo();
-      const resumed = info.heartbeatDetails as { polls: number; startedAt: number; wasQueued: boolean } | undefined;
-      const startedAt = resumed?.startedAt ?? Date.now();
-      let polls = resumed?.polls ?? 0;
-      let wasQueued = resumed?.wasQueued ?? false;
-      let delay = poll.initialMs * Math.min(8, 2 ** Math.min(polls, 3));
-      const deadline = startedAt + req.deadlineSeconds * 1000;
-      for (;;) {
-        let wait = 0;
-        try {
-          const s = await deps.runway.getSession(req.runwaySessionId);
-          polls++;
-          switch (s.status) {
-            case 'READY':
-              return { expiresAt: s.expiresAt, polls, waitedMs: Date.now() - startedAt, wasQueued };
-            case 'RUNNING':
-              // Direct mode: Runway's worker may join the customer's room before a poll sees READY.
-              if (req.acceptRunning) return { expiresAt: '', polls, waitedMs: Date.now() - startedAt, wasQueued };
-              fail('session_ended', 'Runway session is already RUNNING: someone else consumed it', { details: [{ status: s.status }] });
-            // eslint-disable-next-line no-fallthrough
-            case 'NOT_READY':
-              if (s.queued) wasQueued = true;
-              wait = s.queued ? Math.max(delay, poll.queuedMs) : delay;
-              delay = Math.min(poll.maxMs, Math.round(delay * 1.5));
-              break;
-            case 'FAILED':
-              // READY came and went between two polls: an expiry, which a new session fixes.
-              if (/EXPIRED/i.test(s.failureCode ?? '')) fail('session_expired', `Runway session expired before it could be used (${s.failureCode})`);
-              fail('session_failed', `Runway session failed before READY: ${s.failureCode} (${s.failure})`, {
-                details: [{ status: s.status, failureCode: s.failureCode }],
-              });
-            // eslint-disable-next-line no-fallthrough
-            default:
-              fail('session_ended', `Runway session ended before READY with status ${s.status}`, { details: [{ status: s.status }] });
-          }
-        } catch (err) {
-          if (isRunwayError(err) && err.retryable) {
-            wait = Math.max(err.retryAfterMs ?? delay, 100);
-            log.warn('status poll failed, retrying', { kind: err.kind, waitMs: wait });
-          } else {
-            asFailure(err);
-          }
-        }
-        if (Date.now() + wait > deadline) {
-          fail('ready_timeout', `Runway session ${req.runwaySessionId} was not READY within ${req.deadlineSeconds} s (${polls} polls${wasQueued ? ', queued' : ''})`);
-        }
-        heartbeat({ polls, startedAt, wasQueued });
-        await sleep(wait);
-      }
+    async waitUntilReady(req: { runwaySessionId: string; deadlineSeconds: number; acceptRunning?: boolean; progress?: PollProgress }): Promise<ReadyStatus> {
+      const resumed = (activityInfo().heartbeatDetails as PollProgress | undefined) ?? req.progress;
+      return (await pollUntilReady(req, resumed, Infinity)) as ReadyStatus;
+    },
+
+    /**
+     * The first READY polls, for at most `windowSeconds` (run as a local activity: most sessions are
+     * READY within a second or two, and this costs no task-queue round trip). Not READY yet is an
+     * answer (`ready: false`, with the progress so far), and the workflow then waits with waitUntilReady.
+     */
+    async checkReadySoon(req: { runwaySessionId: string; deadlineSeconds: number; acceptRunning?: boolean; windowSeconds: number }): Promise<ReadyStatus | NotReadyYet> {
+      return await pollUntilReady(req, undefined, Date.now() + req.windowSeconds * 1000);
     },
 
     /**

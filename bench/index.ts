@@ -16,7 +16,8 @@ import { RunwayClient } from '../src/runway/client';
 import { startRunwaySimulator } from '../src/runway-sim/server';
 import { encryptedDataConverter } from '../src/secrets/payload-codec';
 import { connectClient, connectWorker } from '../src/temporal';
-import { createMediaWorker, createSessionWorker, type RunnableWorker } from '../src/workers';
+import { createMediaWorker, createSessionWorker, workerSettings, type RunnableWorker } from '../src/workers';
+import { loadEnv } from '../src/config';
 import { sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput, SessionState } from '../workflows/types';
 
@@ -49,7 +50,7 @@ async function main(): Promise<void> {
   };
   const { connection } = await connectWorker({ address: temporal.address });
   // The service's production polling defaults (250 ms first poll, backing off to 2 s).
-  const workers: RunnableWorker[] = [await createSessionWorker({ connection, config }), await createMediaWorker({ connection, config })];
+  const workers: RunnableWorker[] = [await createSessionWorker({ connection, config, ...workerSettings(loadEnv()) }), await createMediaWorker({ connection, config })];
   const runs = workers.map((w) => w.run());
   const client = await connectClient({ address: temporal.address }, encryptedDataConverter([secretsKey]));
   const sessions = new SessionsClient(client);

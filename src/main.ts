@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { dispose } from '@livekit/rtc-node';
-import { ConfigError, codecKeys, loadEnv, type ServiceConfig } from './config';
+import { ConfigError, codecKeys, loadEnv, oldKeys, type ServiceConfig } from './config';
 import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
 import { AesGcmPayloadCodec, encryptedDataConverter } from './secrets/payload-codec';
 import { SessionsClient } from './client/sessions';
@@ -16,7 +16,7 @@ import { PROJECT_ROOT } from './dev/tools';
 import { createLogger } from './log';
 import { registerSecret } from './redact';
 import { connectClient, connectWorker, installRuntime } from './temporal';
-import { createMediaWorker, createSessionWorker, type RunnableWorker } from './workers';
+import { createMediaWorker, createSessionWorker, workerSettings, type RunnableWorker } from './workers';
 import { startRunwaySimulator } from './runway-sim/server';
 import type { AvatarMedia } from './runway-sim/avatar-api';
 import { startApiServer } from './api/server';
@@ -134,6 +134,7 @@ async function main(): Promise<void> {
       runway,
       livekit,
       secretsKey: Buffer.from(env.SESSION_SECRETS_KEY ?? secrets.secretsKey, 'base64'),
+      secretsOldKeys: oldKeys(env),
       apiToken: env.SESSION_API_TOKEN ?? secrets.apiToken,
       apiPort: env.API_PORT,
       metricsPort: env.METRICS_PORT,
@@ -141,7 +142,7 @@ async function main(): Promise<void> {
     };
 
     const { connection, namespace } = await connectWorker(temporal ? { address: temporal.address } : undefined);
-    const workers: RunnableWorker[] = [await createSessionWorker({ connection, namespace, config, admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT } }), await createMediaWorker({ connection, namespace, config })];
+    const workers: RunnableWorker[] = [await createSessionWorker({ connection, namespace, config, ...workerSettings(env) }), await createMediaWorker({ connection, namespace, config })];
     const running = workers.map((w) => w.run());
     stops.push({
       name: 'workers',

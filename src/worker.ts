@@ -5,7 +5,7 @@ import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { createLogger } from './log';
 import { connectClient, connectWorker, installRuntime } from './temporal';
-import { createSessionWorker } from './workers';
+import { createSessionWorker, workerSettings } from './workers';
 import { runUntilSignal } from './process';
 
 async function main(): Promise<void> {
@@ -18,13 +18,7 @@ async function main(): Promise<void> {
     connection,
     namespace,
     config,
-    admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT },
-    tuning: {
-      maxConcurrentActivities: env.WORKER_MAX_CONCURRENT_ACTIVITIES,
-      maxConcurrentWorkflowTasks: env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
-      maxCachedWorkflows: env.WORKER_MAX_CACHED_WORKFLOWS,
-    },
-    poll: env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 } : undefined,
+    ...workerSettings(env),
   });
   if (env.REAPER_INTERVAL_SECONDS > 0) {
     const client = await connectClient(undefined, encryptedDataConverter(codecKeys(config)));

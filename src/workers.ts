@@ -9,7 +9,7 @@ import { createMediaActivities, createSessionActivities } from '../activities';
 import type { RunwayActivityDeps } from '../activities/runway';
 import { RelayRegistry } from '../activities/relay';
 import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE, mediaWorkerQueue } from '../workflows/shared';
-import { codecKeys, type ServiceConfig } from './config';
+import { codecKeys, type Env, type ServiceConfig } from './config';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
 import { RunwayClient, type RunwayRequestInfo } from './runway/client';
@@ -31,6 +31,23 @@ export interface WorkerOptions {
   relayStallSeconds?: number;
   /** Orchestration worker slots and workflow cache (SDK defaults when unset). */
   tuning?: { maxConcurrentActivities?: number; maxConcurrentWorkflowTasks?: number; maxCachedWorkflows?: number };
+}
+
+/**
+ * The worker settings that come from the environment (src/config.ts's schema): the one place every
+ * process that runs a worker (`npm start`, `npm run worker`, `npm run media-worker`, the benchmarks and
+ * the tests' stack) reads them, so they all run with the same settings.
+ */
+export function workerSettings(env: Env): Pick<WorkerOptions, 'admission' | 'tuning' | 'poll'> {
+  return {
+    admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT },
+    tuning: {
+      maxConcurrentActivities: env.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      maxConcurrentWorkflowTasks: env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
+      maxCachedWorkflows: env.WORKER_MAX_CACHED_WORKFLOWS,
+    },
+    poll: env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 } : undefined,
+  };
 }
 
 /** Runway API latency and errors by kind, exported with the worker runtime's metrics. */

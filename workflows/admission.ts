@@ -1,12 +1,13 @@
 // Admission control: one long-lived workflow holds the account's Runway session slots and grants them
-// first come, first served. A session asks with an update (update-with-start, from a local activity):
-// a free slot is granted in the answer, so admission costs no extra round trip when there is room;
-// otherwise the request waits in line and the grant comes as a signal. Sessions release in teardown.
+// first come, first served. A session asks with a signal (signal-with-start, from a local activity)
+// and gets its grant as a signal; every grant that fits goes out in one workflow task. (Not an update:
+// the server allows 10 updates in flight per workflow, and a burst of starts has many more.) Sessions
+// release in teardown.
 // Holders whose workflow closed without releasing (terminated) are found by a periodic check.
 import * as wf from '@temporalio/workflow';
 import type { AdmissionActivities } from '../activities';
 import {
-  admissionStateQuery, releaseSlotSignal, requestSlotUpdate, slotGrantedSignal,
+  admissionStateQuery, releaseSlotSignal, requestSlotSignal, slotGrantedSignal,
   type AdmissionState, type SlotRequest,
 } from './shared';
 
@@ -31,21 +32,14 @@ class Controller {
 
   constructor(readonly state: AdmissionState) {
     wf.setHandler(admissionStateQuery, () => this.state);
-    wf.setHandler(requestSlotUpdate, async (req) => this.request(req));
+    wf.setHandler(requestSlotSignal, (req) => this.request(req));
     wf.setHandler(releaseSlotSignal, ({ requestId }) => this.release(requestId));
   }
 
-  private async request(req: SlotRequest): Promise<{ granted: boolean }> {
-    await wf.condition(() => this.state.limit > 0);
-    if (this.state.holders.some((h) => h.requestId === req.requestId)) return { granted: true };
-    if (this.state.queue.some((q) => q.requestId === req.requestId)) return { granted: false };
-    if (!this.state.queue.length && this.state.holders.length < this.state.limit) {
-      this.hold(req);
-      return { granted: true };
-    }
+  private request(req: SlotRequest): void {
+    if (this.state.holders.some((h) => h.requestId === req.requestId) || this.state.queue.some((q) => q.requestId === req.requestId)) return;
     this.state.queue.push(req);
     this.dirty = true;
-    return { granted: false };
   }
 
   private release(requestId: string): void {

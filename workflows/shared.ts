@@ -71,12 +71,8 @@ export interface AdmissionState {
   queue: SlotRequest[];
   granted: number;
 }
-/**
- * Asks for a slot (update-with-start from the session's local activity; deduplicated by request id).
- * A slot that is free is granted in the answer; otherwise the request waits in line and the grant
- * comes later as `slotGranted`.
- */
-export const requestSlotUpdate = defineUpdate<{ granted: boolean }, [SlotRequest]>('requestSlot');
+/** Asks for a slot (signal-with-start from the session's local activity; deduplicated by request id). */
+export const requestSlotSignal = defineSignal<[SlotRequest]>('requestSlot');
 export const releaseSlotSignal = defineSignal<[{ requestId: string }]>('releaseSlot');
 export const slotGrantedSignal = defineSignal<[{ requestId: string }]>('slotGranted');
 export const admissionStateQuery = defineQuery<AdmissionState>('admissionState');

@@ -9,7 +9,8 @@ import { SessionsClient } from '../../src/client/sessions';
 import { TEST_SECRETS_KEY } from './keys';
 import { FAILURE_CONVERTER_PATH, encryptedDataConverter } from '../../src/secrets/payload-codec';
 import type { ServiceConfig } from '../../src/config';
-import { createMediaWorker, createSessionWorker, type RunnableWorker } from '../../src/workers';
+import { createMediaWorker, createSessionWorker, workerSettings, type RunnableWorker } from '../../src/workers';
+import { loadEnv } from '../../src/config';
 import { startRunwaySimulator } from '../../src/runway-sim/server';
 import { startTemporal } from './temporal';
 import { roomService, startTestLiveKit, type LiveKitServer } from './livekit';
@@ -67,7 +68,7 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
     workflowBundle,
     async startWorkers() {
       workers = [
-        await createSessionWorker({ connection: env.nativeConnection, config, workflowBundle, poll: { initialMs: 50, maxMs: 300, queuedMs: 300 }, presencePollMs: 100, shutdownGraceTime: 2000, admission: { checkIntervalSeconds: 2 } }),
+        await createSessionWorker({ connection: env.nativeConnection, config, workflowBundle, ...workerSettings(loadEnv({})), poll: { initialMs: 50, maxMs: 300, queuedMs: 300 }, presencePollMs: 100, shutdownGraceTime: 2000, admission: { checkIntervalSeconds: 2 } }),
         await createMediaWorker({ connection: env.nativeConnection, config, shutdownGraceTime: 5000, relayStallSeconds: 3 }),
       ];
       runs = workers.map((w) => w.run());

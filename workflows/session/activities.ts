@@ -31,13 +31,21 @@ export const ACTIVITY_POLICIES = {
   // that for the reaper (workflows/session/create.ts retries clean failures itself). Not a local
   // activity: a local activity lost with its worker would run again unrecorded.
   createRunwaySession: { options: () => ({ startToCloseTimeout: '45s', retry: { maximumAttempts: 1 } }) },
-  // Polls until READY; resumes its backoff from its heartbeat on another worker.
+  // The first READY polls, inside the workflow task: most sessions are READY in a second or two.
+  checkReadySoon: {
+    local: true,
+    options: () => ({ startToCloseTimeout: '30s', retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } }),
+  },
+  // Then, if not READY yet (queued sessions can take minutes): polls on a task queue, resuming its
+  // backoff from its heartbeat on another worker.
   waitUntilReady: {
     options: (t) => ({
       startToCloseTimeout: (t.readyDeadlineSeconds + 60) * 1000, heartbeatTimeout: heartbeat(t),
       retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
     }),
   },
+  // Presence reads until the avatar publishes video (seconds: a local activity would hold the workflow
+  // task, and with it queries and signals, that long).
   waitForAvatarInRoom: {
     options: (t) => ({
       startToCloseTimeout: (t.avatarJoinTimeoutSeconds + 60) * 1000, heartbeatTimeout: heartbeat(t),
@@ -83,13 +91,14 @@ export const ACTIVITY_POLICIES = {
       retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE, 'relay_not_here', 'relay_switch_failed'] },
     }),
   },
-  // Teardown: END_CALL is best effort (cancel is the fallback), bounded in time.
-  sendEndCallToAvatar: { options: () => ({ startToCloseTimeout: '10s', scheduleToCloseTimeout: '30s', retry: { initialInterval: '500ms', maximumInterval: '5s' } }) },
+  // Short teardown steps, safe to repeat, are local. END_CALL is best effort (cancel is the fallback).
+  sendEndCallToAvatar: { local: true, options: () => ({ startToCloseTimeout: '10s', scheduleToCloseTimeout: '30s', retry: { initialInterval: '500ms', maximumInterval: '5s' } }) },
   // Ending the Runway session and removing our participants retry until they succeed: a leak bills.
+  // Not local: it may wait out END_CALL's grace, which would hold the workflow task (and queries).
   endRunwaySession: {
     options: (t) => ({ startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000, heartbeatTimeout: '10s', retry: { initialInterval: '1s', maximumInterval: '30s' } }),
   },
-  removeServiceParticipants: { options: () => ({ startToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumInterval: '30s' } }) },
+  removeServiceParticipants: { local: true, options: () => ({ startToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumInterval: '30s' } }) },
   // Admission: idempotent by request id, so local (asked inside the workflow task that needs the slot).
   requestAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
   releaseAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
@@ -113,6 +122,7 @@ export function sessionActivities(t: SessionTiming) {
   const p = ACTIVITY_POLICIES as Record<SessionActivityName, Policy>;
   return {
     createRunwaySession: proxy('createRunwaySession', p.createRunwaySession, t),
+    checkReadySoon: proxy('checkReadySoon', p.checkReadySoon, t),
     waitUntilReady: proxy('waitUntilReady', p.waitUntilReady, t),
     waitForAvatarInRoom: proxy('waitForAvatarInRoom', p.waitForAvatarInRoom, t),
     consumeRunwaySession: proxy('consumeRunwaySession', p.consumeRunwaySession, t),

@@ -6,8 +6,8 @@ import { EndRequested, sessionFailure } from './failures';
 import type { SessionRun } from './run';
 
 /**
- * Waits for a Runway session slot, first come first served. The request is asked inside the workflow
- * task (a local activity); a free slot is granted in the answer to it, without a further round trip.
+ * Waits for a Runway session slot, first come first served. The request goes out inside the workflow
+ * task (a local activity); the grant comes back as a signal.
  */
 export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; deadline?: number } = {}): Promise<void> {
   const slots = run.slotRequests;
@@ -20,8 +20,7 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
     requestId = wf.uuid4();
     if (!opts.extra) run.setPhase('waiting_capacity');
     slots.push(requestId); // before asking: teardown releases it whatever happens next
-    const { granted } = await run.acts.requestAdmission({ requestId, holder: wf.workflowInfo().workflowId, at: new Date(Date.now()).toISOString() });
-    if (granted) run.grantedSlots.add(requestId);
+    await run.acts.requestAdmission({ requestId, holder: wf.workflowInfo().workflowId, at: new Date(Date.now()).toISOString() });
   }
   const deadline = opts.deadline ?? (run.capacityDeadline ??= Date.now() + run.timing.capacityWaitSeconds * 1000);
   const granted = await wf.condition(() => run.grantedSlots.has(requestId) || run.ending, Math.max(1, deadline - Date.now()));

@@ -45,7 +45,7 @@ async function bringUpOnce(run: SessionRun, mode: BridgeMode): Promise<Attempt> 
   run.throwIfEnding();
   run.setPhase('waiting_ready');
   try {
-    await run.untilEnd(() => run.acts.waitUntilReady({ runwaySessionId: id, deadlineSeconds: run.timing.readyDeadlineSeconds, acceptRunning: mode === 'direct' }));
+    await waitReady(run, id, mode);
   } catch (err) {
     if (failureType(err) !== 'session_expired') throw err;
     run.event('ready_expired', `${failureMessage(err)}; cancelling that session and creating a new one`);
@@ -53,6 +53,22 @@ async function bringUpOnce(run: SessionRun, mode: BridgeMode): Promise<Attempt> 
     return { retry: mode };
   }
   return mode === 'direct' ? await joinDirect(run, id, startedAt) : await consumeForRelay(run, id, startedAt);
+}
+
+/**
+ * How long the first READY polls run inside the workflow task before a regular activity takes over
+ * (short: queries and signals wait while a local activity holds the workflow task).
+ */
+const READY_SOON_SECONDS = 1.5;
+
+/**
+ * Waits until the Runway session is READY (direct mode: or already RUNNING, its avatar joining): a
+ * quick local check first, then, for a session still provisioning or queued, a heartbeating activity.
+ */
+export async function waitReady(run: SessionRun, runwaySessionId: string, mode: BridgeMode): Promise<void> {
+  const req = { runwaySessionId, deadlineSeconds: run.timing.readyDeadlineSeconds, acceptRunning: mode === 'direct' };
+  const soon = await run.untilEnd(() => run.acts.checkReadySoon({ ...req, windowSeconds: READY_SOON_SECONDS }));
+  if ('ready' in soon) await run.untilEnd(() => run.acts.waitUntilReady({ ...req, progress: soon.progress }));
 }
 
 function canFallBack(run: SessionRun, mode: BridgeMode): boolean {

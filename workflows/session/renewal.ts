@@ -6,7 +6,7 @@
 import * as wf from '@temporalio/workflow';
 import { isCancellation } from '@temporalio/workflow';
 import { acquireSlot, releaseExtraSlot } from './admission';
-import { capClockStart } from './bring-up';
+import { capClockStart, waitReady } from './bring-up';
 import { createRunwaySession } from './create';
 import { EndRequested, failureMessage } from './failures';
 import type { Serving, SessionRun } from './run';
@@ -24,8 +24,7 @@ export async function renew(run: SessionRun, serving: Serving, act: ServingActiv
   try {
     await acquireSlot(run, { extra: true, deadline: run.capEnd(serving) });
     id = await createRunwaySession(run, serving.mode, { renewal: true });
-    const runwaySessionId = id;
-    await run.untilEnd(() => run.acts.waitUntilReady({ runwaySessionId, deadlineSeconds: run.timing.readyDeadlineSeconds, acceptRunning: serving.mode === 'direct' }));
+    await waitReady(run, id, serving.mode);
     const next = serving.mode === 'direct' ? await directTakeOver(run, serving, id) : await relaySwitch(run, serving, id, act!);
     run.provisioned(startedAt);
     await endRunwaySession(run, serving.id, undefined);

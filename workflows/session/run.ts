@@ -6,6 +6,7 @@
 // record what arrived; the lifecycle acts on it.
 import * as wf from '@temporalio/workflow';
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import { resolveTiming } from '../input';
 import {
   EndReasonKey, FlagsKey, LiveKitRoomKey, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
@@ -75,6 +76,10 @@ export class SessionRun {
   bridgedRunwaySessionId?: string;
   private readonly flags: Set<string>;
   private phaseSince = Date.now();
+  /** Search attribute changes not sent yet: they go out with the next phase change (one history event). */
+  private pendingAttributes: SearchAttributeUpdatePair[] = [];
+  /** The phase last written to the search attribute. */
+  private phaseAttribute?: SessionPhase;
   private readonly metrics = {
     phaseSeconds: wf.metricMeter.createHistogram('avatar_session_phase_seconds', 'float', 's', 'Time a session spent in each phase'),
     phases: wf.metricMeter.createCounter('avatar_session_phase_entered', 'sessions', 'Sessions entering each phase'),
@@ -107,9 +112,10 @@ export class SessionRun {
     this.provisioningMs = carried?.provisioningMs ?? [];
     this.conversationLiveSince = carried?.conversationLiveSince;
     this.endRequested = carried?.endRequested;
+    this.phaseAttribute = carried?.state.phase;
     this.registerHandlers();
     if (!carried) {
-      wf.upsertSearchAttributes([{ key: LiveKitRoomKey, value: this.room }]);
+      this.pendingAttributes.push({ key: LiveKitRoomKey, value: this.room });
       this.setPhase('creating');
     }
   }
@@ -167,7 +173,9 @@ export class SessionRun {
     try {
       return await scope.run(fn);
     } catch (err) {
-      if (this.ending && isCancellation(err)) throw new EndRequested();
+      // Ended while the step ran: whatever the step says now (cancelled, or failed on its way out), the
+      // session ends by request.
+      if (this.ending) throw new EndRequested();
       throw err;
     } finally {
       watcher.cancel();
@@ -185,20 +193,33 @@ export class SessionRun {
     }
     this.state.phase = phase;
     this.state.phaseTimes[phase] = new Date(now).toISOString();
-    wf.upsertSearchAttributes([{ key: PhaseKey, value: phase }]);
+    if (this.phaseAttribute !== phase) {
+      this.phaseAttribute = phase;
+      this.pendingAttributes.push({ key: PhaseKey, value: phase });
+    }
+    this.flushAttributes();
   }
 
+  /** Sends the pending search attribute changes in one upsert. */
+  private flushAttributes(): void {
+    if (!this.pendingAttributes.length) return;
+    wf.upsertSearchAttributes(this.pendingAttributes);
+    this.pendingAttributes = [];
+  }
+
+  /** Sent with the next phase change (every caller changes the phase right after). */
   setMode(mode: BridgeMode): void {
     if (this.state.mode === mode) return;
     this.state.mode = mode;
-    wf.upsertSearchAttributes([{ key: ModeKey, value: mode }]);
+    this.pendingAttributes.push({ key: ModeKey, value: mode });
   }
 
   flag(f: string): void {
     this.metrics.flags.add(1, { flag: f });
     if (this.flags.has(f)) return;
     this.flags.add(f);
-    wf.upsertSearchAttributes([{ key: FlagsKey, value: [...this.flags] }]);
+    this.pendingAttributes.push({ key: FlagsKey, value: [...this.flags] });
+    this.flushAttributes();
   }
 
   event(type: string, message: string): void {
@@ -212,10 +233,12 @@ export class SessionRun {
     this.ownedRunwaySessionIds.add(runwaySessionId);
     this.state.runwaySessionId = runwaySessionId;
     this.state.runwaySessionIds.push(runwaySessionId);
-    wf.upsertSearchAttributes([
+    this.pendingAttributes.push(
       { key: RunwaySessionIdKey, value: runwaySessionId },
       { key: RunwaySessionIdsKey, value: [...this.state.runwaySessionIds] },
-    ]);
+    );
+    // Bring-up changes the phase right after; a renewal (live all along) sends them now.
+    if (this.state.phase === 'live') this.flushAttributes();
     this.event('runway_session_created', `Runway session ${runwaySessionId} created (${mode})`);
   }
 
@@ -293,8 +316,8 @@ export class SessionRun {
 
   /** The final phase, end reason and metrics, once teardown is done. */
   finish(): void {
+    this.pendingAttributes.push({ key: EndReasonKey, value: this.state.endReason ?? 'failed' });
     this.setPhase(this.state.error ? 'failed' : 'completed');
-    wf.upsertSearchAttributes([{ key: EndReasonKey, value: this.state.endReason ?? 'failed' }]);
     this.event('ended', `session ${this.state.phase}: ${this.state.endReason}`);
     this.metrics.ended.add(1, { end_reason: this.state.endReason ?? 'failed', outcome: this.state.phase, mode: this.state.mode ?? 'none' });
   }
