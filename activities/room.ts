@@ -44,8 +44,11 @@ export function createRoomActivities(deps: RoomActivityDeps) {
     },
 
     /**
-     * Direct mode, while live: returns when Runway ends the session, the avatar leaves, or the customer's
-     * room is gone. Heartbeats so cancellation (end requested) arrives promptly.
+     * Direct mode, while live: a slow safety check (LiveKit's webhooks tell the workflow at once when
+     * the avatar leaves; this covers deployments without them, and Runway-side ends). Each round is
+     * two calls, Runway's status and the avatar's presence (the room is looked up only when the avatar
+     * is gone). Returns when Runway ends the session, the avatar leaves, or the room is gone.
+     * Heartbeats so cancellation (end requested) arrives promptly.
      */
     async monitorDirectSession(req: { runwaySessionId: string; roomName: string; avatarIdentity: string; intervalSeconds: number }): Promise<LiveEnd> {
       for (;;) {
@@ -55,9 +58,11 @@ export function createRoomActivities(deps: RoomActivityDeps) {
           if (s.status === 'COMPLETED' || s.status === 'FAILED' || s.status === 'CANCELLED') {
             return { reason: 'runway_ended', status: s.status, ...(s.status === 'FAILED' ? { failureCode: s.failureCode } : {}) };
           }
-          if (!(await deps.rooms.roomExists(req.roomName))) return { reason: 'room_closed' };
           const presence = await deps.rooms.presence(req.roomName, req.avatarIdentity);
-          if (!presence.joined) return { reason: 'avatar_left', status: s.status };
+          if (!presence.joined) {
+            if (!(await deps.rooms.roomExists(req.roomName))) return { reason: 'room_closed' };
+            return { reason: 'avatar_left', status: s.status };
+          }
         } catch (err) {
           if (isRunwayError(err) && err.kind === 'not_found') return { reason: 'runway_ended', status: 'NOT_FOUND' };
           if (!(isRunwayError(err) && err.retryable)) asFailure(err);

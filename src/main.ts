@@ -102,7 +102,11 @@ async function main(): Promise<void> {
       livekit = { url: env.LIVEKIT_URL, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! };
       lines.push(`LiveKit            ${env.LIVEKIT_URL} (from LIVEKIT_URL)`);
     } else {
-      const lk: LiveKitServer = await startLiveKitServer({ port: env.DEV_LIVEKIT_PORT || undefined, apiKey: 'devkey', apiSecret: secrets.livekitSecret, logFile: path.join(logDir, 'livekit.log'), label: 'livekit' });
+      // Its webhooks go to the API below: the avatar leaving reaches its session at once (no polling).
+      const lk: LiveKitServer = await startLiveKitServer({
+        port: env.DEV_LIVEKIT_PORT || undefined, apiKey: 'devkey', apiSecret: secrets.livekitSecret, logFile: path.join(logDir, 'livekit.log'), label: 'livekit',
+        webhookUrls: [`http://127.0.0.1:${env.API_PORT}/v1/livekit/webhook`],
+      });
       stops.push({ name: 'livekit', stop: () => lk.stop() });
       livekit = { url: lk.url, publicUrl: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret };
       lines.push(`LiveKit            ${lk.url} (dev server, key devkey)`);

@@ -49,6 +49,24 @@ export function directAvatarIdentity(conversationId: string): string {
  */
 export const relayBridgedSignal = defineSignal<[info: { runwaySessionId: string; bridgedAt: string; workerQueue?: string }]>('relayBridged');
 
+/**
+ * What LiveKit's webhooks told the API about the direct avatar in the session's room (the API signals
+ * the session; no polling needed to notice the avatar leave or stop publishing video).
+ */
+export interface AvatarRoomEvent {
+  event: 'participant_left' | 'video_unpublished';
+  roomName: string;
+  identity: string;
+  participantSid: string;
+}
+export const avatarRoomEventSignal = defineSignal<[AvatarRoomEvent]>('avatarRoomEvent');
+
+/** The conversation a service participant identity belongs to (direct avatar or relay bridge). */
+export function conversationOfIdentity(identity: string): string | undefined {
+  const m = /^(?:runway-avatar|avatar-bridge)-(.+)$/.exec(identity);
+  return m?.[1];
+}
+
 /** A media worker's own task queue (renewal routes the relay's next activities to the worker holding it). */
 export function mediaWorkerQueue(workerId: string): string {
   return `${MEDIA_TASK_QUEUE}@${workerId}`;

@@ -50,7 +50,10 @@ export interface SessionTiming {
   avatarJoinTimeoutSeconds: number;
   /** How many Runway sessions one conversation may create before it gives up (expiry, failed joins). */
   maxCreateAttempts: number;
-  /** Direct mode: how often the live monitor checks Runway and the room. */
+  /**
+   * Direct mode: how often the live safety check reads Runway's status and the avatar's presence (two
+   * calls). LiveKit's webhooks report the avatar leaving at once; this covers deployments without them.
+   */
   monitorIntervalSeconds: number;
   /** Teardown: how long to wait for END_CALL to complete the session before cancelling it. */
   endCallGraceSeconds: number;
@@ -68,7 +71,7 @@ export const DEFAULT_TIMING: SessionTiming = {
   readyDeadlineSeconds: 300,
   avatarJoinTimeoutSeconds: 30,
   maxCreateAttempts: 3,
-  monitorIntervalSeconds: 5,
+  monitorIntervalSeconds: 60,
   endCallGraceSeconds: 5,
   heartbeatTimeoutSeconds: 15,
   capacityWaitSeconds: 600,

@@ -14,12 +14,13 @@
 // Temporal or Runway; a rejected request (400/401/413/415) makes no Temporal call at all.
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
+import { TrackType, WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
 import type { PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
 import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../../workflows/input';
 import { SESSION_PHASES, type LiveInfo } from '../../workflows/types';
+import { conversationOfIdentity } from '../../workflows/shared';
 import type { SessionsClient } from '../client/sessions';
 import type { ServiceConfig } from '../config';
 import { mintViewerToken } from '../livekit/tokens';
@@ -224,6 +225,20 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     return reply.send({ sessions: out });
   });
 
+  /** Signals the session whose direct avatar this webhook is about; true when one was told. */
+  async function tellAvatarSession(event: WebhookEvent): Promise<boolean> {
+    const identity = event.participant?.identity;
+    const room = event.room?.name;
+    if (!identity || !room || !identity.startsWith('runway-avatar-')) return false;
+    const videoGone = event.event === 'track_unpublished' && event.track?.type === TrackType.VIDEO;
+    if (event.event !== 'participant_left' && !videoGone) return false;
+    const conversationId = conversationOfIdentity(identity);
+    if (!conversationId) return false;
+    return await sessions.notifyAvatarRoomEvent(conversationId, {
+      event: videoGone ? 'video_unpublished' : 'participant_left', roomName: room, identity, participantSid: event.participant!.sid,
+    });
+  }
+
   // ---- LiveKit webhooks: a session's room closing, or its end user leaving, ends the session ----
   // In its own scope: LiveKit signs the raw body, so JSON is kept as the string it arrived as here.
   await app.register(async (scope) => {
@@ -240,11 +255,14 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
       }
       const room = event.room?.name;
       const ended: string[] = [];
-      if (event.event === 'room_finished' && room) {
+      // The direct avatar leaving, or no longer publishing video: its session hears it at once (by id, no lookup).
+      // (A service avatar is never a session's end user: nothing more to look up then.)
+      const told = await tellAvatarSession(event);
+      if (!told && event.event === 'room_finished' && room) {
         for await (const s of sessions.listSessions({ running: true, roomName: room })) {
           if (await sessions.endSession(s.conversationId, 'room_finished')) ended.push(s.conversationId);
         }
-      } else if (event.event === 'participant_left' && room && event.participant?.identity) {
+      } else if (!told && event.event === 'participant_left' && room && event.participant?.identity) {
         for await (const s of sessions.listSessions({ running: true, roomName: room })) {
           const state = await sessions.getSession(s.conversationId);
           if (state?.endUserIdentity && state.endUserIdentity === event.participant.identity) {
@@ -252,7 +270,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
           }
         }
       }
-      metrics.webhooks.inc({ event: event.event || 'unknown', acted: ended.length ? 'yes' : 'no' });
+      metrics.webhooks.inc({ event: event.event || 'unknown', acted: ended.length || told ? 'yes' : 'no' });
       if (ended.length) req.log.info({ event: event.event, ended }, 'webhook ended sessions');
       return reply.send({ ok: true, ended });
     });

@@ -10,7 +10,7 @@ import {
 import { validateSessionInput } from '../../workflows/input';
 import {
   ConversationIdKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
-  endSignal, sessionWorkflowId, stateQuery, waitLiveUpdate,
+  avatarRoomEventSignal, endSignal, sessionWorkflowId, stateQuery, waitLiveUpdate, type AvatarRoomEvent,
 } from '../../workflows/shared';
 import type { avatarSession } from '../../workflows/session';
 import type { LiveInfo, SessionInput, SessionPhase, SessionState } from '../../workflows/types';
@@ -131,6 +131,20 @@ export class SessionsClient {
         if (e instanceof WorkflowNotFoundError) return false;
         throw e;
       }
+    }
+  }
+
+  /**
+   * Tells a session what LiveKit reported about its direct avatar (the API's webhook route). False
+   * when no such session is running.
+   */
+  async notifyAvatarRoomEvent(conversationId: string, ev: AvatarRoomEvent): Promise<boolean> {
+    try {
+      await this.client.workflow.getHandle(sessionWorkflowId(conversationId)).signal(avatarRoomEventSignal, ev);
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
     }
   }
 

@@ -32,7 +32,11 @@ export interface SessionStack {
   stop(): Promise<void>;
 }
 
-export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inProcessWorkers?: boolean } = {}): Promise<SessionStack> {
+/**
+ * `webhookPort`: the customer's LiveKit sends its webhooks to http://127.0.0.1:<port>/v1/livekit/webhook
+ * (a test starts the API there).
+ */
+export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inProcessWorkers?: boolean; webhookPort?: number } = {}): Promise<SessionStack> {
   // rtc-node's native side gives up on a room if the event loop stalls right after connect: watch it.
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
@@ -41,7 +45,7 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
   const secretsKey = TEST_SECRETS_KEY;
   const [env, customer, runwayLiveKit, bundle] = await Promise.all([
     startTemporal({ dataConverter: encryptedDataConverter([secretsKey]) }),
-    startTestLiveKit('customer'),
+    startTestLiveKit('customer', opts.webhookPort ? [`http://127.0.0.1:${opts.webhookPort}/v1/livekit/webhook`] : undefined),
     startTestLiveKit('runway'),
     bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: quietBundlerLogger }),
   ]);

@@ -66,7 +66,7 @@ function renewalRetryDelay(run: SessionRun, serving: Serving, failures: number):
  * mode's monitor is stopped when due; the relay goes on serving while a renewal gets the next session.
  */
 async function waitWhileLive(run: SessionRun, serving: Serving, act: ServingActivity, deadline: () => number): Promise<boolean> {
-  const stopped = () => act.settled() || run.ending;
+  const stopped = () => act.settled() || run.ending || run.avatarDeparted(serving);
   if (run.state.phase !== 'live') {
     await wf.condition(() => stopped() || serving.mode === 'direct' || run.bridgedRunwaySessionId === serving.id);
     if (!stopped()) run.wentLive(serving);
@@ -76,14 +76,18 @@ async function waitWhileLive(run: SessionRun, serving: Serving, act: ServingActi
     ? (await wf.condition(stopped), false)
     : !(await wf.condition(stopped, Math.max(1, until - Date.now())));
   if (!act.settled() && (run.ending || serving.mode === 'direct')) await act.stop();
+  if (run.avatarDeparted(serving) && !run.ending) {
+    act.outcome ??= { reason: 'avatar_left' }; // LiveKit said so first: the monitor's word is not needed
+    return false;
+  }
   if (run.ending) throw new EndRequested();
   return due;
 }
 
-/** What a finished serving activity means for the conversation. */
+/** What a finished serving activity (or LiveKit's word that the avatar left) means for the conversation. */
 async function outcomeOf(run: SessionRun, serving: Serving, act: ServingActivity): Promise<Outcome> {
-  if (act.failure !== undefined && !isCancellation(act.failure)) throw act.failure;
   const end = act.outcome;
+  if (!end && act.failure !== undefined && !isCancellation(act.failure)) throw act.failure;
   if (!end) throw new EndRequested();
   if (end.reason === 'room_closed') return { reason: 'room_closed' };
   // Runway ended the session, or its avatar left: read the status and surface its failureCode.

@@ -10,7 +10,7 @@ import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import { resolveTiming } from '../input';
 import {
   EndReasonKey, FlagsKey, LiveKitRoomKey, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
-  bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, slotGrantedSignal, stateQuery, waitLiveUpdate,
+  avatarRoomEventSignal, bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, slotGrantedSignal, stateQuery, waitLiveUpdate,
 } from '../shared';
 import type { BridgeMode, EndReason, LiveInfo, SessionInput, SessionMode, SessionPhase, SessionState, SessionTiming } from '../types';
 import { sessionActivities, type SessionActivityCalls } from './activities';
@@ -74,6 +74,8 @@ export class SessionRun {
   readonly relayQueues = new Map<string, string>();
   /** The Runway session whose relay reported the avatar published in the customer's room. */
   bridgedRunwaySessionId?: string;
+  /** Direct avatars (participant sids) LiveKit reported gone from the room or no longer publishing video. */
+  readonly departedAvatarSids = new Set<string>();
   private readonly flags: Set<string>;
   private phaseSince = Date.now();
   /** Search attribute changes not sent yet: they go out with the next phase change (one history event). */
@@ -132,6 +134,11 @@ export class SessionRun {
       if (workerQueue) this.relayQueues.set(runwaySessionId, workerQueue);
       if (runwaySessionId === this.state.runwaySessionId) this.bridgedRunwaySessionId = runwaySessionId;
     });
+    wf.setHandler(avatarRoomEventSignal, (ev) => {
+      if (ev.roomName !== this.room || ev.identity !== this.directAvatarIdentity) return;
+      this.departedAvatarSids.add(ev.participantSid);
+      if (this.departedAvatarSids.size > 20) this.departedAvatarSids.delete(this.departedAvatarSids.values().next().value!);
+    });
     wf.setHandler(waitLiveUpdate, async (): Promise<LiveInfo> => {
       await wf.condition(() => this.state.phase === 'live' || this.isOver());
       const live = this.liveInfo();
@@ -148,6 +155,11 @@ export class SessionRun {
     const { phase, mode, runwaySessionId, avatarIdentity, conversationId } = this.state;
     if (phase !== 'live' || !mode || !runwaySessionId || !avatarIdentity) return undefined;
     return { conversationId, roomName: this.room, mode, runwaySessionId, avatarIdentity, ...(mode === 'direct' ? { audioStreamTopic: 'lk.audio_stream' } : {}) };
+  }
+
+  /** LiveKit reported this direct avatar gone (left, or stopped publishing video). */
+  avatarDeparted(serving: Serving): boolean {
+    return serving.avatarSid !== undefined && this.departedAvatarSids.has(serving.avatarSid);
   }
 
   isOver(): boolean {
