@@ -86,7 +86,7 @@ export function processCommand(pid: number): string {
     const res = spawnSync('ps', ['-o', 'args=', '-p', String(pid)], { encoding: 'utf8' });
     cmd = res.status === 0 ? res.stdout.trim() : '';
   }
-  cmd = redactString(cmd);
+  cmd = redactString(cmd).replace(/\s+/g, ' ').trim();
   return cmd.length > 160 ? `${cmd.slice(0, 157)}...` : cmd;
 }
 
