@@ -10,7 +10,10 @@ import { ConfigError, codecKeys, loadEnv, oldKeys, type ServiceConfig } from './
 import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
 import { AesGcmPayloadCodec, encryptedDataConverter } from './secrets/payload-codec';
 import { SessionsClient } from './client/sessions';
+import { onProcessStart } from './dev/child';
 import { startLiveKitServer, type LiveKitServer } from './dev/livekit-server';
+import { DataDirClaim, DataDirInUseError } from './dev/pid-file';
+import { assertPortsFree, PortsTakenError, type PortSpec } from './dev/ports';
 import { startTemporalDevServer, type TemporalDevServer } from './dev/temporal-server';
 import { PROJECT_ROOT } from './dev/tools';
 import { createLogger } from './log';
@@ -32,6 +35,41 @@ const simAvatarMedia = (): Exclude<AvatarMedia, 'off'> => {
   return raw;
 };
 
+/** Every fixed port this start will bind, with the variable that moves it (0: the server picks one later). */
+function portsToCheck(env: ReturnType<typeof loadEnv>): PortSpec[] {
+  const specs: PortSpec[] = [];
+  const free = (v: string) => `${v}=<another port> (0: any free port)`;
+  const add = (port: number, variable: string, what: string, fix: string, protocol: 'tcp' | 'udp' = 'tcp', host?: string) => {
+    if (port > 0) specs.push({ port, variable, what, fix, protocol, host });
+  };
+  if (!process.env.TEMPORAL_ADDRESS) {
+    add(env.DEV_TEMPORAL_PORT, 'DEV_TEMPORAL_PORT', "the Temporal dev server's gRPC port", free('DEV_TEMPORAL_PORT'));
+    add(env.TEMPORAL_UI_PORT, 'TEMPORAL_UI_PORT', "the Temporal Web UI's port", free('TEMPORAL_UI_PORT'));
+  }
+  const livekit = (variable: string, port: number, label: string) => {
+    const fix = `${variable}=<another port> (it takes that port, +1 and +2; 0: any free ports)`;
+    add(port, variable, `${label}'s HTTP/WebSocket port`, fix);
+    // ICE over TCP and the UDP mux listen on every interface (rtc.tcp_port, rtc.udp_port).
+    if (port > 0) {
+      add(port + 1, `${variable}+1`, `${label}'s ICE/TCP port`, fix, 'tcp', '0.0.0.0');
+      add(port + 2, `${variable}+2`, `${label}'s WebRTC UDP port`, fix, 'udp', '0.0.0.0');
+    }
+  };
+  if (!env.LIVEKIT_URL) livekit('DEV_LIVEKIT_PORT', env.DEV_LIVEKIT_PORT, 'the LiveKit dev server');
+  if (!env.RUNWAYML_API_SECRET) {
+    livekit('DEV_RUNWAY_LIVEKIT_PORT', env.DEV_RUNWAY_LIVEKIT_PORT, "the Runway simulator's LiveKit server");
+    add(env.RUNWAY_SIM_PORT, 'RUNWAY_SIM_PORT', "the Runway simulator's API port", free('RUNWAY_SIM_PORT'));
+  }
+  add(env.API_PORT, 'API_PORT', "the service's HTTP API", 'API_PORT=<another port>');
+  add(env.METRICS_PORT, 'METRICS_PORT', "the workers' Prometheus metrics", 'METRICS_PORT=<another port> (0: no metrics endpoint)');
+  return specs;
+}
+
+/** A reason not to start, said plainly on the terminal (stderr), not only in the JSON log. */
+function tellTerminal(text: string): void {
+  process.stderr.write(`\nnpm start: ${text.split('\n').join('\n  ')}\n\n`);
+}
+
 /** Dev secrets are generated once and kept in .data so a restart can read sessions it started. */
 function devSecrets(): { livekitSecret: string; runwaySimSecret: string; livekitRunwaySecret: string; secretsKey: string; apiToken: string } {
   const file = path.join(DATA_DIR, 'dev-secrets.json');
@@ -51,11 +89,18 @@ function devSecrets(): { livekitSecret: string; runwaySimSecret: string; livekit
 async function main(): Promise<void> {
   const env = loadEnv();
   const log = createLogger({ level: env.LOG_LEVEL, name: 'avatar-sessions' });
-  installRuntime(log, env.METRICS_PORT);
   const logDir = path.join(DATA_DIR, 'logs');
   mkdirSync(logDir, { recursive: true });
   const secrets = devSecrets();
   for (const v of Object.values(secrets)) registerSecret(v);
+
+  // One npm start per data directory; servers a killed one left behind are stopped before their
+  // ports are needed, and each server spawned from here on is recorded (src/dev/pid-file.ts).
+  const claim = await DataDirClaim.claim(DATA_DIR, (msg) => {
+    log.warn(msg);
+    process.stderr.write(`npm start: ${msg}\n`);
+  });
+  onProcessStart((p) => claim.add(p));
 
   const stops: { name: string; stop: () => Promise<unknown> }[] = [];
   const lines: string[] = [];
@@ -71,13 +116,20 @@ async function main(): Promise<void> {
         log.warn({ err, component: s.name }, 'stop failed');
       }
     }
+    claim.release();
     await dispose();
     process.exit(code);
   };
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
+  // A closed terminal: stop like Ctrl-C rather than die with the servers still up.
+  process.on('SIGHUP', () => void shutdown(0));
 
   try {
+    // Every fixed port at once, before anything binds: a taken one is named with its variable at once.
+    await assertPortsFree(portsToCheck(env));
+    installRuntime(log, env.METRICS_PORT);
+
     // Temporal
     let temporal: TemporalDevServer | undefined;
     if (!process.env.TEMPORAL_ADDRESS) {
@@ -187,12 +239,16 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) log.error(err.message);
     else log.error({ err }, 'start failed');
+    if (err instanceof PortsTakenError) tellTerminal(`cannot start: ${err.message}`);
+    else if (err instanceof ConfigError) tellTerminal(err.message);
+    else tellTerminal(`start failed: ${err instanceof Error ? err.message : String(err)} (logs in ${logDir})`);
     await shutdown(1);
   }
 }
 
 main().catch((err) => {
+  if (err instanceof DataDirInUseError) tellTerminal(err.message);
   // eslint-disable-next-line no-console
-  console.error(err instanceof ConfigError ? err.message : err);
+  else console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });

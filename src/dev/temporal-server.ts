@@ -1,7 +1,7 @@
 // Starts the real Temporal dev server (`temporal server start-dev`: SQLite, Web UI) as a child process.
 import { Connection } from '@temporalio/client';
 import { TypedSearchAttributes } from '@temporalio/common';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startProcess, type ManagedProcess } from './child';
 import { freePort, waitFor } from './net';
@@ -46,17 +46,34 @@ export function temporalDevServerArgs(opts: TemporalDevServerOptions & { port: n
   return args;
 }
 
+/** The last line the server logged (its reason for exiting), for the error message. */
+function lastLogLine(logFile?: string): string {
+  if (!logFile) return '';
+  try {
+    const lines = readFileSync(logFile, 'utf8').trim().split('\n');
+    const line = lines[lines.length - 1]?.trim();
+    return line ? `: ${line.length > 300 ? `${line.slice(0, 297)}...` : line}` : '';
+  } catch {
+    return '';
+  }
+}
+
 export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}): Promise<TemporalDevServer> {
   const port = opts.port ?? (await freePort());
   const namespace = opts.namespace ?? 'default';
   const proc = startProcess('temporal', temporalCliPath(), temporalDevServerArgs({ ...opts, port }), { logFile: opts.logFile });
   const address = `127.0.0.1:${port}`;
   let exited = false;
-  void proc.exited.then(() => (exited = true));
-  await waitFor(
+  // An early exit fails the start at once (waitFor would take it for one more failed probe).
+  const early = proc.exited.then((code) => {
+    exited = true;
+    throw new Error(`temporal server start-dev exited early (${code})${lastLogLine(opts.logFile)}; see ${opts.logFile ?? 'its output'}`);
+  });
+  early.catch(() => undefined);
+  await Promise.race([early, waitFor(
     `Temporal dev server on ${address}`,
     async () => {
-      if (exited) throw new Error(`temporal server start-dev exited early (port ${port} taken? see ${opts.logFile ?? 'its output'})`);
+      if (exited) return false;
       const conn = await Connection.connect({ address, connectTimeout: 1000 });
       try {
         await conn.workflowService.describeNamespace({ namespace });
@@ -67,7 +84,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
     },
     30_000,
     200,
-  );
+  )]);
   return {
     address,
     uiUrl: opts.uiPort ? `http://127.0.0.1:${opts.uiPort}` : undefined,

@@ -9,6 +9,8 @@ import { freePort } from '../../src/dev/net';
 const ROOT = path.resolve(__dirname, '..', '..');
 
 export interface EmbeddedStack {
+  /** The pid of src/main.ts (what `npm start` runs). */
+  pid: number;
   /** http://127.0.0.1:PORT of the HTTP API (and the demo page under /demo/). */
   apiUrl: string;
   dataDir: string;
@@ -24,7 +26,7 @@ export interface EmbeddedStack {
 }
 
 /** Every process under `pid`, deepest last. */
-function descendants(pid: number): number[] {
+export function descendants(pid: number): number[] {
   const out: number[] = [];
   const res = spawnSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' });
   const children = new Map<number, number[]>();
@@ -54,24 +56,33 @@ const alive = (pid: number) => {
 /** The variables that would point the stack at someone's real services: never inherited. */
 const SCRUBBED = /^(TEMPORAL_(ADDRESS|NAMESPACE|API_KEY|TLS.*|PROFILE|CONFIG_FILE|UI_PORT)|LIVEKIT_(URL|PUBLIC_URL|API_KEY|API_SECRET)|RUNWAYML_.*|RUNWAY_SIM_.*|SESSION_.*|API_PORT|API_HOST|METRICS_PORT|MEDIA_METRICS_PORT|DEV_.*|REAPER_INTERVAL_SECONDS|CODEC_CORS_ORIGINS)$/;
 
-export async function startEmbeddedStack(opts: { env?: Record<string, string>; logDir: string; timeoutMs?: number }): Promise<EmbeddedStack> {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'avatar-embedded-'));
-  const apiPort = await freePort();
-  const logFile = path.join(opts.logDir, `embedded-stack-${process.pid}-${Date.now()}.log`);
+/** The environment of an embedded stack: nothing of the caller's real services, every port free (0) unless `overrides` pins it. */
+export function embeddedStackEnv(dataDir: string, overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !SCRUBBED.test(k)));
-  Object.assign(env, {
+  return Object.assign(env, {
     DEV_DATA_DIR: dataDir,
     DEV_TEMPORAL_PORT: '0',
     TEMPORAL_UI_PORT: '0',
     DEV_LIVEKIT_PORT: '0',
     DEV_RUNWAY_LIVEKIT_PORT: '0',
     RUNWAY_SIM_PORT: '0',
-    API_PORT: String(apiPort),
     METRICS_PORT: '0',
     REAPER_INTERVAL_SECONDS: '0',
     NODE_ENV: 'development',
-    ...opts.env,
+    ...overrides,
   });
+}
+
+/**
+ * Starts src/main.ts and resolves once it is up. `dataDir`: a directory of the caller's (kept on stop),
+ * else a fresh one (removed on stop). `env` overrides the defaults, e.g. pinned ports.
+ */
+export async function startEmbeddedStack(opts: { env?: Record<string, string>; dataDir?: string; logDir: string; timeoutMs?: number }): Promise<EmbeddedStack> {
+  const ownDataDir = !opts.dataDir;
+  const dataDir = opts.dataDir ?? mkdtempSync(path.join(os.tmpdir(), 'avatar-embedded-'));
+  const apiPort = opts.env?.API_PORT ? Number(opts.env.API_PORT) : await freePort();
+  const logFile = path.join(opts.logDir, `embedded-stack-${process.pid}-${Date.now()}.log`);
+  const env = embeddedStackEnv(dataDir, { API_PORT: String(apiPort), ...opts.env });
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = createWriteStream(logFile);
   let text = '';
@@ -108,7 +119,7 @@ export async function startEmbeddedStack(opts: { env?: Record<string, string>; l
     }
     process.off('exit', onExit);
     await new Promise<void>((r) => out.end(r));
-    rmSync(dataDir, { recursive: true, force: true });
+    if (ownDataDir) rmSync(dataDir, { recursive: true, force: true });
   };
 
   const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -131,5 +142,5 @@ export async function startEmbeddedStack(opts: { env?: Record<string, string>; l
   const endpoints: Record<string, string> = {};
   for (const m of text.matchAll(/^ {2}([A-Za-z][A-Za-z ]*?) {2,}(\S+)/gm)) endpoints[m[1]!] = m[2]!;
   const secrets = JSON.parse(readFileSync(path.join(dataDir, 'dev-secrets.json'), 'utf8'));
-  return { apiUrl, dataDir, logFile, endpoints, secrets, log: () => text, stop };
+  return { pid: child.pid!, apiUrl, dataDir, logFile, endpoints, secrets, log: () => text, stop };
 }
