@@ -33,7 +33,7 @@ export type ReadyStatus = { expiresAt: string; polls: number; waitedMs: number; 
 export type RunwayStatusSummary = { status: string; failureCode?: string; failure?: string };
 
 
-export type PollProgress = { polls: number; startedAt: number; wasQueued: boolean };
+export type PollProgress = { polls: number; startedAt: number; wasQueued: boolean; delayMs?: number };
 export type NotReadyYet = { ready: false; progress: PollProgress };
 
 export function createRunwayActivities(deps: RunwayActivityDeps) {
@@ -48,7 +48,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
     const startedAt = resumed?.startedAt ?? Date.now();
     let polls = resumed?.polls ?? 0;
     let wasQueued = resumed?.wasQueued ?? false;
-    let delay = poll.initialMs * Math.min(8, 2 ** Math.min(polls, 3));
+    let delay = resumed?.delayMs ?? poll.initialMs * Math.min(8, 2 ** Math.min(polls, 3));
     const deadline = startedAt + req.deadlineSeconds * 1000;
     for (;;) {
       let wait = 0;
@@ -89,8 +89,8 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       if (Date.now() + wait > deadline) {
         fail('ready_timeout', `Runway session ${req.runwaySessionId} was not READY within ${req.deadlineSeconds} s (${polls} polls${wasQueued ? ', queued' : ''})`);
       }
-      if (Date.now() + wait > windowEnd) return { ready: false, progress: { polls, startedAt, wasQueued } };
-      if (!activityInfo().isLocal) heartbeat({ polls, startedAt, wasQueued }); // local activities have no heartbeat
+      if (Date.now() + wait > windowEnd) return { ready: false, progress: { polls, startedAt, wasQueued, delayMs: delay } };
+      if (!activityInfo().isLocal) heartbeat({ polls, startedAt, wasQueued, delayMs: delay }); // local activities have no heartbeat
       await sleep(wait);
     }
   }

@@ -186,6 +186,20 @@ describe('relay mode', () => {
     }
   });
 
+  it('a session started without a mode falls back to relay like auto (the documented default)', async () => {
+    stack.sim.setAccount({ livekitIntegration: false });
+    try {
+      const { mode: _mode, ...noMode } = input();
+      const { live } = await stack.sessions.startAndWaitLive(noMode);
+      assert.equal(live.mode, 'relay');
+      assert.equal((await stack.sessions.getSession(noMode.conversationId))?.requestedMode, 'auto');
+      await stack.sessions.endSession(noMode.conversationId);
+      assert.equal((await result(noMode.conversationId)).phase, 'completed');
+    } finally {
+      stack.sim.setAccount({ livekitIntegration: true });
+    }
+  });
+
   it('Runway ending the session ends the relay and the workflow with runway_ended', async () => {
     const inp = input();
     stack.sim.nextSessions([{ runtimeCapSeconds: 2 }]);

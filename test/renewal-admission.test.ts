@@ -3,7 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TrackType } from 'livekit-server-sdk';
-import { ADMISSION_WORKFLOW_ID, admissionStateQuery, sessionWorkflowId } from '../workflows/shared';
+import { ADMISSION_WORKFLOW_ID, RunwaySessionIdsKey, admissionStateQuery, sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput } from '../workflows/types';
 import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { viewer } from './helpers/viewer';
@@ -51,6 +51,10 @@ describe('renewal past the runtime cap', () => {
     assert.equal(final?.endReason, 'ended_by_request');
     const ids = final!.runwaySessionIds;
     assert.ok(ids.length >= 4);
+    // The search attribute stays bounded (current and previous): Temporal limits a value to 2 KiB.
+    const listed = (await handle.describe()).typedSearchAttributes.get(RunwaySessionIdsKey) ?? [];
+    assert.ok(listed.length <= 2 && listed.length >= 1, `RunwaySessionIds holds ${listed.length} ids`);
+    assert.deepEqual(listed, ids.slice(-listed.length));
     for (const id of ids) assert.equal(stack.sim.session(id)?.status, 'COMPLETED', `Runway session ${id} completed`);
     // Continue-as-new kept each run's history small.
     const history = await handle.fetchHistory();

@@ -1,6 +1,7 @@
 // Determinism guard: histories recorded from real runs of every path (test/histories/*.json, written
 // by `RECORD_HISTORIES=1 npm test`) must replay against the current workflow code. A change that
-// breaks replay of in-flight sessions fails here; version it with workflow.patched() instead.
+// breaks replay of what the recordings show fails here (until the first release, re-record them:
+// docs/architecture.md, "Changing the workflow").
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from '@temporalio/worker';

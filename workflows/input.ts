@@ -45,7 +45,8 @@ export const sessionInputSchema = z.object({
     listenTo: z.array(identity).max(32).optional(),
     endUserIdentity: identity.optional(),
   }).strict(),
-  mode: z.enum(['auto', 'direct', 'relay']).optional(),
+  // Resolved here, once: every later reader sees the mode (a missing mode used to skip the fallback).
+  mode: z.enum(['auto', 'direct', 'relay']).default('auto'),
   maxDurationSeconds: z.number().int('must be a whole number of seconds').positive('must be a positive number of seconds').max(86_400).optional(),
   personality: z.string().max(10_000).optional(),
   startScript: z.string().max(10_000).optional(),

@@ -12,7 +12,7 @@ export const RunwaySessionIdKey = defineSearchAttributeKey('RunwaySessionId', Se
 export const LiveKitRoomKey = defineSearchAttributeKey('LiveKitRoom', SearchAttributeType.KEYWORD);
 export const ConversationIdKey = defineSearchAttributeKey('ConversationId', SearchAttributeType.KEYWORD);
 export const EndReasonKey = defineSearchAttributeKey('AvatarEndReason', SearchAttributeType.KEYWORD);
-/** Every Runway session id the conversation created (the reaper finds owners by it). */
+/** The conversation's current and previous Runway session ids (the reaper finds owners by it; all of them are in the state). */
 export const RunwaySessionIdsKey = defineSearchAttributeKey('RunwaySessionIds', SearchAttributeType.KEYWORD_LIST);
 /** Markers for operators and the reaper, e.g. 'ambiguous_create', 'fallback_to_relay'. */
 export const FlagsKey = defineSearchAttributeKey('AvatarFlags', SearchAttributeType.KEYWORD_LIST);

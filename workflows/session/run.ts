@@ -247,7 +247,9 @@ export class SessionRun {
     this.state.runwaySessionIds.push(runwaySessionId);
     this.pendingAttributes.push(
       { key: RunwaySessionIdKey, value: runwaySessionId },
-      { key: RunwaySessionIdsKey, value: [...this.state.runwaySessionIds] },
+      // Bounded (the current and the previous one): a search attribute value is limited to 2 KiB and a
+      // long conversation renews every few minutes. The full list is in the state.
+      { key: RunwaySessionIdsKey, value: this.state.runwaySessionIds.slice(-2) },
     );
     // Bring-up changes the phase right after; a renewal (live all along) sends them now.
     if (this.state.phase === 'live') this.flushAttributes();
