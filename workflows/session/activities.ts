@@ -94,9 +94,11 @@ export const ACTIVITY_POLICIES = {
   // Short teardown steps, safe to repeat, are local. END_CALL is best effort (cancel is the fallback).
   sendEndCallToAvatar: { local: true, options: () => ({ startToCloseTimeout: '10s', scheduleToCloseTimeout: '30s', retry: { initialInterval: '500ms', maximumInterval: '5s' } }) },
   // Ending the Runway session and removing our participants retry until they succeed: a leak bills.
-  // Not local: it may wait out END_CALL's grace, which would hold the workflow task (and queries).
+  // Local too: it waits at most END_CALL's grace (seconds) for a RUNNING session to complete, and
+  // holding the workflow task that long (queries wait) is cheaper than a task-queue round trip.
   endRunwaySession: {
-    options: (t) => ({ startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000, heartbeatTimeout: '10s', retry: { initialInterval: '1s', maximumInterval: '30s' } }),
+    local: true,
+    options: (t) => ({ startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000, retry: { initialInterval: '1s', maximumInterval: '30s' } }),
   },
   removeServiceParticipants: { local: true, options: () => ({ startToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumInterval: '30s' } }) },
   // Admission: idempotent by request id, so local (asked inside the workflow task that needs the slot).
@@ -111,32 +113,40 @@ export function activityTypeOf(name: SessionActivityName): keyof AllActivities {
   return name === 'adoptRelay' ? 'relayMedia' : name;
 }
 
-function proxy<K extends keyof AllActivities>(type: K, policy: Policy, t: SessionTiming, taskQueue?: string): AllActivities[K] {
+/**
+ * One activity bound to its policy. `beforeBlocking` runs before a regular activity is scheduled (the
+ * workflow task completes then, so pending search attribute changes go out with it).
+ */
+function proxy<K extends keyof AllActivities>(type: K, policy: Policy, t: SessionTiming, beforeBlocking: () => void, taskQueue?: string): AllActivities[K] {
   // Typed through the table above: the proxies' own mapped types do not narrow on a generic K.
   if (policy.local) return (wf.proxyLocalActivities(policy.options(t)) as unknown as AllActivities)[type];
-  return (wf.proxyActivities({ ...policy.options(t), ...(taskQueue ? { taskQueue } : {}) }) as unknown as AllActivities)[type];
+  const fn = (wf.proxyActivities({ ...policy.options(t), ...(taskQueue ? { taskQueue } : {}) }) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[type]!;
+  return ((...args: unknown[]) => {
+    beforeBlocking();
+    return fn(...args);
+  }) as unknown as AllActivities[K];
 }
 
 /** The session's activities, each bound to its one policy. */
-export function sessionActivities(t: SessionTiming) {
+export function sessionActivities(t: SessionTiming, beforeBlocking: () => void = () => undefined) {
   const p = ACTIVITY_POLICIES as Record<SessionActivityName, Policy>;
   return {
-    createRunwaySession: proxy('createRunwaySession', p.createRunwaySession, t),
-    checkReadySoon: proxy('checkReadySoon', p.checkReadySoon, t),
-    waitUntilReady: proxy('waitUntilReady', p.waitUntilReady, t),
-    waitForAvatarInRoom: proxy('waitForAvatarInRoom', p.waitForAvatarInRoom, t),
-    consumeRunwaySession: proxy('consumeRunwaySession', p.consumeRunwaySession, t),
-    getRunwaySessionStatus: proxy('getRunwaySessionStatus', p.getRunwaySessionStatus, t),
-    monitorDirectSession: proxy('monitorDirectSession', p.monitorDirectSession, t),
-    relayMedia: proxy('relayMedia', p.relayMedia, t),
+    createRunwaySession: proxy('createRunwaySession', p.createRunwaySession, t, beforeBlocking),
+    checkReadySoon: proxy('checkReadySoon', p.checkReadySoon, t, beforeBlocking),
+    waitUntilReady: proxy('waitUntilReady', p.waitUntilReady, t, beforeBlocking),
+    waitForAvatarInRoom: proxy('waitForAvatarInRoom', p.waitForAvatarInRoom, t, beforeBlocking),
+    consumeRunwaySession: proxy('consumeRunwaySession', p.consumeRunwaySession, t, beforeBlocking),
+    getRunwaySessionStatus: proxy('getRunwaySessionStatus', p.getRunwaySessionStatus, t, beforeBlocking),
+    monitorDirectSession: proxy('monitorDirectSession', p.monitorDirectSession, t, beforeBlocking),
+    relayMedia: proxy('relayMedia', p.relayMedia, t, beforeBlocking),
     /** The relay on the media worker queue that holds it (a renewal parked it there). */
-    adoptRelay: (queue: string, ...args: Parameters<AllActivities['relayMedia']>) => proxy('relayMedia', p.adoptRelay, t, queue)(...args),
-    switchRelaySource: (queue: string, ...args: Parameters<AllActivities['switchRelaySource']>) => proxy('switchRelaySource', p.switchRelaySource, t, queue)(...args),
-    sendEndCallToAvatar: proxy('sendEndCallToAvatar', p.sendEndCallToAvatar, t),
-    endRunwaySession: proxy('endRunwaySession', p.endRunwaySession, t),
-    removeServiceParticipants: proxy('removeServiceParticipants', p.removeServiceParticipants, t),
-    requestAdmission: proxy('requestAdmission', p.requestAdmission, t),
-    releaseAdmission: proxy('releaseAdmission', p.releaseAdmission, t),
+    adoptRelay: (queue: string, ...args: Parameters<AllActivities['relayMedia']>) => proxy('relayMedia', p.adoptRelay, t, beforeBlocking, queue)(...args),
+    switchRelaySource: (queue: string, ...args: Parameters<AllActivities['switchRelaySource']>) => proxy('switchRelaySource', p.switchRelaySource, t, beforeBlocking, queue)(...args),
+    sendEndCallToAvatar: proxy('sendEndCallToAvatar', p.sendEndCallToAvatar, t, beforeBlocking),
+    endRunwaySession: proxy('endRunwaySession', p.endRunwaySession, t, beforeBlocking),
+    removeServiceParticipants: proxy('removeServiceParticipants', p.removeServiceParticipants, t, beforeBlocking),
+    requestAdmission: proxy('requestAdmission', p.requestAdmission, t, beforeBlocking),
+    releaseAdmission: proxy('releaseAdmission', p.releaseAdmission, t, beforeBlocking),
   };
 }
 

@@ -23,7 +23,7 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
     await run.acts.requestAdmission({ requestId, holder: wf.workflowInfo().workflowId, at: new Date(Date.now()).toISOString() });
   }
   const deadline = opts.deadline ?? (run.capacityDeadline ??= Date.now() + run.timing.capacityWaitSeconds * 1000);
-  const granted = await wf.condition(() => run.grantedSlots.has(requestId) || run.ending, Math.max(1, deadline - Date.now()));
+  const granted = await run.waitFor(() => run.grantedSlots.has(requestId) || run.ending, Math.max(1, deadline - Date.now()));
   if (run.ending) throw new EndRequested();
   if (!granted) throw sessionFailure('capacity_timeout', 'no Runway session slot became free in time (account limit reached)');
   run.event('slot_granted', 'Runway session slot granted');

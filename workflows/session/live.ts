@@ -68,13 +68,13 @@ function renewalRetryDelay(run: SessionRun, serving: Serving, failures: number):
 async function waitWhileLive(run: SessionRun, serving: Serving, act: ServingActivity, deadline: () => number): Promise<boolean> {
   const stopped = () => act.settled() || run.ending || run.avatarDeparted(serving);
   if (run.state.phase !== 'live') {
-    await wf.condition(() => stopped() || serving.mode === 'direct' || run.bridgedRunwaySessionId === serving.id);
+    await run.waitFor(() => stopped() || serving.mode === 'direct' || run.bridgedRunwaySessionId === serving.id);
     if (!stopped()) run.wentLive(serving);
   }
   const until = deadline();
   const due = until === Infinity
-    ? (await wf.condition(stopped), false)
-    : !(await wf.condition(stopped, Math.max(1, until - Date.now())));
+    ? (await run.waitFor(stopped), false)
+    : !(await run.waitFor(stopped, Math.max(1, until - Date.now())));
   if (!act.settled() && (run.ending || serving.mode === 'direct')) await act.stop();
   if (run.avatarDeparted(serving) && !run.ending) {
     act.outcome ??= { reason: 'avatar_left' }; // LiveKit said so first: the monitor's word is not needed

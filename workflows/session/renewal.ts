@@ -3,7 +3,6 @@
 // and the old one ended; the driver then continues as new so a long conversation's history stays small.
 // Direct: the new avatar joins under the same identity (LiveKit swaps the participant). Relay: the new
 // session is consumed while the relay keeps serving, then the relay switches its source room.
-import * as wf from '@temporalio/workflow';
 import { isCancellation } from '@temporalio/workflow';
 import { acquireSlot, releaseExtraSlot } from './admission';
 import { capClockStart, waitReady } from './bring-up';
@@ -77,7 +76,7 @@ async function relaySwitch(run: SessionRun, serving: Serving, id: string, act: S
       }));
       next.relayQueue = queue;
       // The relay activity returns 'handed_over' right after the switch (the relay stays, parked).
-      await wf.condition(act.settled, run.timing.heartbeatTimeoutSeconds * 1000);
+      await run.waitFor(act.settled, run.timing.heartbeatTimeoutSeconds * 1000);
       run.event('relay_switched', `the relay switched to Runway session ${id} (longest pause between forwarded frames ${gapMs} ms)`);
     } catch (err) {
       if (err instanceof EndRequested || isCancellation(err)) throw err;

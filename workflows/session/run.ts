@@ -78,7 +78,10 @@ export class SessionRun {
   readonly departedAvatarSids = new Set<string>();
   private readonly flags: Set<string>;
   private phaseSince = Date.now();
-  /** Search attribute changes not sent yet: they go out with the next phase change (one history event). */
+  /**
+   * Search attribute changes not sent yet. They go out together (one history event) when the workflow
+   * next blocks (a regular activity, a wait): until the workflow task completes nobody sees them anyway.
+   */
   private pendingAttributes: SearchAttributeUpdatePair[] = [];
   /** The phase last written to the search attribute. */
   private phaseAttribute?: SessionPhase;
@@ -92,14 +95,14 @@ export class SessionRun {
 
   constructor(readonly input: SessionInput, carried?: CarriedSession) {
     this.timing = resolveTiming(input);
-    this.acts = sessionActivities(this.timing);
+    this.acts = sessionActivities(this.timing, () => this.publish());
     this.room = input.livekit.roomName;
     this.requestedMode = input.mode ?? 'auto';
     this.directAvatarIdentity = directAvatarIdentity(input.conversationId);
     this.bridgeIdentity = bridgeIdentity(input.conversationId);
     this.state = carried?.state ?? {
       conversationId: input.conversationId,
-      phase: 'creating',
+      phase: 'waiting_capacity',
       requestedMode: this.requestedMode,
       runwaySessionIds: [],
       roomName: this.room,
@@ -116,10 +119,7 @@ export class SessionRun {
     this.endRequested = carried?.endRequested;
     this.phaseAttribute = carried?.state.phase;
     this.registerHandlers();
-    if (!carried) {
-      this.pendingAttributes.push({ key: LiveKitRoomKey, value: this.room });
-      this.setPhase('creating');
-    }
+    if (!carried) this.pendingAttributes.push({ key: LiveKitRoomKey, value: this.room });
   }
 
   private registerHandlers(): void {
@@ -170,6 +170,16 @@ export class SessionRun {
     return this.endRequested !== undefined;
   }
 
+  /** wf.condition, after sending what the search attributes should show while it waits. */
+  async waitFor(fn: () => boolean, timeoutMs?: number): Promise<boolean> {
+    this.publish();
+    if (timeoutMs === undefined) {
+      await wf.condition(fn);
+      return true;
+    }
+    return await wf.condition(fn, timeoutMs);
+  }
+
   throwIfEnding(): void {
     if (this.ending) throw new EndRequested();
   }
@@ -207,19 +217,18 @@ export class SessionRun {
     this.state.phaseTimes[phase] = new Date(now).toISOString();
     if (this.phaseAttribute !== phase) {
       this.phaseAttribute = phase;
+      this.pendingAttributes = this.pendingAttributes.filter((a) => a.key !== PhaseKey);
       this.pendingAttributes.push({ key: PhaseKey, value: phase });
     }
-    this.flushAttributes();
   }
 
-  /** Sends the pending search attribute changes in one upsert. */
-  private flushAttributes(): void {
+  /** Sends the pending search attribute changes in one upsert (called where the workflow blocks). */
+  publish(): void {
     if (!this.pendingAttributes.length) return;
     wf.upsertSearchAttributes(this.pendingAttributes);
     this.pendingAttributes = [];
   }
 
-  /** Sent with the next phase change (every caller changes the phase right after). */
   setMode(mode: BridgeMode): void {
     if (this.state.mode === mode) return;
     this.state.mode = mode;
@@ -230,8 +239,8 @@ export class SessionRun {
     this.metrics.flags.add(1, { flag: f });
     if (this.flags.has(f)) return;
     this.flags.add(f);
+    this.pendingAttributes = this.pendingAttributes.filter((a) => a.key !== FlagsKey);
     this.pendingAttributes.push({ key: FlagsKey, value: [...this.flags] });
-    this.flushAttributes();
   }
 
   event(type: string, message: string): void {
@@ -245,14 +254,13 @@ export class SessionRun {
     this.ownedRunwaySessionIds.add(runwaySessionId);
     this.state.runwaySessionId = runwaySessionId;
     this.state.runwaySessionIds.push(runwaySessionId);
+    this.pendingAttributes = this.pendingAttributes.filter((a) => a.key !== RunwaySessionIdKey && a.key !== RunwaySessionIdsKey);
     this.pendingAttributes.push(
       { key: RunwaySessionIdKey, value: runwaySessionId },
       // Bounded (the current and the previous one): a search attribute value is limited to 2 KiB and a
       // long conversation renews every few minutes. The full list is in the state.
       { key: RunwaySessionIdsKey, value: this.state.runwaySessionIds.slice(-2) },
     );
-    // Bring-up changes the phase right after; a renewal (live all along) sends them now.
-    if (this.state.phase === 'live') this.flushAttributes();
     this.event('runway_session_created', `Runway session ${runwaySessionId} created (${mode})`);
   }
 
@@ -301,6 +309,7 @@ export class SessionRun {
   // ---- The end -----------------------------------------------------------------------------------
 
   carry(next: Serving): CarriedSession {
+    this.publish(); // the next run starts with these search attributes
     return {
       state: this.state, flags: [...this.flags], slots: this.slotRequests, provisioningMs: this.provisioningMs,
       conversationLiveSince: this.conversationLiveSince, endRequested: this.endRequested, current: next,
@@ -332,6 +341,7 @@ export class SessionRun {
   finish(): void {
     this.pendingAttributes.push({ key: EndReasonKey, value: this.state.endReason ?? 'failed' });
     this.setPhase(this.state.error ? 'failed' : 'completed');
+    this.publish();
     this.event('ended', `session ${this.state.phase}: ${this.state.endReason}`);
     this.metrics.ended.add(1, { end_reason: this.state.endReason ?? 'failed', outcome: this.state.phase, mode: this.state.mode ?? 'none' });
   }

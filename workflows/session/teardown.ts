@@ -32,6 +32,7 @@ async function step(run: SessionRun, what: string, fn: () => Promise<void>): Pro
 export async function teardown(run: SessionRun): Promise<void> {
   await wf.CancellationScope.nonCancellable(async () => {
     run.setPhase('tearing_down');
+    run.publish(); // visible if a step keeps failing (local activities back off with timers)
     for (const id of [...run.ownedRunwaySessionIds]) {
       await step(run, `ending Runway session ${id}`, () => endRunwaySession(run, id, run.state.mode));
     }
