@@ -192,7 +192,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       // Only a RUNNING session has an avatar that can act on END_CALL: anything earlier is cancelled now.
       let wait = 200;
       while (status === 'RUNNING' && Date.now() < graceEnd) {
-        heartbeat();
+        if (!activityInfo().isLocal) heartbeat(); // run as a local activity by sessions, as a regular one by the reaper
         await sleep(Math.min(wait, Math.max(1, graceEnd - Date.now())));
         wait = Math.min(1000, wait * 2);
         status = await statusOf();

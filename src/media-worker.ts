@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const config = requireServiceConfig(env);
   const log = createLogger({ level: env.LOG_LEVEL, name: 'media-worker' });
   installRuntime(log, env.MEDIA_METRICS_PORT ?? env.METRICS_PORT);
-  const { connection, namespace } = await connectWorker();
+  const { connection, namespace } = await connectWorker(undefined, { log });
   const worker = await createMediaWorker({ connection, namespace, config });
   log.info({ taskQueue: 'avatar-media', namespace }, 'media worker started');
   await runUntilSignal(worker, log, async () => {

@@ -26,9 +26,25 @@ export async function connectClient(override?: Partial<TemporalTarget>, dataConv
   return new Client({ connection, namespace: cfg.namespace, dataConverter });
 }
 
-export async function connectWorker(override?: Partial<TemporalTarget>): Promise<{ connection: NativeConnection; namespace: string }> {
+/**
+ * The worker's connection. With `waitFor`, a Temporal that cannot be reached yet (a deploy that starts
+ * workers before the server, a restarting cluster) is waited for, retrying with backoff up to 10 s and
+ * logging each miss, instead of the process exiting.
+ */
+export async function connectWorker(
+  override?: Partial<TemporalTarget>,
+  waitFor?: { log: Logger; stopped?: () => boolean },
+): Promise<{ connection: NativeConnection; namespace: string }> {
   const cfg = temporalConnectConfig(override);
-  return { connection: await NativeConnection.connect(cfg.connectionOptions), namespace: cfg.namespace };
+  for (let delayMs = 500; ; delayMs = Math.min(10_000, delayMs * 2)) {
+    try {
+      return { connection: await NativeConnection.connect(cfg.connectionOptions), namespace: cfg.namespace };
+    } catch (err) {
+      if (!waitFor || waitFor.stopped?.()) throw err;
+      waitFor.log.warn({ address: cfg.connectionOptions.address, retryInMs: delayMs, error: String(err) }, 'Temporal is not reachable yet; waiting for it');
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
 }
 
 class PinoTemporalLogger implements TemporalLogger {

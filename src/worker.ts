@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   const config = requireServiceConfig(env);
   const log = createLogger({ level: env.LOG_LEVEL, name: 'session-worker' });
   installRuntime(log, env.METRICS_PORT);
-  const { connection, namespace } = await connectWorker();
+  const { connection, namespace } = await connectWorker(undefined, { log });
   const worker = await createSessionWorker({
     connection,
     namespace,

@@ -279,7 +279,8 @@ describe('HTTP API', () => {
       assert.equal(res.status, 202);
       const body = (await res.json()) as StartBody;
       assert.ok(Date.now() - t0 < 10_000, 'bounded by waitLiveMs');
-      assert.equal(body.phase, 'waiting_ready');
+      // Where it is after 500 ms depends on the machine's load; it is provisioning (60 s), never live.
+      assert.ok(['waiting_capacity', 'creating', 'waiting_ready'].includes(body.phase ?? ''), `phase ${body.phase}`);
       assert.equal(body.workflowId, sessionWorkflowId(s.conversationId));
       assert.equal(body.live, undefined);
     } finally {
