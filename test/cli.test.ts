@@ -136,7 +136,8 @@ describe('avatar-sessions CLI', () => {
     const slow = uniqueId('cli');
     const t = await cli(['start', '--conversation', slow, '--room', `room-${slow}`, '--mode', 'direct', '--wait', '--timeout', '1']);
     assert.equal(t.code, 4, t.err);
-    assert.match(t.err, /not live after 1 s \(phase waiting_ready\)/);
+    // Where the session is after 1 s depends on the machine's load: provisioning (60 s), never live.
+    assert.match(t.err, /not live after 1 s \(phase (waiting_capacity|creating|waiting_ready)\)/);
     assert.equal((JSON.parse(t.out) as { phase: string }).phase, 'waiting_ready');
     assert.equal((await cli(['end', slow])).code, 0);
     await ended(slow);
