@@ -138,7 +138,7 @@ describe('avatar-sessions CLI', () => {
     assert.equal(t.code, 4, t.err);
     // Where the session is after 1 s depends on the machine's load: provisioning (60 s), never live.
     assert.match(t.err, /not live after 1 s \(phase (waiting_capacity|creating|waiting_ready)\)/);
-    assert.equal((JSON.parse(t.out) as { phase: string }).phase, 'waiting_ready');
+    assert.ok(['waiting_capacity', 'creating', 'waiting_ready'].includes((JSON.parse(t.out) as { phase: string }).phase), t.out);
     assert.equal((await cli(['end', slow])).code, 0);
     await ended(slow);
 
