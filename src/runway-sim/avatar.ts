@@ -125,8 +125,8 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     tick();
 
     if (spec.audio) {
-      // A short queue: what clear_buffer stops is at most this much audio already handed to the track.
-      const mic = (audio = new AudioSource(SPEECH_SAMPLE_RATE, 1, 100));
+      // The queue rides out event-loop stalls; clear_buffer empties it (clearQueue), so it stops at once.
+      const mic = (audio = new AudioSource(SPEECH_SAMPLE_RATE, 1, 300));
       await room.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('avatar_audio', mic), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
       if (speech) speech.onCleared = () => mic.clearQueue();
       const silence = new Int16Array(SPEECH_FRAME_SAMPLES);
