@@ -176,14 +176,29 @@ describe('demo page', () => {
     const other = (await (await api('POST', `/v1/sessions/${id}/viewer-token`)).json()) as { token: string };
     assert.notEqual((await new TokenVerifier('devkey', stack.secrets.livekitSecret).verify(other.token)).sub, claims.sub, 'a fresh identity per viewer');
 
+    // The demo's stand-in agent: data only, as demo-agent-<conversationId>, in that room only.
+    assert.equal((await api('POST', `/v1/sessions/nope-${randomBytes(4).toString('hex')}/demo-agent-token`)).status, 404);
+    const agentRes = await api('POST', `/v1/sessions/${id}/demo-agent-token`);
+    assert.equal(agentRes.status, 200);
+    const agentBody = (await agentRes.json()) as { token: string; identity: string; avatarIdentity: string };
+    assert.equal(agentBody.identity, `demo-agent-${id}`);
+    assert.equal(agentBody.avatarIdentity, `runway-avatar-${id}`);
+    const agentClaims = await new TokenVerifier('devkey', stack.secrets.livekitSecret).verify(agentBody.token);
+    assert.equal(agentClaims.sub, `demo-agent-${id}`);
+    assert.deepEqual(
+      { roomJoin: agentClaims.video?.roomJoin, room: agentClaims.video?.room, canSubscribe: agentClaims.video?.canSubscribe, canPublish: agentClaims.video?.canPublish, canPublishData: agentClaims.video?.canPublishData, roomAdmin: agentClaims.video?.roomAdmin },
+      { roomJoin: true, room, canSubscribe: false, canPublish: false, canPublishData: true, roomAdmin: undefined },
+    );
+
     assert.equal((await api('POST', `/v1/sessions/${id}/end`)).status, 202);
     await eventually('session completed', async () => ((await session(id)).phase === 'completed' ? true : undefined), 60_000, 250);
+    assert.equal((await api('POST', `/v1/sessions/${id}/demo-agent-token`)).status, 409);
     const late = await api('POST', `/v1/sessions/${id}/viewer-token`);
     assert.equal(late.status, 409);
     assert.equal(((await late.json()) as { error: { code: string } }).error.code, 'not_live');
 
     assert.ok(stack.log().includes('/v1/sessions/:conversationId/viewer-token'), 'the route is logged…');
-    for (const t of [body.token, other.token]) assert.ok(!stack.log().includes(t) && !stack.log().includes(t.split('.')[2]!), '…the token never');
+    for (const t of [body.token, other.token, agentBody.token]) assert.ok(!stack.log().includes(t) && !stack.log().includes(t.split('.')[2]!), '…the token never');
   });
 
   it('open mode serves the API without a token only to same-origin requests from a loopback browser', async () => {
