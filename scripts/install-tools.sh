@@ -5,11 +5,16 @@
 # Overrides: TEMPORAL_CLI_PATH, TEMPORAL_TEST_SERVER_PATH, LIVEKIT_SERVER_PATH name binaries to use as they are.
 # --light-avatars: also build tools/light-avatars (the simulator's pion avatars, for scale tests and
 # benchmarks) into .tools/bin, only when asked (LIGHT_AVATARS_PATH names a binary to use instead).
+# --agents: also make a Python virtualenv in .tools/agents with LiveKit Agents for Python
+# (examples/requirements.txt), which examples/agent.py and its test need (AGENTS_PYTHON names a Python
+# that has it instead). `npm run setup` and `npm test` ask for it; `npm start` does not.
 set -euo pipefail
 LIGHT_AVATARS=0
+AGENTS=0
 for arg in "$@"; do
   case "$arg" in
     --light-avatars) LIGHT_AVATARS=1 ;;
+    --agents) AGENTS=1 ;;
     *) printf '[install-tools] unknown argument: %s\n' "$arg" >&2; exit 2 ;;
   esac
 done
@@ -109,6 +114,27 @@ if [ "$LIGHT_AVATARS" = 1 ]; then
         || fail "go build of tools/light-avatars failed"
       mv "$BIN/light-avatars.part" "$BIN/light-avatars"
       echo "$stamp" > "$BIN/.light-avatars.version"
+    fi
+  fi
+fi
+
+# --- LiveKit Agents for Python (only with --agents) ---------------------------------------------------
+if [ "$AGENTS" = 1 ]; then
+  if [ -n "${AGENTS_PYTHON:-}" ]; then
+    "$AGENTS_PYTHON" -c 'import livekit.agents.voice.avatar' 2>/dev/null || fail "AGENTS_PYTHON=$AGENTS_PYTHON cannot import livekit.agents (pip install -r examples/requirements.txt)"
+  else
+    venv="$TOOLS/agents"
+    stamp=$(sha256sum examples/requirements.txt | cut -c1-16)
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements.version" 2>/dev/null)" != "$stamp" ]; then
+      command -v python3 >/dev/null || fail "LiveKit Agents for Python needs python3 (>= 3.10) with venv and pip"
+      python3 -c 'import sys; sys.exit(sys.version_info < (3, 10))' || fail "LiveKit Agents for Python needs Python >= 3.10 (python3 is $(python3 --version 2>&1))"
+      say "installing LiveKit Agents for Python into .tools/agents (pip, about a minute the first time)"
+      # The stamp is written last: an install that failed half-way is redone from scratch next time.
+      rm -rf "$venv"
+      python3 -m venv "$venv" >&2 || fail "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+      "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r examples/requirements.txt >&2 \
+        || fail "pip install -r examples/requirements.txt failed (PyPI must be reachable)"
+      echo "$stamp" > "$venv/.requirements.version"
     fi
   fi
 fi

@@ -1,6 +1,8 @@
 // The demo page end to end: `npm start`'s embedded stack (src/main.ts as a child process, the
-// simulator's avatar publishing real video and a tone) driven through headless Chromium. The avatar's
-// frame counter is read from screenshots of the page's video element: it must advance.
+// simulator's avatar publishing real video and audio) driven through headless Chromium. The avatar's
+// frame counter is read from screenshots of the page's video element: it must advance. In relay mode
+// the avatar's audio is Runway's tone; in direct mode it is silent until "Say something" streams a
+// phrase to it as a LiveKit agent would, which it then plays (and marks its video red while speaking).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -17,7 +19,7 @@ import { encryptedDataConverter } from '../src/secrets/payload-codec';
 import { connectClient } from '../src/temporal';
 import { startApiServer } from '../src/api/server';
 import { launchChromium } from './helpers/chromium';
-import { pngLuma } from './helpers/png';
+import { pngBottomRedness, pngLuma } from './helpers/png';
 import { startEmbeddedStack, type EmbeddedStack } from './helpers/embedded-stack';
 import { eventually } from './helpers/wait';
 
@@ -32,7 +34,10 @@ async function frameCounter(page: Page, file: string): Promise<number | undefine
   return decodeCounter(pngLuma(png));
 }
 
-type PageState = { conversationId?: string; phase?: string; video: string; audio: string; level: number; roomConnected: boolean };
+type PageState = {
+  conversationId?: string; phase?: string; video: string; audio: string; level: number; roomConnected: boolean;
+  speech: string; playback: { playback_position: number; interrupted: boolean } | null;
+};
 const pageState = (page: Page) => page.evaluate(STATE) as Promise<PageState>;
 
 /** Polls the page until `pred` holds for its state; the error names what it last saw. */
@@ -94,13 +99,41 @@ describe('demo page', () => {
         await page.screenshot({ path: path.join(ARTIFACTS, `${mode}-live.png`) });
         assert.ok(second > first && second - first < 30 * 60, `counter ${first} → ${second}`);
 
-        // Audio: subscribed, the <audio> element plays, and the tone reaches the page's analyser.
-        const heard = await untilState(page, 'audio playing', (s) => s.audio === 'playing', 20_000);
-        assert.ok(heard.level > 0.05 && heard.level < 0.5, `tone level ${heard.level}`);
+        let spoken = '';
+        if (mode === 'direct') {
+          // Silent until an agent speaks: then "Say something" streams a phrase (lk.audio_stream) and
+          // the avatar plays it, marks its video, and reports playback_started / playback_finished.
+          assert.equal(await page.isDisabled('#say'), false, 'Say something is offered in direct mode');
+          await untilState(page, 'audio subscribed', (s) => s.audio !== 'none', 20_000);
+          await new Promise((r) => setTimeout(r, 500)); // a few level readings
+          const quiet = await pageState(page);
+          assert.ok(quiet.level < 0.01 && quiet.audio !== 'playing', `silent before anyone speaks: ${JSON.stringify(quiet)}`);
+          await page.click('#say');
+          await untilState(page, 'the avatar speaking (lk.playback_started)', (s) => s.speech === 'speaking' || s.speech === 'finished', 20_000);
+          const red = await eventually('the speaking marker in the video', async () => {
+            const png = await page.locator('#video').screenshot({ path: path.join(ARTIFACTS, 'direct-speaking.png') });
+            const r = pngBottomRedness(png);
+            return r > 40 ? r : undefined;
+          }, 10_000, 50);
+          const loud = await untilState(page, 'the phrase reaching the page', (s) => s.level > 0.05, 10_000);
+          const done = await untilState(page, 'lk.playback_finished', (s) => s.speech === 'finished', 20_000);
+          assert.equal(done.playback!.interrupted, false);
+          assert.ok(Math.abs(done.playback!.playback_position - 2.2) < 0.05, `played ${done.playback!.playback_position} s of the 2.2 s phrase`);
+          assert.match(await page.textContent('#speech') ?? '', /^played 2\.\d\d s$/);
+          await untilState(page, 'silence again', (s) => s.level < 0.01, 10_000);
+          const after = await eventually('the marker gone', async () => (pngBottomRedness(await page.locator('#video').screenshot()) < 15 ? true : undefined), 10_000, 100);
+          assert.ok(after);
+          spoken = `; said something: marker redness ${red.toFixed(0)}, level ${loud.level.toFixed(3)}, played ${done.playback!.playback_position} s`;
+        } else {
+          assert.equal(await page.isDisabled('#say'), true, 'relay mode: Runway\'s own character speaks');
+        }
+        // Audio: subscribed, the <audio> element plays, and the tone (relay) or the phrase (direct) reaches the page's analyser.
+        const heard = mode === 'relay' ? await untilState(page, 'audio playing', (s) => s.audio === 'playing', 20_000) : await pageState(page);
+        if (mode === 'relay') assert.ok(heard.level > 0.05 && heard.level < 0.5, `tone level ${heard.level}`);
         const audioEl = (await page.evaluate(`(() => { const a = document.getElementById('audio'); const t = a.srcObject && a.srcObject.getAudioTracks()[0]; return { paused: a.paused, track: t ? t.readyState : 'none' }; })()`)) as { paused: boolean; track: string };
         assert.deepEqual(audioEl, { paused: false, track: 'live' });
         // eslint-disable-next-line no-console
-        console.log(`${mode}: live after ${((Date.parse((await session(id)).phaseTimes.live!) - Date.parse((await session(id)).phaseTimes.creating!)) / 1000).toFixed(1)} s from creating; frame counter ${first} → ${second}; tone RMS ${heard.level.toFixed(3)}`);
+        console.log(`${mode}: live after ${((Date.parse((await session(id)).phaseTimes.live!) - Date.parse((await session(id)).phaseTimes.creating!)) / 1000).toFixed(1)} s from creating; frame counter ${first} → ${second}; audio RMS ${heard.level.toFixed(3)}${spoken}`);
 
         await page.click('#end');
         await untilState(page, 'phase completed', (s) => s.phase === 'completed', 60_000);
@@ -143,14 +176,29 @@ describe('demo page', () => {
     const other = (await (await api('POST', `/v1/sessions/${id}/viewer-token`)).json()) as { token: string };
     assert.notEqual((await new TokenVerifier('devkey', stack.secrets.livekitSecret).verify(other.token)).sub, claims.sub, 'a fresh identity per viewer');
 
+    // The demo's stand-in agent: data only, as demo-agent-<conversationId>, in that room only.
+    assert.equal((await api('POST', `/v1/sessions/nope-${randomBytes(4).toString('hex')}/demo-agent-token`)).status, 404);
+    const agentRes = await api('POST', `/v1/sessions/${id}/demo-agent-token`);
+    assert.equal(agentRes.status, 200);
+    const agentBody = (await agentRes.json()) as { token: string; identity: string; avatarIdentity: string };
+    assert.equal(agentBody.identity, `demo-agent-${id}`);
+    assert.equal(agentBody.avatarIdentity, `runway-avatar-${id}`);
+    const agentClaims = await new TokenVerifier('devkey', stack.secrets.livekitSecret).verify(agentBody.token);
+    assert.equal(agentClaims.sub, `demo-agent-${id}`);
+    assert.deepEqual(
+      { roomJoin: agentClaims.video?.roomJoin, room: agentClaims.video?.room, canSubscribe: agentClaims.video?.canSubscribe, canPublish: agentClaims.video?.canPublish, canPublishData: agentClaims.video?.canPublishData, roomAdmin: agentClaims.video?.roomAdmin },
+      { roomJoin: true, room, canSubscribe: false, canPublish: false, canPublishData: true, roomAdmin: undefined },
+    );
+
     assert.equal((await api('POST', `/v1/sessions/${id}/end`)).status, 202);
     await eventually('session completed', async () => ((await session(id)).phase === 'completed' ? true : undefined), 60_000, 250);
+    assert.equal((await api('POST', `/v1/sessions/${id}/demo-agent-token`)).status, 409);
     const late = await api('POST', `/v1/sessions/${id}/viewer-token`);
     assert.equal(late.status, 409);
     assert.equal(((await late.json()) as { error: { code: string } }).error.code, 'not_live');
 
     assert.ok(stack.log().includes('/v1/sessions/:conversationId/viewer-token'), 'the route is logged…');
-    for (const t of [body.token, other.token]) assert.ok(!stack.log().includes(t) && !stack.log().includes(t.split('.')[2]!), '…the token never');
+    for (const t of [body.token, other.token, agentBody.token]) assert.ok(!stack.log().includes(t) && !stack.log().includes(t.split('.')[2]!), '…the token never');
   });
 
   it('open mode serves the API without a token only to same-origin requests from a loopback browser', async () => {

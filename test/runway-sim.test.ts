@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { dispose, Room, RoomEvent, TrackKind, VideoStream, type RemoteTrack } from '@livekit/rtc-node';
+import { dispose, Room, RoomEvent, RpcError, TrackKind, VideoStream, type RemoteTrack } from '@livekit/rtc-node';
 import { RunwayClient } from '../src/runway/client';
 import { isRunwayError, type RunwayError } from '../src/runway/errors';
 import { RUNWAY_API_VERSION, type RealtimeSession, type RealtimeSessionCreateParams } from '../src/runway/types';
@@ -684,6 +684,74 @@ describe('Runway simulator: avatar media on LiveKit', () => {
     await runway.cancelSession(stays.id);
     assert.equal((await runway.getSession(joins.id)).status, 'CANCELLED');
     await eventually('the avatar left the customer room', async () => ((await rooms.listParticipants(customerRoom)).length === 0 ? true : undefined));
+  });
+});
+
+describe("Runway simulator: LiveKit's avatar protocol in the customer's room (direct mode)", () => {
+  /** PCM bytes of `seconds` of a tone, 16-bit little-endian, `channels` interleaved. */
+  const pcm = (seconds: number, rate: number, channels: number) => {
+    const n = Math.round(seconds * rate);
+    const b = Buffer.alloc(n * channels * 2);
+    for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) b.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 700 * i) / rate)), (i * channels + c) * 2);
+    return b;
+  };
+  /** Sends one segment as livekit-agents' DataStreamAudioOutput does, in chunks that may split a sample. */
+  const send = async (from: Room, to: string, bytes: Buffer, rate: number, channels: number, close = true) => {
+    const w = await from.localParticipant!.streamBytes({ name: `AUDIO_${Date.now()}`, topic: 'lk.audio_stream', destinationIdentities: [to], attributes: { sample_rate: String(rate), num_channels: String(channels) } });
+    for (let off = 0; off < bytes.length; off += 1001) await w.write(bytes.subarray(off, off + 1001));
+    if (close) await w.close();
+    return w;
+  };
+
+  it('plays lk.audio_stream segments in order, sends lk.playback_started then lk.playback_finished, and lk.clear_buffer interrupts every queued segment; other senders are refused', async () => {
+    const room = `speech-${process.pid}-${Date.now()}`;
+    sim.nextSessions([{ avatarMedia: 'light' }]);
+    const { id } = await runway.createSession(body({ integration: { type: 'livekit', url: lk.url, token: await joinToken(lk, room, 'runway-avatar', { kind: 'agent', attributes: { 'lk.publish_on_behalf': 'agent-1' } }), roomName: room, agentIdentity: 'agent-1' } }));
+    await untilStatus(id, 'RUNNING', 20_000);
+    const agent = new Room();
+    const stranger = new Room();
+    const calls: { method: string; payload: string }[] = [];
+    await agent.connect(lk.url, await joinToken(lk, room, 'agent-1', { kind: 'agent' }), { autoSubscribe: false, dynacast: false });
+    await stranger.connect(lk.url, await joinToken(lk, room, 'stranger'), { autoSubscribe: false, dynacast: false });
+    for (const method of ['lk.playback_started', 'lk.playback_finished']) {
+      agent.localParticipant!.registerRpcMethod(method, async (d) => {
+        calls.push({ method, payload: d.payload });
+        return 'ok';
+      });
+    }
+    const finished = () => calls.filter((c) => c.method === 'lk.playback_finished').map((c) => JSON.parse(c.payload) as { playback_position: number; interrupted: boolean });
+    try {
+      // One segment, stereo at 24 kHz, played out in full.
+      await send(agent, 'runway-avatar', pcm(0.5, 24_000, 2), 24_000, 2);
+      await eventually('playback_finished', () => (finished().length === 1 ? true : undefined), 20_000);
+      assert.deepEqual(calls.map((c) => c.method), ['lk.playback_started', 'lk.playback_finished']);
+      assert.deepEqual(Object.keys(JSON.parse(calls[1]!.payload)).sort(), ['interrupted', 'playback_position'], 'livekit-agents parses exactly these keys');
+      assert.equal(finished()[0]!.interrupted, false);
+      assert.ok(Math.abs(finished()[0]!.playback_position - 0.5) < 0.02, `position ${finished()[0]!.playback_position}`);
+
+      // Someone else's audio is not the agent's: refused, nothing played, nothing reported.
+      await send(stranger, 'runway-avatar', pcm(0.3, 48_000, 1), 48_000, 1);
+      await eventually('the stranger refused', () => ((sim.avatar(id)!.stats().speech?.streamsRefused ?? 0) >= 1 ? true : undefined));
+      await assert.rejects(stranger.localParticipant!.performRpc({ destinationIdentity: 'runway-avatar', method: 'lk.clear_buffer', payload: '' }), (e: RpcError) => e.code === RpcError.ErrorCode.APPLICATION_ERROR);
+
+      // Two long segments queued (the second still streaming), then clear_buffer: both end interrupted.
+      await send(agent, 'runway-avatar', pcm(20, 48_000, 1), 48_000, 1);
+      const open = await send(agent, 'runway-avatar', pcm(1, 16_000, 1), 16_000, 1, false);
+      await eventually('the first long one playing', () => (calls.filter((c) => c.method === 'lk.playback_started').length === 2 ? true : undefined), 20_000);
+      assert.equal(await agent.localParticipant!.performRpc({ destinationIdentity: 'runway-avatar', method: 'lk.clear_buffer', payload: '' }), 'ok');
+      await eventually('two interrupted playbacks', () => (finished().length === 3 ? true : undefined), 20_000);
+      const [, playing, queued] = finished();
+      assert.equal(playing!.interrupted, true);
+      assert.ok(playing!.playback_position > 0 && playing!.playback_position < 20, `cut at ${playing!.playback_position} s of 20`);
+      assert.deepEqual(queued, { playback_position: 0, interrupted: true });
+      await open.close();
+      const stats = sim.avatar(id)!.stats().speech!;
+      assert.deepEqual({ ...stats, speechFramesPlayed: undefined }, { segmentsReceived: 3, segmentsFinished: 1, segmentsInterrupted: 2, speechFramesPlayed: undefined, streamsRefused: 1 });
+    } finally {
+      await agent.disconnect();
+      await stranger.disconnect();
+      await runway.cancelSession(id).catch(() => undefined);
+    }
   });
 });
 

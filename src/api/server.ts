@@ -23,7 +23,7 @@ import { SESSION_PHASES, type LiveInfo } from '../../workflows/types';
 import { conversationOfIdentity } from '../../workflows/shared';
 import type { SessionsClient } from '../client/sessions';
 import type { ServiceConfig } from '../config';
-import { mintViewerToken } from '../livekit/tokens';
+import { demoAgentIdentity, mintDemoAgentToken, mintViewerToken } from '../livekit/tokens';
 import { ApiMetrics, visibilityPhaseCounter } from '../metrics';
 import { registerSecret } from '../redact';
 import { bearerChecker } from './auth';
@@ -212,6 +212,22 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     const token = await mintViewerToken(config.livekit, { roomName: state.roomName, identity, ttlSeconds: viewerTtl });
     return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity, expiresInSeconds: viewerTtl });
   });
+
+  // Demo page only: a token to speak to a direct-mode avatar as the customer's agent would (byte streams
+  // on lk.audio_stream and RPC, data only), for sessions the page started with agentIdentity
+  // demo-agent-<conversationId>. The avatar plays audio from its session's agent only, so the token
+  // moves nothing in any other session.
+  if (opts.demo) {
+    app.post('/v1/sessions/:conversationId/demo-agent-token', async (req, reply) => {
+      const { conversationId } = parse(conversationIdParam, req.params, 'path');
+      const state = await sessions.getSession(conversationId);
+      if (!state) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);
+      if (state.phase !== 'live') throw new ApiError(409, 'not_live', `the session is ${state.phase}, not live: there is no avatar to speak to`);
+      if (state.mode !== 'direct' || !state.avatarIdentity) throw new ApiError(409, 'not_direct', 'only a direct-mode avatar takes an agent\'s audio (relay mode: Runway\'s own character speaks)');
+      const token = await mintDemoAgentToken(config.livekit, { roomName: state.roomName, conversationId, ttlSeconds: viewerTtl });
+      return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity: demoAgentIdentity(conversationId), avatarIdentity: state.avatarIdentity, expiresInSeconds: viewerTtl });
+    });
+  }
 
   app.get('/v1/sessions', async (req, reply) => {
     const q = parse(listQuery, req.query, 'query');

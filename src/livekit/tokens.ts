@@ -54,3 +54,20 @@ export async function mintViewerToken(creds: LiveKitCredentials, opts: { roomNam
   at.addGrant({ roomJoin: true, room: opts.roomName, canSubscribe: true, canPublish: false, canPublishData: false, canUpdateOwnMetadata: false });
   return at.toJwt();
 }
+
+/** The identity the demo page speaks as in a demo session's room (it starts sessions with this agentIdentity). */
+export function demoAgentIdentity(conversationId: string): string {
+  return `demo-agent-${conversationId}`;
+}
+
+/**
+ * A token for the demo page to stand in for the customer's agent in a direct-mode session (demo only):
+ * identity `demo-agent-<conversationId>`, kind agent, that room only, data only (byte streams and
+ * RPC to the avatar): no publishing or subscribing of tracks, short TTL.
+ */
+export async function mintDemoAgentToken(creds: LiveKitCredentials, opts: { roomName: string; conversationId: string; ttlSeconds: number }): Promise<string> {
+  const at = new AccessToken(creds.apiKey, creds.apiSecret, { identity: demoAgentIdentity(opts.conversationId), name: 'Demo agent', ttl: Math.max(30, Math.ceil(opts.ttlSeconds)) });
+  at.kind = 'agent';
+  at.addGrant({ roomJoin: true, room: opts.roomName, canSubscribe: false, canPublish: false, canPublishData: true, canUpdateOwnMetadata: false });
+  return at.toJwt();
+}

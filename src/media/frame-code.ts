@@ -72,8 +72,42 @@ export function makeI420Frame(width: number, height: number, n: number): Uint8Ar
   return data;
 }
 
+// The speaking marker: while the avatar plays audio it received (LiveKit's avatar protocol), the
+// bottom quarter of the picture turns red. Only the chroma planes change, so the counter (luma) still
+// decodes; a receiver reads the mark back from the V plane (or a screenshot's red minus green).
+const MARK_U = 90;
+const MARK_V = 240;
+
+function chromaBand(width: number, height: number): { cw: number; ch: number; y0: number; u: number; v: number } {
+  const cw = Math.ceil(width / 2);
+  const ch = Math.ceil(height / 2);
+  return { cw, ch, y0: Math.floor((ch * 3) / 4), u: width * height, v: width * height + cw * ch };
+}
+
+/** Paints the speaking marker into an I420 frame (the bottom quarter turns red). */
+export function markSpeaking(frame: I420Like): void {
+  const { cw, ch, y0, u, v } = chromaBand(frame.width, frame.height);
+  frame.data.fill(MARK_U, u + y0 * cw, u + ch * cw);
+  frame.data.fill(MARK_V, v + y0 * cw, v + ch * cw);
+}
+
+/** Whether an I420 frame carries the speaking marker (mean V of the bottom quarter well above neutral). */
+export function isSpeakingMarked(frame: I420Like): boolean {
+  const { cw, ch, y0, v } = chromaBand(frame.width, frame.height);
+  if (frame.data.length < v + ch * cw || y0 >= ch) return false;
+  let sum = 0;
+  for (let i = v + y0 * cw; i < v + ch * cw; i++) sum += frame.data[i]!;
+  return sum / ((ch - y0) * cw) > 190;
+}
+
 /** The counter carried by a received rtc-node frame (converted to I420 when it arrives in another format). */
 export function counterOfFrame(frame: VideoFrame): number | undefined {
   const f = frame.type === VideoBufferType.I420 ? frame : frame.convert(VideoBufferType.I420);
   return decodeCounter({ width: f.width, height: f.height, data: f.data });
+}
+
+/** Whether a received rtc-node frame carries the speaking marker. */
+export function speakingOfFrame(frame: VideoFrame): boolean {
+  const f = frame.type === VideoBufferType.I420 ? frame : frame.convert(VideoBufferType.I420);
+  return isSpeakingMarked({ width: f.width, height: f.height, data: f.data });
 }

@@ -1,4 +1,5 @@
 // The seam between the simulator's HTTP/state side (server.ts) and its LiveKit side (avatar.ts).
+import type { SpeechStats } from './avatar-speech';
 
 /** 'pion': light avatars in one shared Go process (tools/light-avatars), for hundreds of sessions. */
 export type AvatarMedia = 'full' | 'light' | 'pion' | 'off';
@@ -12,7 +13,7 @@ export interface SimAvatarOptions {
   identity: string;
   /** 'runway-room' after consume; 'customer-room' for integration:{type:'livekit'} (direct mode). */
   where: 'runway-room' | 'customer-room';
-  /** 'full': 640x360@30 video + 48 kHz tone; 'light': 64x64@5 video, no audio; 'pion': 16x16@1 VP8 from light-avatars; 'off' is never passed here. */
+  /** 'full': 640x360@30 video + 48 kHz audio (a 440 Hz tone in Runway's room; in the customer's room what the agent streams, else silence); 'light': 64x64@5 video, no audio; 'pion': 16x16@1 VP8 from light-avatars; 'off' is never passed here. */
   media: Exclude<AvatarMedia, 'off'>;
   /** Direct mode: the customer's agent identity whose audio the avatar trusts. */
   agentIdentity?: string;
@@ -30,6 +31,8 @@ export interface SimAvatarStats {
   /** Audio heard from others, in 10 ms frames whose RMS exceeds a small threshold. */
   audioFramesHeard: number;
   dataMessagesSent: number;
+  /** Customer's room only: LiveKit's avatar protocol, what the agent streamed and how it played (avatar-speech.ts). */
+  speech?: SpeechStats;
 }
 
 export interface SimAvatar {

@@ -1,12 +1,20 @@
 // The simulator's avatar participant: publishes a camera track whose frames carry a counter and a
-// microphone tone, listens to what others publish, sends Runway-style data messages, and ends on END_CALL.
+// microphone track, listens to what others publish, sends Runway-style data messages, and ends on END_CALL.
+// In Runway's room (relay path) its microphone carries a 440 Hz tone: Runway's own character speaking.
+// In the customer's room (direct mode) it behaves like LiveKit avatar workers: it plays the audio the
+// customer's agent streams to it on `lk.audio_stream` (avatar-speech.ts), silence otherwise, and
+// marks its video while it speaks (a red bottom band, frame-code.ts).
 import {
-  AudioSource, AudioStream, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions,
+  AudioFrame, AudioSource, AudioStream, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions,
   TrackSource, VideoBufferType, VideoCodec, VideoFrame, VideoSource, type RemoteTrack,
 } from '@livekit/rtc-node';
-import { makeI420Frame } from '../media/frame-code';
+import { makeI420Frame, markSpeaking } from '../media/frame-code';
 import { toneFrame } from '../media/tone';
 import type { SimAvatar, SimAvatarOptions, SimAvatarStats, StartSimAvatar } from './avatar-api';
+import { AvatarSpeech, SPEECH_FRAME_SAMPLES, SPEECH_SAMPLE_RATE } from './avatar-speech';
+
+/** `lk.publish_on_behalf`: the agent an avatar speaks for (set on its token by whoever minted it). */
+const PUBLISH_ON_BEHALF = 'lk.publish_on_behalf';
 
 const MEDIA = {
   full: { width: 640, height: 360, fps: 30, audio: true },
@@ -21,6 +29,8 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   let frozen = false;
   let peerSeen = false;
   let endCallSeen = false;
+  let speech: AvatarSpeech | undefined;
+  let pumpTimer: NodeJS.Timeout | undefined;
   const timers: NodeJS.Timeout[] = [];
   const streams: AudioStream[] = [];
 
@@ -72,7 +82,9 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   const release = async () => {
     stopped = true;
     clearTimeout(greet);
+    speech?.close();
     for (const t of timers) clearTimeout(t);
+    clearTimeout(pumpTimer);
     for (const s of streams) await s.cancel().catch(() => undefined);
     await room.disconnect().catch(() => undefined);
     await video?.close().catch(() => undefined);
@@ -83,10 +95,9 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
 
     if (opts.where === 'customer-room') {
       // Like LiveKit avatar workers: the agent streams its audio to us and may ask us to clear the buffer.
-      room.registerByteStreamHandler('lk.audio_stream', async (reader) => {
-        for await (const chunk of reader) if (chunk.length) stats.audioFramesHeard++;
-      });
-      room.localParticipant!.registerRpcMethod('lk.clear_buffer', async () => 'ok');
+      const trusted = opts.agentIdentity ?? room.localParticipant!.attributes[PUBLISH_ON_BEHALF];
+      speech = new AvatarSpeech(room, trusted || undefined, { warn: (m) => console.warn(`[runway-sim avatar ${opts.identity}] ${m}`) });
+      speech.start();
     }
 
     video = new VideoSource(spec.width, spec.height);
@@ -103,7 +114,9 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
       const index = Math.floor(((Date.now() - t0) * spec.fps) / 1000);
       if (index !== lastIndex && !frozen) {
         lastIndex = index;
-        source.captureFrame(new VideoFrame(makeI420Frame(spec.width, spec.height, stats.framesSent + 1), spec.width, spec.height, VideoBufferType.I420));
+        const data = makeI420Frame(spec.width, spec.height, stats.framesSent + 1);
+        if (speech?.speaking) markSpeaking({ data, width: spec.width, height: spec.height });
+        source.captureFrame(new VideoFrame(data, spec.width, spec.height, VideoBufferType.I420));
         stats.framesSent++;
       }
       timers.push(setTimeout(tick, Math.max(1, t0 + ((index + 1) * 1000) / spec.fps - Date.now())));
@@ -112,21 +125,41 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     tick();
 
     if (spec.audio) {
-      const tone = (audio = new AudioSource(48000, 1, 200));
-      await room.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('avatar_audio', tone), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+      // The queue rides out event-loop stalls; clear_buffer empties it (clearQueue), so it stops at once.
+      const mic = (audio = new AudioSource(SPEECH_SAMPLE_RATE, 1, 300));
+      await room.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('avatar_audio', mic), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+      if (speech) speech.onCleared = () => mic.clearQueue();
+      const silence = new Int16Array(SPEECH_FRAME_SAMPLES);
       void (async () => {
         let phase = 0;
         while (!stopped) {
-          const frame = toneFrame(phase, 440, 8000);
-          phase += frame.samplesPerChannel;
+          let frame: AudioFrame;
+          if (speech) {
+            frame = new AudioFrame(speech.nextFrame() ?? silence, SPEECH_SAMPLE_RATE, 1, SPEECH_FRAME_SAMPLES);
+          } else {
+            frame = toneFrame(phase, 440, 8000);
+            phase += frame.samplesPerChannel;
+          }
           try {
-            await tone.captureFrame(frame);
+            await mic.captureFrame(frame); // resolves when the queue has room: real-time pacing
             stats.audioFramesSent++;
           } catch {
             break;
           }
         }
       })();
+    } else if (speech) {
+      // No audio track (light media), but agents still wait for playback_finished: play silently on the clock.
+      const s = speech;
+      const t0 = Date.now();
+      let played = 0;
+      const pump = () => {
+        if (stopped) return;
+        const due = Math.floor(((Date.now() - t0) * SPEECH_SAMPLE_RATE) / SPEECH_FRAME_SAMPLES / 1000);
+        for (; played < due; played++) s.nextFrame();
+        pumpTimer = setTimeout(pump, 20);
+      };
+      pump();
     }
   } catch (err) {
     // Joined but could not publish: leave the room rather than linger in it as a silent participant.
@@ -147,7 +180,7 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
 
   return {
     identity: room.localParticipant?.identity ?? opts.identity,
-    stats: () => ({ ...stats }),
+    stats: () => ({ ...stats, ...(speech ? { speech: { ...speech.stats } } : {}) }),
     sendClientEvent: (name, args) => publish({ type: 'client_event', name, args }),
     freezeVideo: () => void (frozen = true),
     async stop() {

@@ -1,5 +1,6 @@
 // Just enough PNG decoding for screenshots (8-bit RGB or RGBA, not interlaced): their luma plane,
-// so the simulated avatar's frame counter can be read from what the browser actually rendered.
+// so the simulated avatar's frame counter can be read from what the browser actually rendered, and
+// the red of its speaking marker (the bottom quarter of the picture).
 import { inflateSync } from 'node:zlib';
 
 export interface Luma {
@@ -9,6 +10,26 @@ export interface Luma {
 }
 
 export function pngLuma(png: Buffer): Luma {
+  return pngDecode(png).luma;
+}
+
+/** Mean red minus green over the bottom eighth of the picture: near 0 for grey, large for the speaking marker. */
+export function pngBottomRedness(png: Buffer): number {
+  const { rgb, luma } = pngDecode(png);
+  const { width, height } = luma;
+  let sum = 0;
+  let n = 0;
+  for (let y = Math.floor((height * 7) / 8); y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const i = (y * width + x) * 3;
+      sum += rgb[i]! - rgb[i + 1]!;
+      n++;
+    }
+  }
+  return n ? sum / n : 0;
+}
+
+function pngDecode(png: Buffer): { luma: Luma; rgb: Uint8Array } {
   if (png.readUInt32BE(0) !== 0x89504e47) throw new Error('not a PNG');
   let off = 8;
   let width = 0;
@@ -34,6 +55,7 @@ export function pngLuma(png: Buffer): Luma {
   const prev = new Uint8Array(stride);
   const cur = new Uint8Array(stride);
   const data = new Uint8Array(width * height);
+  const rgb = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {
     const filter = raw[y * (stride + 1)]!;
     const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
@@ -55,8 +77,9 @@ export function pngLuma(png: Buffer): Luma {
     for (let x = 0; x < width; x++) {
       const i = x * channels;
       data[y * width + x] = Math.round(0.299 * cur[i]! + 0.587 * cur[i + 1]! + 0.114 * cur[i + 2]!);
+      rgb.set(cur.subarray(i, i + 3), (y * width + x) * 3);
     }
     prev.set(cur);
   }
-  return { width, height, data };
+  return { luma: { width, height, data }, rgb };
 }

@@ -1,5 +1,8 @@
 // The demo page: start an avatar session, follow its phases, watch and hear the avatar in the
 // customer's LiveKit room with a subscribe-only viewer token, end the session. No framework.
+// In direct mode "Say something" speaks to the avatar as a LiveKit agent would (LiveKit's data-stream
+// avatar protocol): a short phrase (a tone melody standing in for TTS) as a byte stream on
+// lk.audio_stream, then the avatar's lk.playback_started / lk.playback_finished RPCs come back.
 // The API token (token mode) lives in sessionStorage and goes in the Authorization header only.
 'use strict';
 (() => {
@@ -17,6 +20,10 @@
   let analyser;
   let levelTimer;
   const media = { video: 'none', audio: 'none', level: 0 };
+  /** The page's stand-in agent (direct mode): its room connection and what the avatar reported. */
+  let agent;
+  const speech = { state: 'idle', playback: undefined };
+  let liveMode;
 
   const token = () => sessionStorage.getItem(TOKEN_KEY);
 
@@ -87,6 +94,8 @@
       const state = await api('GET', `/v1/sessions/${encodeURIComponent(id)}`);
       if (id !== conversationId) return;
       render(state);
+      liveMode = state.phase === 'live' ? state.mode : undefined;
+      $('say').disabled = liveMode !== 'direct' || speech.state === 'sending' || speech.state === 'speaking';
       if (state.phase === 'live' && !room) await watch(id);
       if (TERMINAL.includes(state.phase)) return finished();
     } catch (err) {
@@ -142,6 +151,11 @@
     clearInterval(levelTimer);
     const r = room;
     room = undefined;
+    const a = agent;
+    agent = undefined;
+    liveMode = undefined;
+    $('say').disabled = true;
+    if (a) await a.room.disconnect();
     analyser = undefined;
     media.level = 0;
     $('level').value = 0;
@@ -175,6 +189,74 @@
     }, 200);
   }
 
+  // ---- say something (direct mode): the page speaks to the avatar as the customer's agent -------
+  const SAY_RATE = 24000;
+  const MELODY = [[523, 0.5], [659, 0.5], [784, 0.5], [1047, 0.7]]; // C E G C: stand-in TTS, 2.2 s
+
+  function setSpeech(state, playback) {
+    speech.state = state;
+    if (playback !== undefined) speech.playback = playback;
+    const p = speech.playback;
+    $('speech').textContent = state === 'finished' && p ? `played ${p.playback_position.toFixed(2)} s${p.interrupted ? ' (interrupted)' : ''}` : state;
+    document.body.dataset.speech = state;
+    $('say').disabled = liveMode !== 'direct' || state === 'sending' || state === 'speaking';
+  }
+
+  /** 16-bit little-endian mono PCM of the melody. */
+  function melody() {
+    const total = MELODY.reduce((n, [, s]) => n + Math.round(s * SAY_RATE), 0);
+    const pcm = new Int16Array(total);
+    let at = 0;
+    for (const [hz, s] of MELODY) {
+      const n = Math.round(s * SAY_RATE);
+      for (let i = 0; i < n; i++) {
+        const fade = Math.min(1, i / 240, (n - i) / 240); // no clicks between notes
+        pcm[at + i] = Math.round(9000 * fade * Math.sin((2 * Math.PI * hz * i) / SAY_RATE));
+      }
+      at += n;
+    }
+    return new Uint8Array(pcm.buffer);
+  }
+
+  async function agentRoom(id) {
+    if (agent && agent.id === id) return agent;
+    const info = await api('POST', `/v1/sessions/${encodeURIComponent(id)}/demo-agent-token`);
+    const r = new Room({ adaptiveStream: false, dynacast: false });
+    // The avatar reports back to the sender over RPC (payload: {"playback_position": s, "interrupted": bool}).
+    r.registerRpcMethod('lk.playback_started', async () => {
+      setSpeech('speaking');
+      return 'ok';
+    });
+    r.registerRpcMethod('lk.playback_finished', async (data) => {
+      setSpeech('finished', JSON.parse(data.payload));
+      return 'ok';
+    });
+    await r.connect(info.url, info.token, { autoSubscribe: false });
+    agent = { id, room: r, avatarIdentity: info.avatarIdentity };
+    return agent;
+  }
+
+  async function say() {
+    const id = conversationId;
+    showError();
+    setSpeech('sending');
+    try {
+      const a = await agentRoom(id);
+      const writer = await a.room.localParticipant.streamBytes({
+        name: `AUDIO_${Date.now().toString(36)}`,
+        topic: 'lk.audio_stream',
+        destinationIdentities: [a.avatarIdentity],
+        attributes: { sample_rate: String(SAY_RATE), num_channels: '1' },
+      });
+      const bytes = melody();
+      for (let off = 0; off < bytes.length; off += 9600) await writer.write(bytes.subarray(off, off + 9600)); // 200 ms chunks
+      await writer.close(); // the end of the stream ends the segment
+    } catch (err) {
+      setSpeech('idle');
+      showError(`say something failed: ${err.message}`);
+    }
+  }
+
   // ---- controls --------------------------------------------------------------------------------
   async function start(event) {
     event.preventDefault();
@@ -189,10 +271,12 @@
     $('phases').replaceChildren();
     $('start').disabled = true;
     try {
+      setSpeech('idle', null);
       await api('POST', '/v1/sessions', {
         conversationId: id,
         avatar: { type: 'runway-preset', presetId: $('preset').value },
-        livekit: { roomName: `demo-room-${id}` },
+        // The agent the avatar speaks for: in direct mode, the page itself ("Say something").
+        livekit: { roomName: `demo-room-${id}`, agentIdentity: `demo-agent-${id}` },
         mode: $('mode').value,
       });
       $('end').disabled = false;
@@ -233,6 +317,7 @@
     for (const m of config.modes) $('mode').append(new Option(m, m));
     $('start-form').addEventListener('submit', (e) => void start(e));
     $('end').addEventListener('click', () => void end());
+    $('say').addEventListener('click', () => void say());
     $('login-form').addEventListener('submit', (e) => void login(e));
     $('forget').addEventListener('click', () => {
       sessionStorage.removeItem(TOKEN_KEY);
@@ -244,6 +329,6 @@
   }
 
   // For tests and curious developers: what the page sees right now.
-  window.avatarDemo = { state: () => ({ conversationId, phase: document.body.dataset.phase, ...media, roomConnected: room?.state === 'connected' }) };
+  window.avatarDemo = { state: () => ({ conversationId, phase: document.body.dataset.phase, ...media, roomConnected: room?.state === 'connected', speech: speech.state, playback: speech.playback ?? null }) };
   init().catch((err) => showError(`the page could not start: ${err.message}`));
 })();
