@@ -31,3 +31,14 @@ export function asFailure(err: unknown): never {
 export function fail(type: string, message: string, opts: { nonRetryable?: boolean; details?: unknown[] } = {}): never {
   throw ApplicationFailure.create({ type, message: redactString(message), nonRetryable: opts.nonRetryable ?? true, details: opts.details });
 }
+
+/**
+ * Rethrows anything as a retryable failure (secrets scrubbed, the kind kept): for steps that must be
+ * retried until done, such as ending a Runway session, where even a 401 (a key being rotated) heals.
+ */
+export function retryableFailure(err: unknown): never {
+  if (err instanceof Error && (err.name === 'CancelledFailure' || err.name === 'AbortError')) throw err;
+  const kind = isRunwayError(err) ? err.kind : err instanceof ApplicationFailure ? (err.type ?? 'unexpected') : 'unexpected';
+  const message = redactString(err instanceof Error ? err.message : String(err));
+  throw ApplicationFailure.create({ type: kind, message, nonRetryable: false, ...(isRunwayError(err) && err.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(100, err.retryAfterMs) } : {}) });
+}

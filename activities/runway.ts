@@ -7,7 +7,7 @@ import type { RealtimeSessionCreateParams } from '../src/runway/types';
 import type { SealedBox } from '../src/secrets/sealed-box';
 import { mintAvatarToken, type LiveKitCredentials } from '../src/livekit/tokens';
 import type { AvatarSpec, ToolSpec } from '../workflows/types';
-import { asFailure, fail } from './failures';
+import { asFailure, fail, retryableFailure } from './failures';
 
 export interface RunwayActivityDeps {
   runway: RunwayClient;
@@ -175,7 +175,9 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
 
     /**
      * Makes sure a Runway session ends: waits up to `graceSeconds` for END_CALL to complete it, then
-     * DELETEs it. Already terminal or unknown (404) is success. Safe to retry forever.
+     * DELETEs it. Already terminal, unknown (404), or a DELETE refused because the session just ended
+     * is success. Every other failure is retryable (a 401 while the API key is rotated heals), so the
+     * caller's policy decides how long to keep trying.
      */
     async endRunwaySession(req: { runwaySessionId: string; graceSeconds: number }): Promise<{ finalStatus: string; cancelled: boolean }> {
       const terminal = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'NOT_FOUND']);
@@ -184,7 +186,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
           return (await deps.runway.getSession(req.runwaySessionId)).status as string;
         } catch (err) {
           if (isRunwayError(err) && err.kind === 'not_found') return 'NOT_FOUND';
-          return asFailure(err);
+          return retryableFailure(err);
         }
       };
       const graceEnd = Date.now() + req.graceSeconds * 1000;
@@ -201,9 +203,15 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       try {
         await deps.runway.cancelSession(req.runwaySessionId);
       } catch (err) {
-        if (!(isRunwayError(err) && err.kind === 'not_found')) asFailure(err);
+        if (!(isRunwayError(err) && err.kind === 'not_found')) {
+          // Refused (e.g. 400/409): if the session ended meanwhile, that is what we wanted.
+          const now = await statusOf();
+          if (terminal.has(now)) return { finalStatus: now, cancelled: false };
+          retryableFailure(err);
+        }
       }
       return { finalStatus: await statusOf(), cancelled: true };
     },
+
   };
 }

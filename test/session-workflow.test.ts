@@ -5,7 +5,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { WorkflowFailedError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { sessionWorkflowId } from '../workflows/shared';
+import { ADMISSION_WORKFLOW_ID, admissionStateQuery, sessionWorkflowId } from '../workflows/shared';
 import type { SessionInput, SessionState } from '../workflows/types';
 import { participantsIn, startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { eventually, withTimeout } from './helpers/wait';
@@ -125,6 +125,24 @@ describe('avatarSession workflow', () => {
       for (const id of state.runwaySessionIds) assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(id)!.status), `session ${id} ended`);
     });
   }
+
+  it('teardown keeps trying when Runway refuses the cancel for a while (401 during a key rotation), and skips no step', async () => {
+    const inp = input();
+    stack.sim.nextSessions([{ provisioningMs: 60_000 }]);
+    await stack.sessions.startSession(inp);
+    await waitPhase(stack, inp.conversationId, 'waiting_ready');
+    stack.sim.configure({ faults: { cancel: { clientError: { status: 401, rate: 1 } } } });
+    await stack.sessions.endSession(inp.conversationId);
+    await eventually('the cancel refused twice', () => (stack.sim.requests().filter((r) => r.endpoint === 'cancel' && r.status === 401).length >= 2 ? true : undefined), 30_000);
+    stack.sim.configure({ faults: {} });
+    const { state, failed } = await finalState(stack, inp.conversationId);
+    assert.equal(failed, undefined, 'the refusal did not escape teardown');
+    assert.equal(state.phase, 'completed');
+    assert.equal(state.endReason, 'ended_by_request');
+    assert.equal(stack.sim.session(state.runwaySessionIds[0]!)?.status, 'CANCELLED');
+    const admission = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
+    assert.ok(!admission.holders.some((h) => h.holder === sessionWorkflowId(inp.conversationId)), 'its slot was released');
+  });
 
   it('FAILED during provisioning fails the session with Runway\'s failureCode', async () => {
     const inp = input();

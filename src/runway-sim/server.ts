@@ -49,6 +49,11 @@ export interface FaultSpec {
   latencyMs?: number;
   /** create only: the session is created, then the connection drops before the answer. */
   loseAnswerRate?: number;
+  /**
+   * A 4xx answer without acting on the request, e.g. 401 while an API key is being rotated, or 400 for
+   * a DELETE racing the session's own end.
+   */
+  clientError?: { status: 400 | 401 | 403 | 404 | 409; rate: number; error?: string };
 }
 
 export interface Account {
@@ -615,6 +620,13 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
           record.faultInjected = String(status);
           res.writeHead(status, { 'content-type': 'application/json' });
           return res.end(JSON.stringify({ error: 'Internal server error' }));
+        }
+        if (fault.clientError && random() < fault.clientError.rate) {
+          const { status, error } = fault.clientError;
+          record.status = status;
+          record.faultInjected = String(status);
+          res.writeHead(status, { 'content-type': 'application/json' });
+          return res.end(JSON.stringify({ error: error ?? (status === 401 ? 'Unauthorized' : 'Bad request') }));
         }
         const auth = req.headers.authorization;
         const bearer = auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;

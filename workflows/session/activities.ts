@@ -92,18 +92,20 @@ export const ACTIVITY_POLICIES = {
     }),
   },
   // Short teardown steps, safe to repeat, are local. END_CALL is best effort (cancel is the fallback).
+  // The others retry until done, each within its own bound (10 minutes): a step that still fails is
+  // recorded (teardown_incomplete) and the next one runs; the reaper ends a Runway session left over.
   sendEndCallToAvatar: { local: true, options: () => ({ startToCloseTimeout: '10s', scheduleToCloseTimeout: '30s', retry: { initialInterval: '500ms', maximumInterval: '5s' } }) },
   // Ending the Runway session and removing our participants retry until they succeed: a leak bills.
   // Local too: it waits at most END_CALL's grace (seconds) for a RUNNING session to complete, and
   // holding the workflow task that long (queries wait) is cheaper than a task-queue round trip.
   endRunwaySession: {
     local: true,
-    options: (t) => ({ startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000, retry: { initialInterval: '1s', maximumInterval: '30s' } }),
+    options: (t) => ({ startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000, scheduleToCloseTimeout: '10m', retry: { initialInterval: '1s', maximumInterval: '30s' } }),
   },
-  removeServiceParticipants: { local: true, options: () => ({ startToCloseTimeout: '30s', retry: { initialInterval: '1s', maximumInterval: '30s' } }) },
+  removeServiceParticipants: { local: true, options: () => ({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', retry: { initialInterval: '1s', maximumInterval: '30s' } }) },
   // Admission: idempotent by request id, so local (asked inside the workflow task that needs the slot).
   requestAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
-  releaseAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
+  releaseAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', scheduleToCloseTimeout: '10m', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
 } satisfies Partial<Record<keyof AllActivities | 'adoptRelay', Policy>>;
 
 export type SessionActivityName = keyof typeof ACTIVITY_POLICIES;
