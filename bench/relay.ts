@@ -27,6 +27,7 @@ import { startLiveKitServer, type LiveKitServer } from '../src/dev/livekit-serve
 import { counterOfFrame, makeI420Frame } from '../src/media/frame-code';
 import { toneFrame } from '../src/media/tone';
 import { fork } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MediaRelay } from '../src/media/relay';
 import { startSimAvatar } from '../src/runway-sim/avatar';
 import type { SimAvatar, StartSimAvatar } from '../src/runway-sim/avatar-api';
@@ -185,7 +186,11 @@ async function renewalGaps(runwayLk: LiveKitServer, customerLk: LiveKitServer, m
   const quiet: [number, number][] = [];
   const relaySide: number[] = [];
   const durations: number[] = [];
+  const loopDelays: number[] = [];
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
   for (let k = 1; k <= n; k++) {
+    loop.reset();
     const t0 = Date.now();
     const next = await avatarIn(k);
     if (relay) {
@@ -199,7 +204,9 @@ async function renewalGaps(runwayLk: LiveKitServer, customerLk: LiveKitServer, m
     const t1 = Date.now();
     durations.push(t1 - t0);
     windows.push([t0, t1 + 1500]);
-    await sleep(holdMs);
+    await sleep(1500);
+    loopDelays.push(Math.round(loop.max / 1e6));
+    await sleep(holdMs - 1500);
     quiet.push([Date.now() - Math.min(holdMs - 500, t1 + 1500 - t0), Date.now()]);
   }
   await sleep(500);
@@ -214,6 +221,8 @@ async function renewalGaps(runwayLk: LiveKitServer, customerLk: LiveKitServer, m
     quiet_gap_p50_ms: pct(floor, 50), quiet_gap_p95_ms: pct(floor, 95),
     ...(relay ? { relay_gap_p50_ms: pct(relaySide, 50), relay_gap_p95_ms: pct(relaySide, 95) } : {}),
     renewal_ms_p50: pct(durations, 50),
+    // This process's worst event-loop delay per renewal (the relay's, in relay mode).
+    loop_delay_max_p95_ms: pct(loopDelays, 95),
     gaps_ms: gaps,
   };
 }
@@ -283,7 +292,7 @@ async function main(): Promise<void> {
     const n = Number(values.renewals);
     const modes = values.mode === 'both' || !values.mode ? (['relay', 'direct'] as const) : [values.mode as 'relay' | 'direct'];
     const inline = values.avatars === 'inline';
-    const holdMs = Number(values['hold-seconds'] ?? 3) * 1000;
+    const holdMs = Math.max(2000, Number(values['hold-seconds'] ?? 3) * 1000);
     const rows = [];
     for (const mode of modes) rows.push(await renewalGaps(runwayLk, customerLk, mode, n, inline ? startSimAvatar : startProcessAvatar, holdMs));
     await stopAvatarRunner();
