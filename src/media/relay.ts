@@ -15,13 +15,15 @@
 //
 // Resources: every stream is read through an explicit reader so stop() can cancel it (cancel() on a
 // stream that a `for await` holds is rejected and never reaches the native side); every local track
-// is closed with its source. rtc-node's process-wide dispose() is the process's business, not ours.
+// is closed with its source; each room is left once. What rtc-node itself releases twice is survived
+// (src/media/rtc-guard.ts). rtc-node's process-wide dispose() is the process's business, not ours.
 import {
   AudioFrame, AudioSource, AudioStream, DisconnectReason, LocalAudioTrack, LocalVideoTrack, ParticipantKind, Room, RoomEvent,
   TrackKind, TrackPublishOptions, TrackSource, VideoSource, VideoStream,
   type RemoteParticipant, type RemoteTrack, type RemoteTrackPublication, type VideoFrameEvent,
 } from '@livekit/rtc-node';
 import { MIX_FRAME_MS, MIX_SAMPLE_RATE, MixClock, PcmMixer } from './mixer';
+import { guardRtcHandleErrors } from './rtc-guard';
 
 /** Runway's data messages (client events, transcript segments) arrive in the customer's room on this topic. */
 export const RUNWAY_EVENTS_TOPIC = 'runway.events';
@@ -162,6 +164,8 @@ export class MediaRelay {
   readonly ended: Promise<RelayEnd>;
 
   constructor(private readonly opts: MediaRelayOptions) {
+    // A handle rtc-node releases twice must not end every relay of the process (src/media/rtc-guard.ts).
+    guardRtcHandleErrors();
     this.active = new RunwaySide(opts.runway);
     this.sides.add(this.active);
     this.ended = new Promise<RelayEnd>((res, rej) => {
@@ -527,9 +531,22 @@ export class MediaRelay {
 
   private async doLeave(side: RunwaySide, opts: { endCall: boolean }): Promise<void> {
     if (side.connecting) await settle(side.connecting, START_SETTLE_MS);
-    if (opts.endCall) await this.endCall(side);
+    // Its avatar is not relayed any more: stop decoding it and copying its frames into this process
+    // now, not after END_CALL's wait (at a renewal that is CPU the new avatar's forwarding needs).
     for (const reader of side.avatarReaders.values()) await reader.cancel().catch(() => undefined);
     side.avatarReaders.clear();
+    if (side.room.isConnected) {
+      for (const p of side.room.remoteParticipants.values()) {
+        for (const pub of p.trackPublications.values()) {
+          try {
+            if (pub.subscribed) pub.setSubscribed(false);
+          } catch {
+            // the room is going anyway
+          }
+        }
+      }
+    }
+    if (opts.endCall) await this.endCall(side);
     await side.room.disconnect().catch(() => undefined);
     await Promise.allSettled(side.tracks.map((t) => t.close(true)));
     side.tracks.length = 0;

@@ -1,10 +1,15 @@
 // The simulator's avatar participant: publishes a camera track whose frames carry a counter and a
 // microphone tone, listens to what others publish, sends Runway-style data messages, and ends on END_CALL.
+// It releases every native handle once and in order (stream readers, then the room, then its tracks
+// with their sources, after the tone loop has ended): rtc-node throws an uncaught `trying to drop an
+// invalid handle` for a handle released twice or after its owner, which ends the whole process.
+// src/runway-sim/avatar-process.ts runs these avatars in a child process, as Runway's run apart.
 import {
   AudioSource, AudioStream, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions,
-  TrackSource, VideoBufferType, VideoCodec, VideoFrame, VideoSource, type RemoteTrack,
+  TrackSource, VideoBufferType, VideoCodec, VideoFrame, VideoSource, type AudioFrame, type RemoteTrack,
 } from '@livekit/rtc-node';
 import { makeI420Frame } from '../media/frame-code';
+import { guardRtcHandleErrors } from '../media/rtc-guard';
 import { toneFrame } from '../media/tone';
 import type { SimAvatar, SimAvatarOptions, SimAvatarStats, StartSimAvatar } from './avatar-api';
 
@@ -14,6 +19,7 @@ const MEDIA = {
 } as const;
 
 export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Promise<SimAvatar> => {
+  guardRtcHandleErrors();
   const spec = MEDIA[opts.media === 'pion' ? 'light' : opts.media];
   const room = new Room();
   const stats: SimAvatarStats = { framesSent: 0, audioFramesSent: 0, audioFramesHeard: 0, dataMessagesSent: 0 };
@@ -22,7 +28,11 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   let peerSeen = false;
   let endCallSeen = false;
   const timers: NodeJS.Timeout[] = [];
-  const streams: AudioStream[] = [];
+  // Explicit readers: cancel() on a stream a `for await` holds is rejected and never reaches rtc-node,
+  // which then releases the stream's handle on its own when the room goes.
+  const readers = new Set<ReadableStreamDefaultReader<AudioFrame>>();
+  const tracks: (LocalVideoTrack | LocalAudioTrack)[] = [];
+  let toneLoop: Promise<void> | undefined;
 
   const notePeer = (identity: string) => {
     if (peerSeen || identity === room.localParticipant?.identity) return;
@@ -45,13 +55,14 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     }
   });
   room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
-    if (track.kind !== TrackKind.KIND_AUDIO) return;
-    const stream = new AudioStream(track, { sampleRate: 16000, numChannels: 1 });
-    streams.push(stream);
+    if (stopped || track.kind !== TrackKind.KIND_AUDIO) return;
+    const reader = new AudioStream(track, { sampleRate: 16000, numChannels: 1 }).getReader();
+    readers.add(reader);
     void (async () => {
       try {
-        for await (const frame of stream) {
-          if (stopped) break;
+        for (;;) {
+          const { done, value: frame } = await reader.read();
+          if (done || stopped) break;
           let sum = 0;
           for (const s of frame.data) sum += s * s;
           if (Math.sqrt(sum / Math.max(1, frame.data.length)) > 200) stats.audioFramesHeard++;
@@ -69,15 +80,22 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   let video: VideoSource | undefined;
   let audio: AudioSource | undefined;
   let greet: NodeJS.Timeout | undefined;
-  const release = async () => {
+  let released: Promise<void> | undefined;
+  const release = () => (released ??= (async () => {
     stopped = true;
     clearTimeout(greet);
     for (const t of timers) clearTimeout(t);
-    for (const s of streams) await s.cancel().catch(() => undefined);
+    // The tone loop's capture in flight settles before its source goes (bounded: the room may be gone).
+    if (toneLoop) await Promise.race([toneLoop, new Promise((r) => setTimeout(r, 1000))]);
+    for (const r of readers) await r.cancel().catch(() => undefined);
+    readers.clear();
     await room.disconnect().catch(() => undefined);
-    await video?.close().catch(() => undefined);
-    await audio?.close().catch(() => undefined);
-  };
+    // Each track once, with its source; a source whose track was never created is closed alone.
+    for (const t of tracks) await t.close(true).catch(() => undefined);
+    if (!tracks.some((t) => t instanceof LocalVideoTrack)) await video?.close().catch(() => undefined);
+    if (!tracks.some((t) => t instanceof LocalAudioTrack)) await audio?.close().catch(() => undefined);
+    tracks.length = 0;
+  })());
   try {
     for (const p of room.remoteParticipants.values()) notePeer(p.identity);
 
@@ -91,8 +109,10 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
 
     video = new VideoSource(spec.width, spec.height);
     const source = video;
+    const videoTrack = LocalVideoTrack.createVideoTrack('avatar_video', video);
+    tracks.push(videoTrack);
     await room.localParticipant!.publishTrack(
-      LocalVideoTrack.createVideoTrack('avatar_video', video),
+      videoTrack,
       new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: VideoCodec.VP8, videoEncoding: { maxBitrate: 800_000n, maxFramerate: spec.fps } }),
     );
     // Frames follow a clock: when the event loop is late, frames are skipped rather than queued.
@@ -113,8 +133,10 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
 
     if (spec.audio) {
       const tone = (audio = new AudioSource(48000, 1, 200));
-      await room.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('avatar_audio', tone), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
-      void (async () => {
+      const audioTrack = LocalAudioTrack.createAudioTrack('avatar_audio', tone);
+      tracks.push(audioTrack);
+      await room.localParticipant!.publishTrack(audioTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+      toneLoop = (async () => {
         let phase = 0;
         while (!stopped) {
           const frame = toneFrame(phase, 440, 8000);
@@ -150,9 +172,6 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     stats: () => ({ ...stats }),
     sendClientEvent: (name, args) => publish({ type: 'client_event', name, args }),
     freezeVideo: () => void (frozen = true),
-    async stop() {
-      if (stopped) return;
-      await release();
-    },
+    stop: () => release(),
   };
 };
