@@ -2,7 +2,8 @@
 // shared by every avatar started through it. Runway's avatars never run inside the service that
 // relays them: in one process the avatar's frame generation, encoding and room joins share the
 // relay's event loop and bias what the relay's figures (the gap at a renewal) say. Select it with the
-// simulator's `startAvatar: startProcessAvatar` (tests, bench:relay) or RUNWAY_SIM_AVATAR_PROCESS=child.
+// simulator's `startAvatar: startProcessAvatar` (the renewal tests, bench:relay --renewals). Only the
+// options that cross a process boundary are passed (callbacks become events).
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import type { SimAvatar, SimAvatarStats, StartSimAvatar } from './avatar-api';
