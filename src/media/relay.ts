@@ -6,19 +6,24 @@
 // events, transcripts) are re-sent in the customer's room on RUNWAY_EVENTS_TOPIC; data sent in the
 // customer's room on RUNWAY_CONTROL_TOPIC goes to Runway's room. rtc-node decodes and re-encodes video.
 //
-// Renewal: switchSource() joins the next Runway session's room while the current one still plays; the
-// moment the new avatar's first video frame arrives it becomes the source of the same published
-// tracks (nothing is unpublished in the customer's room), and the old room gets END_CALL and is left.
+// Renewal: switchSource() joins the next Runway session's room and subscribes to its avatar while the
+// current one still plays; once the new avatar's video is decoded steadily (a few frames over a
+// quarter of a second: a fresh subscription's first frames come in bursts while its jitter buffer and
+// decoder settle) it becomes the source of the same published tracks (nothing is unpublished in the
+// customer's room), and the old room gets END_CALL and is left. The viewer never waits for a room
+// join or a first keyframe: the old avatar is forwarded until then (bench:relay --renewals).
 //
 // Resources: every stream is read through an explicit reader so stop() can cancel it (cancel() on a
 // stream that a `for await` holds is rejected and never reaches the native side); every local track
-// is closed with its source. rtc-node's process-wide dispose() is the process's business, not ours.
+// is closed with its source; each room is left once. What rtc-node itself releases twice is survived
+// (src/media/rtc-guard.ts). rtc-node's process-wide dispose() is the process's business, not ours.
 import {
   AudioFrame, AudioSource, AudioStream, DisconnectReason, LocalAudioTrack, LocalVideoTrack, ParticipantKind, Room, RoomEvent,
   TrackKind, TrackPublishOptions, TrackSource, VideoSource, VideoStream,
   type RemoteParticipant, type RemoteTrack, type RemoteTrackPublication, type VideoFrameEvent,
 } from '@livekit/rtc-node';
 import { MIX_FRAME_MS, MIX_SAMPLE_RATE, MixClock, PcmMixer } from './mixer';
+import { guardRtcHandleErrors } from './rtc-guard';
 
 /** Runway's data messages (client events, transcript segments) arrive in the customer's room on this topic. */
 export const RUNWAY_EVENTS_TOPIC = 'runway.events';
@@ -32,6 +37,9 @@ const END_CALL = new TextEncoder().encode(JSON.stringify({ type: 'END_CALL' }));
 const END_CALL_WAIT_MS = 1000;
 /** How long stop() waits for a start() still connecting (so a late connect cannot leave us in a room). */
 const START_SETTLE_MS = 20_000;
+/** The next avatar takes over once this many of its frames were decoded over at least WARM_MS (or at once if the current one is gone). */
+const WARM_FRAMES = 3;
+const WARM_MS = 250;
 
 export interface RelayStats {
   /** The Runway session whose avatar is being relayed (when the relay was given its id). */
@@ -103,6 +111,11 @@ class RunwaySide {
   /** The room ended, or the avatar left it. */
   lost = false;
   connecting?: Promise<void>;
+  /** leave()'s one run: every handle of this side is released once. */
+  leaving?: Promise<void>;
+  /** Incoming side: its avatar's video frames decoded so far, and when the first one came. */
+  warmFrames = 0;
+  firstFrameAt?: number;
   constructor(readonly target: RunwayRoom) {}
   get id(): string | undefined {
     return this.target.sessionId;
@@ -151,6 +164,8 @@ export class MediaRelay {
   readonly ended: Promise<RelayEnd>;
 
   constructor(private readonly opts: MediaRelayOptions) {
+    // A handle rtc-node releases twice must not end every relay of the process (src/media/rtc-guard.ts).
+    guardRtcHandleErrors();
     this.active = new RunwaySide(opts.runway);
     this.sides.add(this.active);
     this.ended = new Promise<RelayEnd>((res, rej) => {
@@ -375,8 +390,13 @@ export class MediaRelay {
         const { done, value } = await reader.read();
         if (done || this.stopped) break;
         if (side !== this.active) {
-          // The next avatar's first frame: it takes over the published track now. A retired room's late frames are dropped.
+          // A retired room's late frames are dropped; the next avatar's take over once they flow steadily.
           if (this.incoming?.side !== side) continue;
+          const now = Date.now();
+          side.warmFrames++;
+          side.firstFrameAt ??= now;
+          const warm = side.warmFrames >= WARM_FRAMES && now - side.firstFrameAt >= WARM_MS;
+          if (!warm && !this.active.lost) continue;
           this.promote(side);
         }
         const ev = value as VideoFrameEvent;
@@ -499,12 +519,34 @@ export class MediaRelay {
     pending.resolve(retired);
   }
 
-  /** Leaves one Runway room: END_CALL first (so Runway completes that session), then its streams, room and tracks. */
-  private async leave(side: RunwaySide, opts: { endCall: boolean }): Promise<void> {
+  /**
+   * Leaves one Runway room: END_CALL first (so Runway completes that session), then its streams, room
+   * and tracks. Once per side (a failed switch and stop() may both ask): rtc-node releases native
+   * handles as it closes them, and a second release of one is the process-killing invalid-handle error.
+   */
+  private leave(side: RunwaySide, opts: { endCall: boolean }): Promise<void> {
+    side.leaving ??= this.doLeave(side, opts);
+    return side.leaving;
+  }
+
+  private async doLeave(side: RunwaySide, opts: { endCall: boolean }): Promise<void> {
     if (side.connecting) await settle(side.connecting, START_SETTLE_MS);
-    if (opts.endCall) await this.endCall(side);
+    // Its avatar is not relayed any more: stop decoding it and copying its frames into this process
+    // now, not after END_CALL's wait (at a renewal that is CPU the new avatar's forwarding needs).
     for (const reader of side.avatarReaders.values()) await reader.cancel().catch(() => undefined);
     side.avatarReaders.clear();
+    if (side.room.isConnected) {
+      for (const p of side.room.remoteParticipants.values()) {
+        for (const pub of p.trackPublications.values()) {
+          try {
+            if (pub.subscribed) pub.setSubscribed(false);
+          } catch {
+            // the room is going anyway
+          }
+        }
+      }
+    }
+    if (opts.endCall) await this.endCall(side);
     await side.room.disconnect().catch(() => undefined);
     await Promise.allSettled(side.tracks.map((t) => t.close(true)));
     side.tracks.length = 0;

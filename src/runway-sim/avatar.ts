@@ -4,11 +4,16 @@
 // In the customer's room (direct mode) it behaves like LiveKit avatar workers: it plays the audio the
 // customer's agent streams to it on `lk.audio_stream` (avatar-speech.ts), silence otherwise, and
 // marks its video while it speaks (a red bottom band, frame-code.ts).
+// It releases every native handle once and in order (stream readers, then the room, then its tracks
+// with their sources, after the audio loop has ended): rtc-node throws an uncaught `trying to drop an
+// invalid handle` for a handle released twice or after its owner, which ends the whole process.
+// src/runway-sim/avatar-process.ts runs these avatars in a child process, as Runway's run apart.
 import {
   AudioFrame, AudioSource, AudioStream, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions,
   TrackSource, VideoBufferType, VideoCodec, VideoFrame, VideoSource, type RemoteTrack,
 } from '@livekit/rtc-node';
 import { makeI420Frame, markSpeaking } from '../media/frame-code';
+import { guardRtcHandleErrors } from '../media/rtc-guard';
 import { toneFrame } from '../media/tone';
 import type { SimAvatar, SimAvatarOptions, SimAvatarStats, StartSimAvatar } from './avatar-api';
 import { AvatarSpeech, SPEECH_FRAME_SAMPLES, SPEECH_SAMPLE_RATE } from './avatar-speech';
@@ -22,6 +27,7 @@ const MEDIA = {
 } as const;
 
 export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Promise<SimAvatar> => {
+  guardRtcHandleErrors();
   const spec = MEDIA[opts.media === 'pion' ? 'light' : opts.media];
   const room = new Room();
   const stats: SimAvatarStats = { framesSent: 0, audioFramesSent: 0, audioFramesHeard: 0, dataMessagesSent: 0 };
@@ -32,7 +38,11 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   let speech: AvatarSpeech | undefined;
   let pumpTimer: NodeJS.Timeout | undefined;
   const timers: NodeJS.Timeout[] = [];
-  const streams: AudioStream[] = [];
+  // Explicit readers: cancel() on a stream a `for await` holds is rejected and never reaches rtc-node,
+  // which then releases the stream's handle on its own when the room goes.
+  const readers = new Set<ReadableStreamDefaultReader<AudioFrame>>();
+  const tracks: (LocalVideoTrack | LocalAudioTrack)[] = [];
+  let toneLoop: Promise<void> | undefined;
 
   const notePeer = (identity: string) => {
     if (peerSeen || identity === room.localParticipant?.identity) return;
@@ -55,13 +65,14 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     }
   });
   room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack) => {
-    if (track.kind !== TrackKind.KIND_AUDIO) return;
-    const stream = new AudioStream(track, { sampleRate: 16000, numChannels: 1 });
-    streams.push(stream);
+    if (stopped || track.kind !== TrackKind.KIND_AUDIO) return;
+    const reader = new AudioStream(track, { sampleRate: 16000, numChannels: 1 }).getReader();
+    readers.add(reader);
     void (async () => {
       try {
-        for await (const frame of stream) {
-          if (stopped) break;
+        for (;;) {
+          const { done, value: frame } = await reader.read();
+          if (done || stopped) break;
           let sum = 0;
           for (const s of frame.data) sum += s * s;
           if (Math.sqrt(sum / Math.max(1, frame.data.length)) > 200) stats.audioFramesHeard++;
@@ -79,17 +90,24 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   let video: VideoSource | undefined;
   let audio: AudioSource | undefined;
   let greet: NodeJS.Timeout | undefined;
-  const release = async () => {
+  let released: Promise<void> | undefined;
+  const release = () => (released ??= (async () => {
     stopped = true;
     clearTimeout(greet);
     speech?.close();
     for (const t of timers) clearTimeout(t);
     clearTimeout(pumpTimer);
-    for (const s of streams) await s.cancel().catch(() => undefined);
+    // The audio loop's capture in flight settles before its source goes (bounded: the room may be gone).
+    if (toneLoop) await Promise.race([toneLoop, new Promise((r) => setTimeout(r, 1000))]);
+    for (const r of readers) await r.cancel().catch(() => undefined);
+    readers.clear();
     await room.disconnect().catch(() => undefined);
-    await video?.close().catch(() => undefined);
-    await audio?.close().catch(() => undefined);
-  };
+    // Each track once, with its source; a source whose track was never created is closed alone.
+    for (const t of tracks) await t.close(true).catch(() => undefined);
+    if (!tracks.some((t) => t instanceof LocalVideoTrack)) await video?.close().catch(() => undefined);
+    if (!tracks.some((t) => t instanceof LocalAudioTrack)) await audio?.close().catch(() => undefined);
+    tracks.length = 0;
+  })());
   try {
     for (const p of room.remoteParticipants.values()) notePeer(p.identity);
 
@@ -102,8 +120,10 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
 
     video = new VideoSource(spec.width, spec.height);
     const source = video;
+    const videoTrack = LocalVideoTrack.createVideoTrack('avatar_video', video);
+    tracks.push(videoTrack);
     await room.localParticipant!.publishTrack(
-      LocalVideoTrack.createVideoTrack('avatar_video', video),
+      videoTrack,
       new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: VideoCodec.VP8, videoEncoding: { maxBitrate: 800_000n, maxFramerate: spec.fps } }),
     );
     // Frames follow a clock: when the event loop is late, frames are skipped rather than queued.
@@ -127,10 +147,12 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     if (spec.audio) {
       // The queue rides out event-loop stalls; clear_buffer empties it (clearQueue), so it stops at once.
       const mic = (audio = new AudioSource(SPEECH_SAMPLE_RATE, 1, 300));
-      await room.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('avatar_audio', mic), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+      const audioTrack = LocalAudioTrack.createAudioTrack('avatar_audio', mic);
+      tracks.push(audioTrack);
+      await room.localParticipant!.publishTrack(audioTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
       if (speech) speech.onCleared = () => mic.clearQueue();
       const silence = new Int16Array(SPEECH_FRAME_SAMPLES);
-      void (async () => {
+      toneLoop = (async () => {
         let phase = 0;
         while (!stopped) {
           let frame: AudioFrame;
@@ -183,9 +205,6 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     stats: () => ({ ...stats, ...(speech ? { speech: { ...speech.stats } } : {}) }),
     sendClientEvent: (name, args) => publish({ type: 'client_event', name, args }),
     freezeVideo: () => void (frozen = true),
-    async stop() {
-      if (stopped) return;
-      await release();
-    },
+    stop: () => release(),
   };
 };
