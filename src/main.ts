@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { dispose } from '@livekit/rtc-node';
+import { guardRtcHandleErrors } from './media/rtc-guard';
 import { ConfigError, codecKeys, loadEnv, oldKeys, type ServiceConfig } from './config';
 import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
 import { AesGcmPayloadCodec, encryptedDataConverter } from './secrets/payload-codec';
@@ -129,6 +130,8 @@ async function main(): Promise<void> {
     // Every fixed port at once, before anything binds: a taken one is named with its variable at once.
     await assertPortsFree(portsToCheck(env));
     installRuntime(log, env.METRICS_PORT);
+  // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.
+  guardRtcHandleErrors((msg, fields) => log.warn(fields, msg));
 
     // Temporal
     let temporal: TemporalDevServer | undefined;

@@ -1,6 +1,7 @@
 // The media worker process (`npm run media-worker`): the relay activity on the `avatar-media` task
 // queue. Scale it apart from the orchestration worker; each live relay holds one activity slot.
 import { dispose } from '@livekit/rtc-node';
+import { guardRtcHandleErrors } from './media/rtc-guard';
 import { ConfigError, loadEnv, requireServiceConfig } from './config';
 import { createLogger } from './log';
 import { connectWorker, installRuntime } from './temporal';
@@ -12,6 +13,8 @@ async function main(): Promise<void> {
   const config = requireServiceConfig(env);
   const log = createLogger({ level: env.LOG_LEVEL, name: 'media-worker' });
   installRuntime(log, env.MEDIA_METRICS_PORT ?? env.METRICS_PORT);
+  // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.
+  guardRtcHandleErrors((msg, fields) => log.warn(fields, msg));
   const { connection, namespace } = await connectWorker(undefined, { log });
   const worker = await createMediaWorker({ connection, namespace, config });
   log.info({ taskQueue: 'avatar-media', namespace }, 'media worker started');
