@@ -52,7 +52,7 @@ const alive = (pid: number) => {
 };
 
 /** The variables that would point the stack at someone's real services: never inherited. */
-const SCRUBBED = /^(TEMPORAL_(ADDRESS|NAMESPACE|API_KEY|TLS.*|PROFILE|CONFIG_FILE|UI_PORT)|LIVEKIT_(URL|PUBLIC_URL|API_KEY|API_SECRET)|RUNWAYML_.*|RUNWAY_SIM_.*|SESSION_.*|API_PORT|API_HOST|METRICS_PORT|MEDIA_METRICS_PORT|DEV_.*|REAPER_INTERVAL_SECONDS|CODEC_CORS_ORIGINS)$/;
+const SCRUBBED = /^(TEMPORAL_(ADDRESS|NAMESPACE|API_KEY|TLS.*|PROFILE|CONFIG_FILE|UI_PORT)|LIVEKIT_(URL|PUBLIC_URL|API_KEY|API_SECRET)|RUNWAYML_.*|RUNWAY_SIM_.*|SESSION_.*|API_PORT|API_HOST|API_METRICS_PORT|API_ALLOW_TIMING_OVERRIDES|METRICS_PORT|MEDIA_METRICS_PORT|DEV_.*|REAPER_INTERVAL_SECONDS|CODEC_CORS_ORIGINS)$/;
 
 export async function startEmbeddedStack(opts: { env?: Record<string, string>; logDir: string; timeoutMs?: number }): Promise<EmbeddedStack> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'avatar-embedded-'));
@@ -68,6 +68,7 @@ export async function startEmbeddedStack(opts: { env?: Record<string, string>; l
     RUNWAY_SIM_PORT: '0',
     API_PORT: String(apiPort),
     METRICS_PORT: '0',
+    API_METRICS_PORT: '0',
     REAPER_INTERVAL_SECONDS: '0',
     NODE_ENV: 'development',
     ...opts.env,
