@@ -12,7 +12,7 @@
 // after a while.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { ServiceConfig } from '../src/config';
+import { codecKeys, type ServiceConfig } from '../src/config';
 import { mintAvatarToken } from '../src/livekit/tokens';
 import { MediaRelay, RelayError, type RelayStats } from '../src/media/relay';
 import type { RoomCredentials } from '../src/runway/types';
@@ -55,7 +55,7 @@ interface RelayEntry {
 }
 
 export interface RelayDeps {
-  config: Pick<ServiceConfig, 'livekit' | 'secretsKey'>;
+  config: Pick<ServiceConfig, 'livekit' | 'secretsKey' | 'secretsOldKeys'>;
   /** No avatar video for this long fails the relay (retryable: the workflow re-bridges). Default 10. */
   stallSeconds?: number;
   heartbeatMs?: number;
@@ -100,7 +100,8 @@ function armHandover(entry: { relay: MediaRelay } & Partial<RelayEntry>): RelayE
 }
 
 export function createRelayActivities(deps: RelayDeps) {
-  const sealer = new SealedBox(deps.config.secretsKey);
+  // Every key: credentials sealed before a key rotation still open after a restart.
+  const sealer = new SealedBox(codecKeys(deps.config));
   const stallSeconds = deps.stallSeconds ?? 10;
   const parkSeconds = deps.parkSeconds ?? 60;
   const { relays } = deps.registry ?? new RelayRegistry();

@@ -5,7 +5,7 @@ import type { RunwayClient } from '../src/runway/client';
 import { isRunwayError } from '../src/runway/errors';
 import type { RealtimeSessionCreateParams } from '../src/runway/types';
 import type { SealedBox } from '../src/secrets/sealed-box';
-import { mintAvatarToken, type LiveKitCredentials } from '../src/livekit/tokens';
+import { DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS, mintAvatarToken, type LiveKitCredentials } from '../src/livekit/tokens';
 import type { AvatarSpec, ToolSpec } from '../workflows/types';
 import { asFailure, fail, retryableFailure } from './failures';
 
@@ -111,7 +111,8 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
           roomName: req.direct.roomName,
           identity: req.direct.avatarIdentity,
           agentIdentity: req.direct.agentIdentity,
-          ttlSeconds: req.direct.tokenTtlSeconds,
+          // The workflow asks for up to 6 h (its conversation's length); one Runway session needs far less.
+          ttlSeconds: Math.min(req.direct.tokenTtlSeconds, DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS),
         });
         body.integration = {
           type: 'livekit',

@@ -63,6 +63,16 @@ function secretsKeys(): Buffer[] {
   throw new UsageError('SESSION_SECRETS_KEY is not set (the key the workers use to encrypt history), and there is no embedded stack in .data/');
 }
 
+/**
+ * Text from a session (room names, identities, error messages: whatever a caller or a remote service
+ * chose) made safe for a terminal: control characters (escape sequences that would move the cursor,
+ * rewrite the screen or the window title), bidi overrides and other invisible formatting characters
+ * are shown as \u{…} escapes instead of being interpreted.
+ */
+export function printable(text: string | undefined | null, opts: { newlines?: boolean } = {}): string {
+  return String(text ?? '').replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => (opts.newlines && c === '\n' ? c : `\\u{${c.codePointAt(0)!.toString(16).padStart(4, '0')}}`));
+}
+
 function elapsed(from?: string, to?: string, now = Date.now()): string {
   if (!from) return '';
   const ms = Math.max(0, (to ? Date.parse(to) : now) - Date.parse(from));
@@ -74,8 +84,9 @@ export function renderPhases(state: SessionState, now = Date.now()): string[] {
   const reached = ORDER.filter((p) => state.phaseTimes[p]).sort((a, b) => Date.parse(state.phaseTimes[a]!) - Date.parse(state.phaseTimes[b]!));
   const started = reached.length ? state.phaseTimes[reached[0]!] : undefined;
   const over = state.phase === 'completed' || state.phase === 'failed';
+  const p = printable;
   const lines = [
-    `${state.conversationId}  phase=${state.phase}  mode=${state.mode ?? state.requestedMode}  runway=${state.runwaySessionId ?? '-'}  room=${state.roomName}` +
+    `${p(state.conversationId)}  phase=${p(state.phase)}  mode=${p(state.mode ?? state.requestedMode)}  runway=${p(state.runwaySessionId ?? '-')}  room=${p(state.roomName)}` +
       (started ? `  elapsed=${elapsed(started, over ? state.phaseTimes[state.phase] : undefined, now)}` : ''),
   ];
   reached.forEach((p, i) => {
@@ -84,8 +95,8 @@ export function renderPhases(state: SessionState, now = Date.now()): string[] {
     const done = p === 'completed' || p === 'failed';
     lines.push(`  ${current ? '▶' : '✓'} ${p.padEnd(16)} ${done ? '' : elapsed(state.phaseTimes[p], next ? state.phaseTimes[next] : undefined, now)}`.trimEnd());
   });
-  if (state.endReason) lines.push(`  end reason: ${state.endReason}`);
-  if (state.error) lines.push(`  error: ${state.error.code}: ${state.error.message}`);
+  if (state.endReason) lines.push(`  end reason: ${p(state.endReason)}`);
+  if (state.error) lines.push(`  error: ${p(state.error.code)}: ${p(state.error.message)}`);
   return lines;
 }
 
@@ -120,7 +131,7 @@ function positiveInt(flag: string, value: string | undefined, fallback: number):
 async function connect(): Promise<Client> {
   const cfg = temporalConnectConfig();
   const address = cfg.connectionOptions.address ?? 'localhost:7233';
-  const dataConverter = encryptedDataConverter(secretsKeys());
+  const dataConverter = encryptedDataConverter(secretsKeys(), { allowPlaintext: /^(1|true)$/.test(process.env.SESSION_ALLOW_PLAINTEXT_PAYLOADS ?? '') });
   let connection: Connection;
   try {
     connection = await Connection.connect({ ...cfg.connectionOptions, connectTimeout: '5s' });
@@ -205,11 +216,11 @@ export async function main(argv: string[]): Promise<number> {
         const state = await sessions.getSession(input.conversationId);
         if ('timeout' in outcome) {
           console.log(JSON.stringify({ ...started, phase: state?.phase }, null, 2));
-          console.error(`not live after ${timeoutMs / 1000} s (phase ${state?.phase ?? 'unknown'}); the session keeps starting: avatar-sessions watch ${input.conversationId}`);
+          console.error(`not live after ${timeoutMs / 1000} s (phase ${printable(state?.phase ?? 'unknown')}); the session keeps starting: avatar-sessions watch ${input.conversationId}`);
           return EXIT.timeout;
         }
         console.log(JSON.stringify({ ...started, phase: state?.phase ?? 'failed', endReason: state?.endReason, error: state?.error }, null, 2));
-        console.error(`the session did not go live: ${state?.error ? `${state.error.code}: ${state.error.message}` : outcome.err.message}`);
+        console.error(`the session did not go live: ${printable(state?.error ? `${state.error.code}: ${state.error.message}` : outcome.err.message)}`);
         return EXIT.failed;
       };
       break;
@@ -249,7 +260,7 @@ export async function main(argv: string[]): Promise<number> {
         const all = [];
         for await (const s of sessions.listSessions({ phase: v.phase as SessionPhase | undefined, running: v.running, roomName: v.room, pageSize: Math.min(limit, 100) })) {
           if (v.json) all.push(s);
-          else console.log([s.conversationId, s.status, s.phase ?? '-', s.mode ?? '-', s.roomName ?? '-', s.startTime.toISOString()].join('\t'));
+          else console.log([s.conversationId, s.status, s.phase ?? '-', s.mode ?? '-', s.roomName ?? '-', s.startTime.toISOString()].map((v) => printable(v)).join('\t'));
           if (++n >= limit) break;
         }
         if (v.json) console.log(JSON.stringify(all, null, 2));
@@ -278,7 +289,7 @@ export async function main(argv: string[]): Promise<number> {
           } else if (state.phase !== lastPhase) {
             // Plain lines for pipes and logs: one per phase change, then the summary.
             const since = state.phaseTimes[state.phase];
-            console.log(`${since ?? new Date().toISOString()} ${state.phase}${state.endReason ? ` (${state.endReason})` : ''}`);
+            console.log(printable(`${since ?? new Date().toISOString()} ${state.phase}${state.endReason ? ` (${state.endReason})` : ''}`));
             if (over) console.log(lines.join('\n'));
           }
           lastPhase = state.phase;
@@ -306,10 +317,10 @@ export function cli(argv: string[]): void {
     (code) => process.exit(code),
     (err) => {
       if (err instanceof UsageError) {
-        console.error(`error: ${redactString(err.message)}\n\n${USAGE}`);
+        console.error(`error: ${printable(redactString(err.message), { newlines: true })}\n\n${USAGE}`);
         process.exit(EXIT.usage);
       }
-      console.error(`error: ${redactString((err as Error).message)}`);
+      console.error(`error: ${printable(redactString((err as Error).message), { newlines: true })}`);
       process.exit(EXIT.failed);
     },
   );

@@ -2,9 +2,11 @@
 // variable and the fix. Temporal's own settings (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY,
 // TLS) are read by @temporalio/envconfig, so Temporal Cloud works without code changes.
 import { z } from 'zod';
-import { registerSecret } from './redact';
+import { pinSecret } from './redact';
 
 const port = z.coerce.number().int().min(1).max(65535);
+/** An on/off switch: 1/true or 0/false. */
+const flag = z.enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' }).default('0').transform((v) => v === '1' || v === 'true');
 const devPort = z.coerce.number().int().min(0, 'must be a port number (0: any free port)').max(65535, 'must be a port number (0: any free port)');
 const optionalString = z.string().min(1).optional();
 
@@ -26,7 +28,15 @@ const schema = z.object({
     .refine((v) => v.split(',').every((k) => Buffer.from(k.trim(), 'base64').length === 32), 'each comma-separated key must be 32 bytes, base64-encoded')
     .optional(),
   SESSION_API_TOKEN: z.string().min(16, 'must be at least 16 characters; generate one with: openssl rand -hex 32').optional(),
+  /** The operator's token for the codec endpoint (/codec/decode decrypts any history); unset: no codec endpoint. */
+  SESSION_CODEC_TOKEN: z.string().min(16, 'must be at least 16 characters; generate one with: openssl rand -hex 32').optional(),
+  /** Read (and decode) payloads that are not encrypted: only to read histories from before encryption. */
+  SESSION_ALLOW_PLAINTEXT_PAYLOADS: flag,
+  /** Let API callers send `timing` (internal timeouts and intervals): tests only. */
+  API_ALLOW_TIMING_OVERRIDES: flag,
   API_PORT: port.default(8080),
+  /** The API process's Prometheus endpoint, on a port of its own (not the API's); 0 turns it off. */
+  API_METRICS_PORT: z.coerce.number().int().min(0, 'must be a port number, or 0 to turn metrics off').max(65535).default(9465),
   /** The embedded dev stack (`npm start` with nothing configured): its ports; 0 picks any free port. */
   DEV_TEMPORAL_PORT: devPort.default(7233),
   TEMPORAL_UI_PORT: devPort.default(8233),
@@ -70,12 +80,40 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const cfg = res.data;
-  for (const s of [cfg.RUNWAYML_API_SECRET, cfg.LIVEKIT_API_SECRET, cfg.SESSION_SECRETS_KEY, cfg.SESSION_API_TOKEN, ...(cfg.SESSION_SECRETS_OLD_KEYS?.split(',') ?? [])]) registerSecret(s?.trim());
+  for (const s of [cfg.RUNWAYML_API_SECRET, cfg.LIVEKIT_API_SECRET, cfg.SESSION_SECRETS_KEY, cfg.SESSION_API_TOKEN, cfg.SESSION_CODEC_TOKEN, ...(cfg.SESSION_SECRETS_OLD_KEYS?.split(',') ?? [])]) pinSecret(s?.trim());
+  const problems: string[] = [];
   const lk = [cfg.LIVEKIT_URL, cfg.LIVEKIT_API_KEY, cfg.LIVEKIT_API_SECRET];
   if (lk.some(Boolean) && !lk.every(Boolean)) {
-    throw new ConfigError('invalid configuration:\n  LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set together (or none, for the embedded dev stack)');
+    problems.push('LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET must be set together (or none, for the embedded dev stack)');
   }
+  for (const name of SECRET_VARIABLES) {
+    const value = cfg[name];
+    if (value && isPlaceholder(value)) problems.push(`${name}: looks like a placeholder from an example file; set a real secret (openssl rand -hex 32)`);
+  }
+  if (cfg.LIVEKIT_API_SECRET && cfg.LIVEKIT_API_SECRET.length < 32) problems.push('LIVEKIT_API_SECRET: must be at least 32 characters (LiveKit refuses shorter secrets); generate one with: openssl rand -base64 32');
+  if (cfg.SESSION_CODEC_TOKEN && cfg.SESSION_CODEC_TOKEN === cfg.SESSION_API_TOKEN) {
+    problems.push('SESSION_CODEC_TOKEN: must differ from SESSION_API_TOKEN (the codec token decrypts every history; the API token only drives sessions)');
+  }
+  if (problems.length) throw new ConfigError(`invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   return cfg;
+}
+
+/** The variables that hold secrets: never a placeholder. */
+const SECRET_VARIABLES = ['RUNWAYML_API_SECRET', 'LIVEKIT_API_SECRET', 'SESSION_API_TOKEN', 'SESSION_CODEC_TOKEN', 'SESSION_SECRETS_KEY', 'SESSION_SECRETS_OLD_KEYS'] as const;
+
+/**
+ * Values that come from an example or a tutorial rather than a generator: "change-me…", "your_…",
+ * "replace-with…", "<secret>", "xxxxxxxx", "secret"/"password"/"devkey"-like words. A value like
+ * that may well be accepted by LiveKit or Runway, which is the problem: the service would run with a
+ * secret everybody knows.
+ */
+export function isPlaceholder(value: string): boolean {
+  const v = value.trim();
+  return (
+    /change[-_ .]?me|changeit|replace[-_ .]?(me|with|this)|placeholder|your[-_ .](runway|livekit|api|secret|key|token|own)|<[^>]*>|^\$\{.*\}$/i.test(v) ||
+    /(x{8,}|\*{8,}|0{16,})/i.test(v) ||
+    /^(secret|password|token|apisecret|api[-_]?key|devsecret|devkey|test|testing|example)\d*$/i.test(v)
+  );
 }
 
 /** What the workers need, fully resolved (the embedded stack fills the gaps with its own servers). */
@@ -89,16 +127,23 @@ export interface ServiceConfig {
   apiPort: number;
   metricsPort: number;
   logLevel: string;
+  /** Read payloads that are not encrypted (SESSION_ALLOW_PLAINTEXT_PAYLOADS): old histories only. */
+  allowPlaintextPayloads?: boolean;
 }
 
-export function requireServiceConfig(env: Env): ServiceConfig {
+/**
+ * The worker's configuration; throws ConfigError naming whatever is missing. `runway: false` for the
+ * media worker, which never calls Runway and so is not given its key.
+ */
+export function requireServiceConfig(env: Env, opts: { runway?: boolean } = {}): ServiceConfig {
   const missing: string[] = [];
-  if (!env.RUNWAYML_API_SECRET) missing.push('RUNWAYML_API_SECRET (your Runway API key)');
+  const needsRunway = opts.runway !== false;
+  if (needsRunway && !env.RUNWAYML_API_SECRET) missing.push('RUNWAYML_API_SECRET (your Runway API key)');
   if (!env.LIVEKIT_URL) missing.push('LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET (your LiveKit server)');
   if (!env.SESSION_SECRETS_KEY) missing.push('SESSION_SECRETS_KEY (openssl rand -base64 32; the same on every worker)');
   if (missing.length) throw new ConfigError(`missing configuration:\n${missing.map((m) => `  ${m}`).join('\n')}`);
   return {
-    runway: { apiKey: env.RUNWAYML_API_SECRET!, baseUrl: env.RUNWAYML_BASE_URL },
+    runway: { apiKey: needsRunway ? env.RUNWAYML_API_SECRET! : '', baseUrl: env.RUNWAYML_BASE_URL },
     livekit: { url: env.LIVEKIT_URL!, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL!, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! },
     secretsKey: Buffer.from(env.SESSION_SECRETS_KEY!, 'base64'),
     secretsOldKeys: oldKeys(env),
@@ -106,6 +151,7 @@ export function requireServiceConfig(env: Env): ServiceConfig {
     apiPort: env.API_PORT,
     metricsPort: env.METRICS_PORT,
     logLevel: env.LOG_LEVEL,
+    allowPlaintextPayloads: env.SESSION_ALLOW_PLAINTEXT_PAYLOADS,
   };
 }
 
@@ -116,4 +162,9 @@ export function oldKeys(env: Pick<Env, 'SESSION_SECRETS_OLD_KEYS'>): Buffer[] {
 /** The keys of the history payload codec: the current one first (it encrypts), then the old ones. */
 export function codecKeys(config: Pick<ServiceConfig, 'secretsKey' | 'secretsOldKeys'>): Buffer[] {
   return [config.secretsKey, ...(config.secretsOldKeys ?? [])];
+}
+
+/** The payload codec's options from the configuration (plaintext refused unless allowed). */
+export function codecOptions(config: Pick<ServiceConfig, 'allowPlaintextPayloads'>): { allowPlaintext: boolean } {
+  return { allowPlaintext: config.allowPlaintextPayloads === true };
 }

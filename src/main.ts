@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { dispose } from '@livekit/rtc-node';
 import { guardRtcHandleErrors } from './media/rtc-guard';
-import { ConfigError, codecKeys, loadEnv, oldKeys, type ServiceConfig } from './config';
+import { ConfigError, codecKeys, codecOptions, loadEnv, oldKeys, type ServiceConfig } from './config';
 import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
 import { AesGcmPayloadCodec, encryptedDataConverter } from './secrets/payload-codec';
 import { SessionsClient } from './client/sessions';
@@ -16,9 +16,10 @@ import { startLiveKitServer, type LiveKitServer } from './dev/livekit-server';
 import { DataDirClaim, DataDirInUseError } from './dev/pid-file';
 import { assertPortsFree, PortsTakenError, type PortSpec } from './dev/ports';
 import { startTemporalDevServer, type TemporalDevServer } from './dev/temporal-server';
+import { embeddedOpenModes } from './dev/open-modes';
 import { PROJECT_ROOT } from './dev/tools';
 import { createLogger } from './log';
-import { registerSecret } from './redact';
+import { pinSecret } from './redact';
 import { connectClient, connectWorker, installRuntime } from './temporal';
 import { createMediaWorker, createSessionWorker, workerSettings, type RunnableWorker } from './workers';
 import { startRunwaySimulator } from './runway-sim/server';
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
   const logDir = path.join(DATA_DIR, 'logs');
   mkdirSync(logDir, { recursive: true });
   const secrets = devSecrets();
-  for (const v of Object.values(secrets)) registerSecret(v);
+  for (const v of Object.values(secrets)) pinSecret(v);
 
   // One npm start per data directory; servers a killed one left behind are stopped before their
   // ports are needed, and each server spawned from here on is recorded (src/dev/pid-file.ts).
@@ -126,6 +127,11 @@ async function main(): Promise<void> {
   // A closed terminal: stop like Ctrl-C rather than die with the servers still up.
   process.on('SIGHUP', () => void shutdown(0));
 
+  // Open modes (the demo page without a token, the codec for the embedded UI) only when every piece
+  // is this process's own, on loopback: nothing real (a customer's LiveKit, a Runway account, a shared
+  // Temporal) is ever reachable without a token.
+  const { demoOpen, codecOpen } = embeddedOpenModes({ ...env, TEMPORAL_ADDRESS: process.env.TEMPORAL_ADDRESS });
+
   try {
     // Every fixed port at once, before anything binds: a taken one is named with its variable at once.
     await assertPortsFree(portsToCheck(env));
@@ -141,8 +147,9 @@ async function main(): Promise<void> {
         uiPort: env.TEMPORAL_UI_PORT || undefined,
         dbFile: path.join(DATA_DIR, 'temporal.db'),
         logFile: path.join(logDir, 'temporal.log'),
-        // The UI decrypts history through this service's codec endpoint (served by the API below).
-        codecEndpoint: `http://127.0.0.1:${env.API_PORT}/codec`,
+        // The UI decrypts history through this service's codec endpoint (served by the API below),
+        // open on loopback when the whole stack is embedded; the UI cannot send a codec token.
+        codecEndpoint: codecOpen ? `http://127.0.0.1:${env.API_PORT}/codec` : undefined,
       });
       stops.push({ name: 'temporal', stop: () => temporal!.stop() });
       if (temporal.uiUrl) lines.push(`Temporal UI        ${temporal.uiUrl}`);
@@ -198,6 +205,7 @@ async function main(): Promise<void> {
       apiPort: env.API_PORT,
       metricsPort: env.METRICS_PORT,
       logLevel: env.LOG_LEVEL,
+      allowPlaintextPayloads: env.SESSION_ALLOW_PLAINTEXT_PAYLOADS,
     };
 
     const { connection, namespace } = await connectWorker(temporal ? { address: temporal.address } : undefined);
@@ -213,26 +221,34 @@ async function main(): Promise<void> {
     });
     lines.push(`Workers            avatar-sessions + avatar-media (metrics http://127.0.0.1:${env.METRICS_PORT}/metrics)`);
     if (env.REAPER_INTERVAL_SECONDS > 0) {
-      const client = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config)));
+      const client = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)));
       await ensureReaperSchedule(client, { everySeconds: env.REAPER_INTERVAL_SECONDS });
       await client.connection.close();
       lines.push(`Reaper             schedule ${REAPER_SCHEDULE_ID}, every ${env.REAPER_INTERVAL_SECONDS} s`);
     }
 
-    const apiClient = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config)));
+    const apiClient = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)));
     const uiOrigins = temporal?.uiUrl ? [temporal.uiUrl, temporal.uiUrl.replace('127.0.0.1', 'localhost')] : [];
+    const codecKeysAll = codecKeys(config);
     const api = await startApiServer({
       config,
       sessions: new SessionsClient(apiClient),
       log,
-      // The embedded UI cannot send our bearer token to the codec, so it is open here, on 127.0.0.1 only.
-      codec: { codec: new AesGcmPayloadCodec(codecKeys(config)), allowedOrigins: uiOrigins, requireToken: !temporal || !!env.SESSION_API_TOKEN },
-      // The demo page: without SESSION_API_TOKEN a browser on this machine uses it without a token.
-      demo: { open: !env.SESSION_API_TOKEN },
+      // The codec: with SESSION_CODEC_TOKEN, or open to this machine when the whole stack is embedded
+      // (the embedded UI cannot send a token); otherwise there is none.
+      codec: env.SESSION_CODEC_TOKEN || codecOpen
+        ? { codec: new AesGcmPayloadCodec(codecKeysAll, { allowPlaintext: true }), allowedOrigins: uiOrigins, ...(env.SESSION_CODEC_TOKEN ? { token: env.SESSION_CODEC_TOKEN } : { openOnLoopback: true }) }
+        : undefined,
+      // The demo page: without SESSION_API_TOKEN, on a fully embedded stack, a browser on this machine uses it without a token.
+      demo: { open: demoOpen },
+      metricsPort: env.API_METRICS_PORT || undefined,
+      allowTimingOverrides: env.API_ALLOW_TIMING_OVERRIDES,
     });
     stops.push({ name: 'api', stop: async () => { await api.close(); await apiClient.connection.close(); } });
     lines.push(`HTTP API           ${api.url}  (Authorization: Bearer ${env.SESSION_API_TOKEN ? '$SESSION_API_TOKEN' : `see ${path.join(DATA_DIR, 'dev-secrets.json')} apiToken`})`);
-    lines.push(`Demo page          ${api.url}/demo/  (${env.SESSION_API_TOKEN ? 'asks for SESSION_API_TOKEN' : 'no token, from this machine'})`);
+    lines.push(`Demo page          ${api.url}/demo/  (${demoOpen ? 'no token, from this machine' : 'asks for the API token'})`);
+    if (api.metricsUrl) lines.push(`API metrics        ${api.metricsUrl}`);
+    lines.push(`Codec              ${env.SESSION_CODEC_TOKEN ? `${api.url}/codec (Authorization: Bearer $SESSION_CODEC_TOKEN)` : codecOpen ? `${api.url}/codec (open to this machine: embedded stack)` : 'off (set SESSION_CODEC_TOKEN)'}`);
 
     process.stdout.write(`\nRunway avatar sessions are up:\n  ${lines.join('\n  ')}\nCtrl-C stops everything.\n\n`);
     Promise.race(running).catch((err) => {

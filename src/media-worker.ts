@@ -10,7 +10,8 @@ import { runUntilSignal } from './process';
 
 async function main(): Promise<void> {
   const env = loadEnv();
-  const config = requireServiceConfig(env);
+  // The relay never calls Runway: it gets no Runway key (deploy/runway.env goes to the worker only).
+  const config = requireServiceConfig(env, { runway: false });
   const log = createLogger({ level: env.LOG_LEVEL, name: 'media-worker' });
   installRuntime(log, env.MEDIA_METRICS_PORT ?? env.METRICS_PORT);
   // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.

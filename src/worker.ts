@@ -1,6 +1,6 @@
 // The orchestration worker process (`npm run worker`): workflows and Runway/room activities on the
 // `avatar-sessions` task queue. Config comes from the environment and is checked before anything starts.
-import { ConfigError, codecKeys, loadEnv, requireServiceConfig } from './config';
+import { ConfigError, codecKeys, codecOptions, loadEnv, requireServiceConfig } from './config';
 import { REAPER_SCHEDULE_ID, ensureReaperSchedule } from './reaper-schedule';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { createLogger } from './log';
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     ...workerSettings(env),
   });
   if (env.REAPER_INTERVAL_SECONDS > 0) {
-    const client = await connectClient(undefined, encryptedDataConverter(codecKeys(config)));
+    const client = await connectClient(undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)));
     const created = await ensureReaperSchedule(client, { everySeconds: env.REAPER_INTERVAL_SECONDS });
     log.info({ scheduleId: REAPER_SCHEDULE_ID, created }, 'reaper schedule in place');
     await client.connection.close();

@@ -9,7 +9,7 @@ import { createMediaActivities, createSessionActivities } from '../activities';
 import type { RunwayActivityDeps } from '../activities/runway';
 import { RelayRegistry } from '../activities/relay';
 import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE, mediaWorkerQueue } from '../workflows/shared';
-import { codecKeys, type Env, type ServiceConfig } from './config';
+import { codecKeys, codecOptions, type Env, type ServiceConfig } from './config';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
 import { RunwayClient, type RunwayRequestInfo } from './runway/client';
@@ -18,7 +18,7 @@ import { SealedBox } from './secrets/sealed-box';
 export interface WorkerOptions {
   connection: NativeConnection;
   namespace?: string;
-  config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey' | 'secretsOldKeys'>;
+  config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey' | 'secretsOldKeys' | 'allowPlaintextPayloads'>;
   /** A pre-built bundle (production, tests); otherwise the workflows are bundled at start. */
   workflowBundle?: WorkflowBundleOption;
   identity?: string;
@@ -73,13 +73,13 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: SESSION_TASK_QUEUE,
-    dataConverter: encryptedDataConverter(codecKeys(config)),
+    dataConverter: encryptedDataConverter(codecKeys(config), codecOptions(config)),
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
     activities: createSessionActivities({
       runway,
       rooms,
-      sealer: new SealedBox(config.secretsKey),
+      sealer: new SealedBox(codecKeys(config)),
       livekit: { ...config.livekit },
       poll: opts.poll,
       presencePollMs: opts.presencePollMs,
@@ -112,7 +112,7 @@ export class MediaWorker implements RunnableWorker {
       connection: opts.connection,
       namespace: opts.namespace ?? 'default',
       taskQueue,
-      dataConverter: encryptedDataConverter(codecKeys(opts.config)),
+      dataConverter: encryptedDataConverter(codecKeys(opts.config), codecOptions(opts.config)),
       ...(opts.identity ? { identity: opts.identity } : {}),
       activities,
       shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,

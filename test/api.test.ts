@@ -1,14 +1,20 @@
 // The HTTP API over a real socket, in front of the real stack (Temporal dev server, two LiveKit
-// servers, the Runway simulator, in-process workers).
+// servers, the Runway simulator, in-process workers). Most of this file's sessions send short
+// `timing`, which the API takes only because these servers enable allowTimingOverrides (a test of
+// its own checks the default refuses it).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Writable } from 'node:stream';
 import { AccessToken } from 'livekit-server-sdk';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { startApiServer } from '../src/api/server';
 import type { SessionsClient } from '../src/client/sessions';
+import { embeddedOpenModes } from '../src/dev/open-modes';
 import { createLogger } from '../src/log';
+import { ApiMetrics, RUNNING_PHASES, visibilityPhaseCounter, type PhaseCounter } from '../src/metrics';
+import { AesGcmPayloadCodec } from '../src/secrets/payload-codec';
 import { sessionWorkflowId } from '../workflows/shared';
 import { startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { eventually, withTimeout } from './helpers/wait';
@@ -32,6 +38,35 @@ function countingSessions(inner: SessionsClient, calls: string[]): SessionsClien
   });
 }
 
+/** A PhaseCounter that counts its calls (each one a visibility COUNT query against Temporal). */
+function countingPhases(inner: PhaseCounter): { countPhase: PhaseCounter; calls: () => number } {
+  let n = 0;
+  return { countPhase: (phase) => (n++, inner(phase)), calls: () => n };
+}
+
+/**
+ * Writes `text` and then nothing more, like a stalled or deliberately slow client; resolves with what
+ * the server answered and when it closed the socket, or `closedAfterMs: undefined` if it still held
+ * it open after `waitMs`.
+ */
+function stalledRequest(port: number, text: string, waitMs: number): Promise<{ closedAfterMs?: number; response: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    let response = '';
+    const socket = net.connect(port, '127.0.0.1', () => socket.write(text));
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ response });
+    }, waitMs);
+    socket.on('data', (d) => (response += d));
+    socket.on('error', (err) => (clearTimeout(timer), reject(err)));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ closedAfterMs: Date.now() - t0, response });
+    });
+  });
+}
+
 /** A raw HTTP/1.1 request, so the path reaches the server exactly as written (no client normalization). */
 function rawRequest(port: number, requestLine: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -51,7 +86,9 @@ describe('HTTP API', () => {
   let base: string;
   let port: number;
   let close: () => Promise<void>;
+  let metricsUrl: string;
   const token = randomBytes(24).toString('hex');
+  const codecToken = randomBytes(24).toString('hex');
   const logLines: string[] = [];
   const calls: string[] = [];
 
@@ -64,9 +101,15 @@ describe('HTTP API', () => {
       log: createLogger({ level: 'debug', destination: sink }),
       port: 0,
       waitLiveMs: 20_000,
+      allowTimingOverrides: true,
+      // Counts refreshed every second here, so the test sees a session's phase change soon.
+      metrics: new ApiMetrics({ countPhase: visibilityPhaseCounter(stack.env.client), countCacheMs: 1000 }),
+      metricsPort: 0,
+      codec: { codec: new AesGcmPayloadCodec([stack.config.secretsKey], { allowPlaintext: true }), allowedOrigins: [], token: codecToken },
     });
     base = api.url;
     port = Number(new URL(api.url).port);
+    metricsUrl = api.metricsUrl!;
     close = api.close;
   });
   after(async () => {
@@ -88,20 +131,28 @@ describe('HTTP API', () => {
 
   /** Asserts that `fn`'s requests made no call to Temporal (through SessionsClient) and none to Runway. */
   async function reachesNothing(fn: () => Promise<void>): Promise<void> {
-    const [callsBefore, runwayBefore] = [calls.length, stack.sim.requests().length];
+    // Requests about sessions that already exist (a monitor's last status poll of a session an
+    // earlier test ended, the admission controller reading the account's limit) are not this
+    // request's: what a request that reached Runway would add is a new session.
+    const runwayRequests = () => stack.sim.requests().filter((r) => r.endpoint === 'create' || r.endpoint === 'unknown');
+    const [callsBefore, runwayBefore] = [calls.length, runwayRequests().length];
     await fn();
     assert.deepEqual(calls.slice(callsBefore), [], 'no SessionsClient call (nothing sent to Temporal)');
-    assert.equal(stack.sim.requests().length, runwayBefore, 'no request to Runway');
+    assert.deepEqual(runwayRequests().slice(runwayBefore), [], 'no request to Runway');
   }
 
-  it('health and metrics need no token; everything under /v1 does, whatever the URL spelling', async () => {
+  it('health needs no token; metrics are on their own port, not the API\'s; everything under /v1 needs the token, whatever the URL spelling', async () => {
     const health = await call('GET', '/healthz', undefined, {});
     assert.equal(health.status, 200);
     assert.deepEqual(await health.json(), { ok: true });
-    const metrics = await call('GET', '/metrics', undefined, {});
+    assert.equal((await call('GET', '/metrics', undefined, {})).status, 404, 'no /metrics on the API port');
+    assert.equal((await call('GET', '/metrics')).status, 404, 'not even with the token');
+    assert.notEqual(new URL(metricsUrl).port, String(port));
+    const metrics = await fetch(metricsUrl);
     assert.equal(metrics.status, 200);
     assert.match(metrics.headers.get('content-type') ?? '', /text\/plain/);
     assert.match(await metrics.text(), /avatar_api_request_seconds/);
+    assert.equal((await fetch(metricsUrl.replace('/metrics', '/v1/sessions'))).status, 404, 'the metrics port serves nothing else');
 
     await reachesNothing(async () => {
       const none = await call('GET', '/v1/sessions', undefined, {});
@@ -272,7 +323,7 @@ describe('HTTP API', () => {
   it('?wait=live answers 202 with the phase when the session is not live in time', async () => {
     stack.sim.nextSessions([{ provisioningMs: 60_000 }]);
     const s = session();
-    const api = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, waitLiveMs: 500 });
+    const api = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, waitLiveMs: 500, allowTimingOverrides: true });
     try {
       const t0 = Date.now();
       const res = await fetch(`${api.url}/v1/sessions?wait=live`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(s) });
@@ -362,7 +413,7 @@ describe('HTTP API', () => {
   it('/metrics: request latency by route and status, sessions started, wait outcomes, webhooks, running sessions by phase', async () => {
     const s = session();
     assert.equal((await call('POST', '/v1/sessions?wait=live', s)).status, 201);
-    const scrape = async () => (await call('GET', '/metrics', undefined, {})).text();
+    const scrape = async () => (await fetch(metricsUrl)).text();
     const value = (text: string, series: string) => {
       const line = text.split('\n').find((l) => l.startsWith(`${series} `));
       return line === undefined ? undefined : Number(line.slice(series.length + 1));
@@ -383,26 +434,221 @@ describe('HTTP API', () => {
     assert.equal(value(await scrape(), 'avatar_sessions_visibility_errors_total'), 0);
   });
 
-  it('viewer-token: needs the API token, 404 unknown, subscribe-only token for a live session, never logged; no demo page unless enabled', async () => {
-    assert.equal((await call('POST', `/v1/sessions/${uniqueId('x')}/viewer-token`, undefined, {})).status, 401);
-    // The demo's open mode is off here: a browser-looking request still needs the token.
-    assert.equal((await call('GET', '/v1/sessions', undefined, { 'sec-fetch-site': 'same-origin', 'x-avatar-demo': '1' })).status, 401);
-    assert.equal((await call('POST', `/v1/sessions/${uniqueId('x')}/viewer-token`)).status, 404);
-    assert.equal((await call('GET', '/demo/', undefined, {})).status, 404);
+  it('viewer-token exists only with the demo page: the production API mints no token that hears the room', async () => {
     const s = session();
     assert.equal((await call('POST', '/v1/sessions?wait=live', s)).status, 201);
-    const res = await call('POST', `/v1/sessions/${s.conversationId}/viewer-token`);
-    assert.equal(res.status, 200);
-    const body = (await res.json()) as { url: string; token: string; roomName: string };
-    assert.equal(body.url, stack.config.livekit.publicUrl);
-    assert.equal(body.roomName, s.livekit.roomName);
-    const claims = JSON.parse(Buffer.from(body.token.split('.')[1]!, 'base64url').toString()) as { sub: string; video: Record<string, unknown> };
-    assert.match(claims.sub, /^viewer-/);
-    assert.deepEqual(claims.video, { roomJoin: true, room: s.livekit.roomName, canSubscribe: true, canPublish: false, canPublishData: false, canUpdateOwnMetadata: false });
-    await call('POST', `/v1/sessions/${s.conversationId}/end`);
-    await ended(s.conversationId);
-    assert.equal((await call('POST', `/v1/sessions/${s.conversationId}/viewer-token`)).status, 409);
-    assert.ok(!logLines.join('\n').includes(body.token.split('.')[2]!), 'the viewer token is not logged');
+    const none = await call('POST', `/v1/sessions/${s.conversationId}/viewer-token`);
+    assert.equal(none.status, 404, 'no such route without the demo, even with the API token and a live session');
+    assert.equal(((await none.json()) as ErrorBody).error.code, 'not_found');
+    assert.equal((await call('POST', `/v1/sessions/${s.conversationId}/viewer-token`, undefined, {})).status, 404);
+    assert.equal((await call('GET', '/demo/', undefined, {})).status, 404, 'no demo page either');
+    // The demo's open mode is off here: a browser-looking request still needs the token.
+    assert.equal((await call('GET', '/v1/sessions', undefined, { 'sec-fetch-site': 'same-origin', 'x-avatar-demo': '1' })).status, 401);
+
+    // With the demo (token mode): a subscribe-only token for a live session, 404 unknown, 409 not live, never logged.
+    const demoLog: string[] = [];
+    const demo = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, port: 0, demo: { open: false },
+      log: createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { demoLog.push(String(c)); cb(); } }) }),
+    });
+    try {
+      const demoCall = (p: string, headers: Record<string, string> = auth) => fetch(demo.url + p, { method: 'POST', headers });
+      assert.equal((await demoCall(`/v1/sessions/${uniqueId('x')}/viewer-token`, {})).status, 401);
+      assert.equal((await demoCall(`/v1/sessions/${uniqueId('x')}/viewer-token`)).status, 404);
+      const res = await demoCall(`/v1/sessions/${s.conversationId}/viewer-token`);
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as { url: string; token: string; roomName: string };
+      assert.equal(body.url, stack.config.livekit.publicUrl);
+      assert.equal(body.roomName, s.livekit.roomName);
+      const claims = JSON.parse(Buffer.from(body.token.split('.')[1]!, 'base64url').toString()) as { sub: string; video: Record<string, unknown> };
+      assert.match(claims.sub, /^viewer-/);
+      assert.deepEqual(claims.video, { roomJoin: true, room: s.livekit.roomName, canSubscribe: true, canPublish: false, canPublishData: false, canUpdateOwnMetadata: false });
+      await call('POST', `/v1/sessions/${s.conversationId}/end`);
+      await ended(s.conversationId);
+      assert.equal((await demoCall(`/v1/sessions/${s.conversationId}/viewer-token`)).status, 409);
+      assert.ok(!demoLog.join('\n').includes(body.token.split('.')[2]!), 'the viewer token is not logged');
+    } finally {
+      await demo.close();
+    }
+  });
+
+  it('timing is operator configuration: without allowTimingOverrides the API answers 400 naming the field, and nothing reaches Temporal or Runway', async () => {
+    const strict = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: countingSessions(stack.sessions, calls), log: createLogger({ level: 'silent' }), port: 0 });
+    try {
+      const abusive = [{ monitorIntervalSeconds: 0.001 }, { sessionCapSeconds: 1, renewalLeadSeconds: 1 }, { avatarJoinTimeoutSeconds: 600 }, {}];
+      await reachesNothing(async () => {
+        for (const t of abusive) {
+          const res = await fetch(`${strict.url}/v1/sessions?wait=live`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(session({ timing: t })) });
+          assert.equal(res.status, 400, JSON.stringify(t));
+          const body = (await res.json()) as ErrorBody;
+          assert.equal(body.error.code, 'invalid_input');
+          assert.match(body.error.message, /^timing: not accepted by this API/);
+        }
+      });
+      // The same request without `timing` starts (the operator's timing applies).
+      const { timing: _timing, ...plain } = session();
+      const res = await fetch(`${strict.url}/v1/sessions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(plain) });
+      assert.equal(res.status, 201);
+      await stack.sessions.endSession(plain.conversationId);
+      await ended(plain.conversationId);
+    } finally {
+      await strict.close();
+    }
+  });
+
+  it('room names are plain (no quotes, spaces, control characters); identities carry no control or formatting characters', async () => {
+    await reachesNothing(async () => {
+      const cases: [Record<string, unknown>, RegExp][] = [
+        [{ livekit: { roomName: "a'b" } }, /livekit\.roomName: must be 1-256 characters of A-Z a-z 0-9/],
+        [{ livekit: { roomName: 'a b' } }, /livekit\.roomName/],
+        [{ livekit: { roomName: 'room\u001b[2J' } }, /livekit\.roomName/],
+        [{ livekit: { roomName: 'ok-room', agentIdentity: 'agent\u001b]0;pwned\u0007' } }, /livekit\.agentIdentity: must not contain control or invisible formatting characters/],
+        [{ livekit: { roomName: 'ok-room', endUserIdentity: 'user\u202egnp.exe' } }, /livekit\.endUserIdentity: must not contain control/],
+        [{ livekit: { roomName: 'ok-room', listenTo: ['fine', 'line\nbreak'] } }, /livekit\.listenTo\.1: must not contain control/],
+        [{ avatar: { type: 'custom', avatarId: 'a\u0000b' } }, /avatar\.avatarId: must not contain control/],
+      ];
+      for (const [over, message] of cases) {
+        const res = await call('POST', '/v1/sessions', session(over));
+        assert.equal(res.status, 400, JSON.stringify(over));
+        assert.match(((await res.json()) as ErrorBody).error.message, message);
+      }
+      const listed = await call('GET', `/v1/sessions?room=${encodeURIComponent("a'b")}`);
+      assert.equal(listed.status, 400);
+      assert.match(((await listed.json()) as ErrorBody).error.message, /query\.room: must be 1-256 characters/);
+    });
+    const fine = session({ livekit: { roomName: `Room_1.x:y@z=w+${uniqueId('v')}`, agentIdentity: 'agent-1', endUserIdentity: 'Ünïcode user@example.com' } });
+    assert.equal((await call('POST', '/v1/sessions', fine)).status, 201, 'ordinary names and identities are fine');
+    await call('POST', `/v1/sessions/${fine.conversationId}/end`);
+    await ended(fine.conversationId);
+  });
+
+  it('LiveKit webhooks: a signed event is acted on once (a replay does not end the next session in the room); a room name is compared exactly', async () => {
+    const room = `room-${uniqueId('wh')}`;
+    const signed = async (body: object) => {
+      const raw = JSON.stringify(body);
+      const at = new AccessToken(stack.config.livekit.apiKey, stack.config.livekit.apiSecret);
+      at.sha256 = createHash('sha256').update(raw).digest('base64');
+      return { raw, authorization: await at.toJwt() };
+    };
+    const send = async (req: { raw: string; authorization: string }) => {
+      const res = await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json', authorization: req.authorization }, body: req.raw });
+      assert.equal(res.status, 200);
+      return (await res.json()) as { ok: boolean; ended: string[]; duplicate?: boolean };
+    };
+
+    const first = session({ livekit: { roomName: room } });
+    assert.equal((await call('POST', '/v1/sessions?wait=live', first)).status, 201);
+    await visible(room);
+    // `room'-wh-…` would be queried as `room-wh-…` (visibility queries cannot hold the quote): no session of that room ends.
+    const quoted = await send(await signed({ id: `EV_${uniqueId('q')}`, event: 'room_finished', room: { name: room.replace('room-', "room'-") } }));
+    assert.deepEqual(quoted.ended, []);
+    assert.equal((await stack.sessions.getSession(first.conversationId))?.phase, 'live');
+
+    const finished = await signed({ id: `EV_${uniqueId('f')}`, event: 'room_finished', room: { name: room } });
+    assert.deepEqual((await send(finished)).ended, [first.conversationId]);
+    await ended(first.conversationId);
+
+    // The room is used again; someone who captured the room_finished above sends it again, signature and all.
+    const second = session({ livekit: { roomName: room } });
+    assert.equal((await call('POST', '/v1/sessions?wait=live', second)).status, 201);
+    await visible(room);
+    const replay = await send(finished);
+    assert.deepEqual(replay, { ok: true, ended: [], duplicate: true });
+    assert.equal((await stack.sessions.getSession(second.conversationId))?.phase, 'live', 'the replay ended nothing');
+    // An event without an id is recognised by its body.
+    const noId = await signed({ event: 'participant_joined', room: { name: room }, participant: { identity: `p-${uniqueId('p')}` } });
+    assert.equal((await send(noId)).duplicate, undefined);
+    assert.equal((await send(noId)).duplicate, true);
+
+    await call('POST', `/v1/sessions/${second.conversationId}/end`);
+    await ended(second.conversationId);
+  });
+
+  it('a client that stalls while sending its request gets 408 and the socket closes (requestTimeoutMs)', async () => {
+    const timed = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, requestTimeoutMs: 1000 });
+    try {
+      const p = Number(new URL(timed.url).port);
+      const [headersOnly, bodyTrickle] = await Promise.all([
+        stalledRequest(p, 'GET /v1/sessions HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer x', 8000),
+        stalledRequest(p, `POST /v1/sessions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\nauthorization: Bearer ${token}\r\n\r\n{"conv`, 8000),
+      ]);
+      for (const [what, r] of [['unfinished headers', headersOnly], ['an unfinished body', bodyTrickle]] as const) {
+        assert.ok(r.closedAfterMs !== undefined && r.closedAfterMs < 5000, `${what}: closed after ${r.closedAfterMs} ms`);
+        assert.match(r.response, /^HTTP\/1\.1 408/, what);
+      }
+      // A long ?wait=live is not a slow request: the request itself arrived at once.
+      assert.equal((await fetch(`${timed.url}/healthz`)).status, 200);
+    } finally {
+      await timed.close();
+    }
+  });
+
+  it('/codec takes the operator\'s codec token only: the API token cannot decrypt history, the codec token cannot drive sessions; no token configured, no /codec', async () => {
+    const wire = (value: unknown) => {
+      const p = defaultPayloadConverter.toPayload(value);
+      return { metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v!).toString('base64')])), data: Buffer.from(p.data!).toString('base64') };
+    };
+    const codec = (op: string, authorization: string | undefined, body: unknown, url = base) =>
+      fetch(`${url}/codec/${op}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: JSON.stringify(body) });
+    const encoded = await codec('encode', `Bearer ${codecToken}`, { payloads: [wire({ personality: 'private' })] });
+    assert.equal(encoded.status, 200);
+    const secretPayloads = await encoded.json();
+    assert.equal((await codec('decode', `Bearer ${token}`, secretPayloads)).status, 401, 'the API token does not decrypt history');
+    assert.equal((await codec('decode', undefined, secretPayloads)).status, 401);
+    const decoded = await codec('decode', `Bearer ${codecToken}`, secretPayloads);
+    assert.equal(decoded.status, 200);
+    assert.deepEqual(JSON.parse(Buffer.from(((await decoded.json()) as { payloads: { data: string }[] }).payloads[0]!.data, 'base64').toString()), { personality: 'private' });
+    assert.equal((await call('GET', '/v1/sessions', undefined, { authorization: `Bearer ${codecToken}` })).status, 401, 'the codec token does not drive sessions');
+
+    const noCodec = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0 });
+    try {
+      assert.equal((await codec('decode', `Bearer ${token}`, secretPayloads, noCodec.url)).status, 404);
+      assert.equal((await codec('decode', `Bearer ${codecToken}`, secretPayloads, noCodec.url)).status, 404);
+    } finally {
+      await noCodec.close();
+    }
+  });
+
+  it('metrics: however often and however many scrape, the running-session counts cost one set of visibility queries per period', async () => {
+    const counter = countingPhases(visibilityPhaseCounter(stack.env.client));
+    const api = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0,
+      metrics: new ApiMetrics({ countPhase: counter.countPhase }), metricsPort: 0,
+    });
+    try {
+      assert.ok(api.metricsUrl, 'metrics served');
+      const scrape = async () => {
+        const res = await fetch(api.metricsUrl!);
+        assert.equal(res.status, 200);
+        return res.text();
+      };
+      const texts = await Promise.all(Array.from({ length: 20 }, scrape)); // at once: one refresh in flight
+      for (let i = 0; i < 20; i++) texts.push(await scrape()); // one after another: cached
+      assert.equal(counter.calls(), RUNNING_PHASES.length, `${counter.calls()} visibility queries for 40 scrapes`);
+      assert.ok(texts.every((t) => /avatar_sessions_running\{phase="live"\} \d+/.test(t)), 'every scrape has the counts');
+    } finally {
+      await api.close();
+    }
+  });
+
+  it('open demo mode: only on a fully embedded stack, and never for a request that came through a proxy', async () => {
+    assert.deepEqual(embeddedOpenModes({}), { fullyEmbedded: true, demoOpen: true, codecOpen: true });
+    for (const real of [{ LIVEKIT_URL: 'wss://lk.example.test' }, { RUNWAYML_API_SECRET: 'key_x' }, { TEMPORAL_ADDRESS: 'temporal.example:7233' }]) {
+      assert.deepEqual(embeddedOpenModes(real), { fullyEmbedded: false, demoOpen: false, codecOpen: false }, JSON.stringify(real));
+    }
+    assert.deepEqual(embeddedOpenModes({ SESSION_API_TOKEN: token, SESSION_CODEC_TOKEN: codecToken }), { fullyEmbedded: true, demoOpen: false, codecOpen: false });
+
+    const open = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, demo: { open: true } });
+    try {
+      const browserish = { 'sec-fetch-site': 'same-origin', 'x-avatar-demo': '1' };
+      const list = (headers: Record<string, string>) => fetch(`${open.url}/v1/sessions?limit=1`, { headers });
+      assert.equal((await list(browserish)).status, 200, 'the page itself, from this machine');
+      for (const proxied of [{ 'x-forwarded-for': '203.0.113.9' }, { 'x-forwarded-host': '127.0.0.1' }, { forwarded: 'for=203.0.113.9;proto=https' }, { via: '1.1 nginx' }, { 'x-real-ip': '203.0.113.9' }] as Record<string, string>[]) {
+        assert.equal((await list({ ...browserish, ...proxied })).status, 401, `through a proxy: ${JSON.stringify(proxied)}`);
+      }
+    } finally {
+      await open.close();
+    }
   });
 
   it('never writes the API token or LiveKit secret to its logs, even when a client sends it in the URL', async () => {

@@ -153,6 +153,30 @@ describe('avatar-sessions CLI', () => {
     assert.match(watched.out, /failed/);
   });
 
+  it('prints what a session carries (room names, identities, errors) with control characters escaped, never interpreted by the terminal', async () => {
+    // The typed client is operator-level and takes any room name; the HTTP API would refuse this one.
+    const id = uniqueId('cli');
+    const room = `room-${id}\x1b]0;owned\x07\x1b[2J\u202e`;
+    await stack.sessions.startSession({ conversationId: id, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room, endUserIdentity: 'user\x1b[31m' }, mode: 'relay' });
+    try {
+      const status = await cli(['status', id]);
+      assert.equal(status.code, 0, status.err);
+      assert.ok(!/[\x00-\x08\x0b-\x1f\x7f\u202e]/.test(status.out), `no raw control characters: ${JSON.stringify(status.out)}`);
+      assert.ok(status.out.includes(`room=room-${id}\\u{001b}]0;owned\\u{0007}\\u{001b}[2J\\u{202e}`), status.out);
+      const listed = await eventually('listed by room', async () => {
+        const list = await cli(['list', '--room', room]);
+        return list.out.includes(id) ? list : undefined;
+      }, 20_000);
+      assert.ok(!/[\x00-\x08\x0b-\x1f\x7f\u202e]/.test(listed.out.replace(/\t/g, ' ')), `list: ${JSON.stringify(listed.out)}`);
+      // --json stays exact (JSON escapes them itself).
+      const json = JSON.parse((await cli(['status', id, '--json'])).out) as { roomName: string; endUserIdentity: string };
+      assert.deepEqual([json.roomName, json.endUserIdentity], [room, 'user\x1b[31m']);
+    } finally {
+      await cli(['end', id]);
+      await ended(id).catch(() => undefined);
+    }
+  });
+
   it('bad flags are named and exit 2 without contacting Temporal; unknown sessions exit 3', async () => {
     // A dead Temporal address: if any of these tried to connect, it would fail with exit 1 instead.
     const dead = { TEMPORAL_ADDRESS: '127.0.0.1:1' };

@@ -48,6 +48,35 @@ describe('codec server', () => {
     assert.equal(other.headers.get('access-control-allow-origin'), null);
   });
 
+  it('passes payloads written before encryption through unchanged when the codec allows plaintext (showing them reveals nothing)', async () => {
+    const open = Fastify();
+    registerCodecRoutes(open, { codec: new AesGcmPayloadCodec([randomBytes(32)], { allowPlaintext: true }), token, allowedOrigins: [ui] });
+    const url = await open.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const res = await fetch(`${url}/codec/decode`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ payloads: [wire('plain')] }) });
+      assert.equal(res.status, 200);
+      assert.deepEqual(((await res.json()) as { payloads: unknown[] }).payloads, [wire('plain')]);
+    } finally {
+      await open.close();
+    }
+  });
+
+  it('without a token only when explicitly open, and then only to direct requests from this machine (no proxy headers)', async () => {
+    assert.throws(() => registerCodecRoutes(Fastify(), { codec: new AesGcmPayloadCodec([randomBytes(32)]), allowedOrigins: [ui] }), /need a token/);
+    const open = Fastify();
+    registerCodecRoutes(open, { codec: new AesGcmPayloadCodec([randomBytes(32)]), allowedOrigins: [ui], openOnLoopback: true });
+    const url = await open.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const call = (headers: Record<string, string>) => fetch(`${url}/codec/encode`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ payloads: [wire('x')] }) });
+      assert.equal((await call({})).status, 200, 'straight from loopback');
+      for (const proxied of [{ 'x-forwarded-for': '203.0.113.7' }, { forwarded: 'for=203.0.113.7' }, { via: '1.1 proxy' }, { 'x-real-ip': '203.0.113.7' }] as Record<string, string>[]) {
+        assert.equal((await call(proxied)).status, 401, `through a proxy: ${JSON.stringify(proxied)}`);
+      }
+    } finally {
+      await open.close();
+    }
+  });
+
   it('refuses a missing or wrong token, and malformed bodies, with a clear error', async () => {
     assert.equal((await post('decode', { payloads: [] }, {})).status, 401);
     assert.equal((await post('decode', { payloads: [] }, { authorization: 'Bearer nope' })).status, 401);

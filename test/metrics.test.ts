@@ -1,9 +1,11 @@
 // Service metrics through the worker runtime's Prometheus endpoint: phases, end reasons, Runway API
-// latency by endpoint. (The API's own /metrics is covered in api.test.ts.)
+// latency by endpoint. The API's running-session counts: cached, one refresh at a time. (The API's
+// own metrics port is covered in api.test.ts.)
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { freePort } from '../src/dev/net';
+import { ApiMetrics, RUNNING_PHASES, type PhaseCounter } from '../src/metrics';
 import { sessionWorkflowId } from '../workflows/shared';
 import { startSessionStack, uniqueId, type SessionStack } from './helpers/session-stack';
 import { eventually, withTimeout } from './helpers/wait';
@@ -41,5 +43,43 @@ describe('worker metrics', () => {
     assert.match(text, /avatar_session_phase_seconds_bucket\{[^}]*phase="waiting_ready"/);
     assert.match(text, /avatar_session_phase_entered\{[^}]*phase="live"/);
     assert.match(text, /avatar_runway_request_seconds_count\{[^}]*endpoint="create"/);
+  });
+});
+
+describe('API metrics: running sessions by phase', () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const value = (text: string, series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1));
+
+  it('cost one set of visibility COUNT queries per period, however many scrape at once or in a row', async () => {
+    let calls = 0;
+    let live = 3;
+    const countPhase: PhaseCounter = async (phase) => {
+      calls++;
+      await sleep(50); // a visibility query takes a while: concurrent scrapes must share it
+      return phase === 'live' ? live : 0;
+    };
+    const metrics = new ApiMetrics({ countPhase, countCacheMs: 300 });
+    const texts = await Promise.all(Array.from({ length: 10 }, () => metrics.registry.metrics()));
+    for (let i = 0; i < 10; i++) texts.push(await metrics.registry.metrics());
+    assert.equal(calls, RUNNING_PHASES.length, `${calls} queries for 20 scrapes`);
+    assert.ok(texts.every((t) => value(t, 'avatar_sessions_running{phase="live"}') === 3));
+    live = 5;
+    await sleep(350);
+    assert.equal(value(await metrics.registry.metrics(), 'avatar_sessions_running{phase="live"}'), 5, 'refreshed after the period');
+    assert.equal(calls, 2 * RUNNING_PHASES.length);
+  });
+
+  it('a failed refresh keeps the last counts, counts the error once, and is not retried before the next period', async () => {
+    let calls = 0;
+    let fail = false;
+    const metrics = new ApiMetrics({ countPhase: async () => { calls++; if (fail) throw new Error('visibility down'); return 2; }, countCacheMs: 300 });
+    await metrics.registry.metrics();
+    fail = true;
+    await sleep(350);
+    let text = '';
+    for (let i = 0; i < 10; i++) text = await metrics.registry.metrics();
+    assert.equal(calls, 2 * RUNNING_PHASES.length, 'one failed refresh, not one per scrape');
+    assert.equal(value(text, 'avatar_sessions_running{phase="live"}'), 2, 'the last good counts');
+    assert.equal(value(text, 'avatar_sessions_visibility_errors_total'), 1);
   });
 });

@@ -1,10 +1,18 @@
-// The history codec on its own: round trips, key rotation, tampering, and pass-through of payloads
-// written before encryption was turned on.
-import { describe, it } from 'node:test';
+// The history codec: round trips, key rotation, tampering, refusal of payloads that are not encrypted
+// (and their pass-through only when explicitly allowed, for histories written before encryption), and
+// the service's own worker refusing plain JSON that someone without the key scheduled on its queue.
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { defaultPayloadConverter } from '@temporalio/common';
-import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA, keyIdOf } from '../src/secrets/payload-codec';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA, PlaintextPayloadError, keyIdOf } from '../src/secrets/payload-codec';
+import { createSessionWorker } from '../src/workers';
+import { SESSION_TASK_QUEUE } from '../workflows/shared';
+import { TEST_SECRETS_KEY } from './helpers/keys';
+import { startTemporal } from './helpers/temporal';
+import { eventually } from './helpers/wait';
 
 const text = (b?: Uint8Array | null) => new TextDecoder().decode(b ?? new Uint8Array());
 
@@ -43,8 +51,71 @@ describe('AesGcmPayloadCodec', () => {
     assert.throws(() => new AesGcmPayloadCodec([randomBytes(16)]), /32 bytes/);
   });
 
-  it('passes through payloads that were never encrypted', async () => {
+  it('refuses payloads that are not encrypted, unless plaintext is explicitly allowed (histories from before encryption)', async () => {
+    const key = randomBytes(32);
+    await assert.rejects(new AesGcmPayloadCodec([key]).decode([plain]), (err: Error) => err instanceof PlaintextPayloadError && /not encrypted.*SESSION_ALLOW_PLAINTEXT_PAYLOADS/.test(err.message));
+    const noEncoding = { metadata: {}, data: Buffer.from('{"roomName":"x"}') };
+    await assert.rejects(new AesGcmPayloadCodec([key]).decode([noEncoding]), PlaintextPayloadError);
+    assert.deepEqual(await new AesGcmPayloadCodec([key], { allowPlaintext: true }).decode([plain]), [plain]);
+    // Encrypted payloads are read either way.
+    const [enc] = await new AesGcmPayloadCodec([key]).encode([plain]);
+    assert.deepEqual(defaultPayloadConverter.fromPayload((await new AesGcmPayloadCodec([key]).decode([enc!]))[0]!), { personality: secret });
+  });
+
+  it('refuses a payload cut short (its last 16 bytes are always the whole tag)', async () => {
     const codec = new AesGcmPayloadCodec([randomBytes(32)]);
-    assert.deepEqual(await codec.decode([plain]), [plain]);
+    const [enc] = await codec.encode([plain]);
+    const data = Buffer.from(enc!.data!);
+    await assert.rejects(codec.decode([{ ...enc!, data: data.subarray(0, data.length - 12) }]));
+    await assert.rejects(codec.decode([{ ...enc!, data: data.subarray(0, 20) }]), /truncated/);
+  });
+});
+
+describe('the orchestration worker and plain JSON from someone without the key', () => {
+  let env: TestWorkflowEnvironment;
+  before(async () => {
+    env = await startTemporal(); // its client has no codec: the position of someone who reaches Temporal only
+  });
+  after(async () => {
+    await env?.teardown();
+  });
+
+  it("refuses an activity scheduled on its queue with unencrypted input: the activity never runs", async () => {
+    // This service's real worker (createSessionWorker: the codec as the worker process wires it). Its
+    // Runway and LiveKit point nowhere: nothing here may reach them.
+    const ours = await createSessionWorker({
+      connection: env.nativeConnection,
+      config: {
+        runway: { apiKey: `key_${randomBytes(16).toString('hex')}`, baseUrl: 'http://127.0.0.1:9' },
+        livekit: { url: 'ws://127.0.0.1:9', publicUrl: 'ws://127.0.0.1:9', apiKey: 'k', apiSecret: randomBytes(32).toString('hex') },
+        secretsKey: TEST_SECRETS_KEY,
+      },
+      shutdownGraceTime: 1000,
+    });
+    const attacker = await Worker.create({ connection: env.nativeConnection, taskQueue: 'someone-elses-queue', workflowsPath: require.resolve('./fixtures/foreign-workflows') });
+    const workflowId = `attack-${randomBytes(4).toString('hex')}`;
+    const failure = await ours.runUntil(attacker.runUntil(async () => {
+      const handle = await env.client.workflow.start('scheduleOnQueue', {
+        taskQueue: 'someone-elses-queue',
+        workflowId,
+        args: [SESSION_TASK_QUEUE, 'removeServiceParticipants', [{ roomName: 'a-customer-room', identities: ['user-1'] }]],
+      });
+      try {
+        // The activity's failure lands in history (encrypted by our worker: the foreign workflow cannot
+        // even read it, and stays stuck on it until terminated).
+        return await eventually('the activity task to fail', async () => {
+          const events = (await handle.fetchHistory()).events ?? [];
+          assert.ok(!events.some((e) => e.activityTaskCompletedEventAttributes), 'the activity never completed');
+          return events.find((e) => e.activityTaskFailedEventAttributes)?.activityTaskFailedEventAttributes?.failure ?? undefined;
+        }, 60_000, 250);
+      } finally {
+        await handle.terminate('test over');
+      }
+    }));
+    // Read the failure as an operator, with the key: the worker refused the input before the activity ran.
+    assert.ok(failure.encodedAttributes, 'the failure message is encrypted in history');
+    const [attrs] = await new AesGcmPayloadCodec([TEST_SECRETS_KEY]).decode([failure.encodedAttributes as Payload]);
+    const { message } = defaultPayloadConverter.fromPayload(attrs!) as { message: string };
+    assert.match(message, /^Failed to parse activity args for activity removeServiceParticipants: refused a payload that is not encrypted/);
   });
 });

@@ -1,15 +1,24 @@
 // Temporal's remote codec protocol (POST {prefix}/encode and {prefix}/decode, body
 // `{payloads:[{metadata:{k: base64}, data: base64}]}`), so the Temporal UI and CLI can show the
 // encrypted history of a session to an operator. CORS admits the Temporal UI's origin.
+//
+// /decode decrypts any history: it takes the operator's token (SESSION_CODEC_TOKEN), never the API
+// token the backends hold. `temporal --codec-endpoint URL --codec-auth "Bearer $SESSION_CODEC_TOKEN"`.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
 import { bearerChecker } from './auth';
+import { directLocalRequest } from './local-request';
 
 export interface CodecRoutesOptions {
   codec: PayloadCodec;
-  /** Bearer token required on every call; undefined only for the embedded dev stack on 127.0.0.1. */
+  /** Bearer token required on every call (the operator's SESSION_CODEC_TOKEN). */
   token?: string;
+  /**
+   * No token, but only for requests straight from this machine (no proxy headers): the fully
+   * embedded dev stack, whose Temporal UI cannot send one. Either this or `token` must be given.
+   */
+  openOnLoopback?: boolean;
   /** Origins allowed to call from a browser (the Temporal UI), e.g. http://127.0.0.1:8233. */
   allowedOrigins: string[];
   prefix?: string;
@@ -33,6 +42,8 @@ const toWire = (p: Payload) => ({
 export function registerCodecRoutes(app: FastifyInstance, opts: CodecRoutesOptions): void {
   const prefix = opts.prefix ?? '/codec';
   const tokenOk = bearerChecker(opts.token);
+  if (!tokenOk && opts.openOnLoopback !== true) throw new Error('the codec routes need a token (SESSION_CODEC_TOKEN) or, for the embedded dev stack only, openOnLoopback');
+  const allowed = (req: FastifyRequest): boolean => (tokenOk ? tokenOk(req.headers.authorization) : directLocalRequest(req));
 
   const cors = (req: FastifyRequest, reply: FastifyReply): void => {
     const origin = req.headers.origin;
@@ -52,8 +63,8 @@ export function registerCodecRoutes(app: FastifyInstance, opts: CodecRoutesOptio
     });
     app.post(`${prefix}/${op}`, async (req, reply) => {
       cors(req, reply);
-      if (tokenOk && !tokenOk(req.headers.authorization)) {
-        return reply.code(401).send({ error: { code: 'unauthorized', message: 'missing or wrong bearer token' } });
+      if (!allowed(req)) {
+        return reply.code(401).send({ error: { code: 'unauthorized', message: tokenOk ? 'missing or wrong bearer token: send Authorization: Bearer $SESSION_CODEC_TOKEN' : 'the open codec answers direct requests from this machine only' } });
       }
       const body = wirePayloads.safeParse(req.body);
       if (!body.success) {

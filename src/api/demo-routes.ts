@@ -9,11 +9,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RUNWAY_PRESET_IDS } from '../runway/types';
+import { directLocalRequest } from './local-request';
 
 export interface DemoOptions {
   /**
-   * True only for the embedded dev stack with no SESSION_API_TOKEN: same-origin browser requests
-   * from loopback need no token. Otherwise the page asks for the token.
+   * True only for the fully embedded dev stack (embedded Temporal, LiveKit and Runway simulator) with
+   * no SESSION_API_TOKEN: same-origin browser requests from loopback need no token. Otherwise the
+   * page asks for the token.
    */
   open: boolean;
   /** The customer's LiveKit URL the page connects to (allowed by the page's CSP). */
@@ -26,14 +28,10 @@ export const DEMO_HEADER = 'x-avatar-demo';
 const DIR = path.join(__dirname, 'demo');
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
-function isLoopbackAddress(addr: string | undefined): boolean {
-  if (!addr) return false;
-  return addr === '::1' || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(addr);
-}
-
 /**
  * A request the demo page made from a browser on this machine, to this server, same-origin:
- * - the peer is loopback (the embedded stack listens on 127.0.0.1 anyway);
+ * - the peer is loopback (the embedded stack listens on 127.0.0.1 anyway), and nothing says a proxy
+ *   passed it on (Forwarded, X-Forwarded-*, Via…: behind a same-host proxy every client is loopback);
  * - Host is a loopback name (a DNS-rebound evil.example pointing at 127.0.0.1 keeps its own Host);
  * - Sec-Fetch-Site is same-origin (browsers set it and pages cannot; cross-site requests say cross-site);
  * - Origin, when sent, is this very origin;
@@ -42,7 +40,7 @@ function isLoopbackAddress(addr: string | undefined): boolean {
  * like the embedded Temporal UI and codec do. Set SESSION_API_TOKEN when that is not acceptable.
  */
 export function loopbackBrowserRequest(req: FastifyRequest): boolean {
-  if (!isLoopbackAddress(req.socket.remoteAddress)) return false;
+  if (!directLocalRequest(req)) return false;
   const host = req.headers.host ?? '';
   const hostname = host.replace(/:\d+$/, '');
   if (!LOOPBACK_HOSTS.has(hostname)) return false;

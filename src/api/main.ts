@@ -1,5 +1,7 @@
 // The HTTP API as its own process (`node --import tsx src/api/main.ts`), for deployments that run
-// it apart from the workers (docker-compose.yml). It talks to Temporal only; it never calls Runway.
+// it apart from the workers (docker-compose.yml). It talks to Temporal only; it never calls Runway
+// (and is not given the Runway key). No demo page, no viewer tokens; the codec endpoint only with
+// SESSION_CODEC_TOKEN; metrics on API_METRICS_PORT, not on the API's port.
 import { ConfigError, codecKeys, loadEnv, oldKeys } from '../config';
 import { SessionsClient } from '../client/sessions';
 import { createLogger } from '../log';
@@ -17,7 +19,9 @@ async function main(): Promise<void> {
   if (missing.length) throw new ConfigError(`missing configuration:\n${missing.map((m) => `  ${m}`).join('\n')}`);
   const keys = codecKeys({ secretsKey: Buffer.from(env.SESSION_SECRETS_KEY!, 'base64'), secretsOldKeys: oldKeys(env) });
   const log = createLogger({ level: env.LOG_LEVEL, name: 'api' });
-  const client = await connectClient(undefined, encryptedDataConverter(keys));
+  const client = await connectClient(undefined, encryptedDataConverter(keys, { allowPlaintext: env.SESSION_ALLOW_PLAINTEXT_PAYLOADS }));
+  const host = process.env.API_HOST ?? '0.0.0.0';
+  if (!env.SESSION_CODEC_TOKEN) log.info('SESSION_CODEC_TOKEN is not set: no /codec endpoint (operators decrypt history with it)');
   const api = await startApiServer({
     config: {
       apiToken: env.SESSION_API_TOKEN,
@@ -26,10 +30,15 @@ async function main(): Promise<void> {
     },
     sessions: new SessionsClient(client),
     log,
-    host: process.env.API_HOST ?? '0.0.0.0',
-    codec: { codec: new AesGcmPayloadCodec(keys), allowedOrigins: env.CODEC_CORS_ORIGINS.split(',').map((o) => o.trim()), requireToken: true },
+    host,
+    metricsPort: env.API_METRICS_PORT || undefined,
+    allowTimingOverrides: env.API_ALLOW_TIMING_OVERRIDES,
+    // Plaintext (pre-encryption) payloads pass through the codec unchanged: showing them reveals nothing.
+    codec: env.SESSION_CODEC_TOKEN
+      ? { codec: new AesGcmPayloadCodec(keys, { allowPlaintext: true }), allowedOrigins: env.CODEC_CORS_ORIGINS.split(',').map((o) => o.trim()), token: env.SESSION_CODEC_TOKEN }
+      : undefined,
   });
-  log.info({ url: api.url }, 'api started');
+  log.info({ url: api.url, metrics: api.metricsUrl ?? 'off', codec: env.SESSION_CODEC_TOKEN ? 'on' : 'off' }, 'api started');
   const stop = async () => {
     await api.close();
     await client.connection.close();

@@ -1,31 +1,37 @@
 // The HTTP API backends and operators use: start, read, end and list sessions, LiveKit webhooks,
-// health and metrics, and the remote codec for the Temporal UI.
+// health, and the remote codec for the Temporal UI and CLI. Metrics are served on a port of their own.
 //
 // Auth: every route under /v1 but the LiveKit webhook needs `Authorization: Bearer $SESSION_API_TOKEN`,
 // checked in constant time against the matched route (not the raw URL, so percent-encoding cannot
-// dodge it). The webhook is authenticated by LiveKit's signature instead. `GET /healthz` and
-// `GET /metrics` need no token (probes and Prometheus scrapers; the metrics carry no session data
-// beyond counts) — keep the API port off the public internet or put /metrics behind your proxy.
-// The codec routes check the token themselves (src/api/codec-routes.ts). With `demo.open` (the
-// embedded stack without SESSION_API_TOKEN) the demo page's own same-origin requests from a loopback
-// browser pass without a token (src/api/demo-routes.ts); a request that sends a token is always checked.
+// dodge it). The webhook is authenticated by LiveKit's signature instead, and a signed event is acted
+// on once (replays within the signature's lifetime are answered, not acted on). `GET /healthz` needs
+// no token. `/metrics` is not on this port at all: `metricsPort` serves it on its own listener (keep
+// that port private), with the visibility counts behind it cached (src/metrics.ts). The codec routes
+// take a token of their own, the operator's SESSION_CODEC_TOKEN (src/api/codec-routes.ts): the API
+// token cannot decrypt history. With `demo.open` (the fully embedded dev stack without
+// SESSION_API_TOKEN) the demo page's own same-origin requests from a loopback browser pass without a
+// token (src/api/demo-routes.ts); a request that sends a token is always checked. The demo page and
+// its viewer-token route exist only with `demo`.
 //
 // Input is validated by the workflow's own schema (workflows/input.ts) before anything reaches
-// Temporal or Runway; a rejected request (400/401/413/415) makes no Temporal call at all.
-import { randomBytes } from 'node:crypto';
+// Temporal or Runway, plus what only the HTTP edge refuses: `timing` (operator configuration, not
+// request input, unless `allowTimingOverrides`), room names outside a plain character set, control
+// and formatting characters in identities. A rejected request (400/401/413/415) makes no Temporal call.
+import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TrackType, WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
 import type { PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
 import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../../workflows/input';
-import { SESSION_PHASES, type LiveInfo } from '../../workflows/types';
+import { SESSION_PHASES, type LiveInfo, type SessionInput } from '../../workflows/types';
 import { conversationOfIdentity } from '../../workflows/shared';
 import type { SessionsClient } from '../client/sessions';
 import type { ServiceConfig } from '../config';
 import { demoAgentIdentity, mintDemoAgentToken, mintViewerToken } from '../livekit/tokens';
 import { ApiMetrics, visibilityPhaseCounter } from '../metrics';
-import { registerSecret } from '../redact';
+import { pinSecret } from '../redact';
 import { bearerChecker } from './auth';
 import { registerCodecRoutes } from './codec-routes';
 import { loopbackBrowserRequest, registerDemoRoutes } from './demo-routes';
@@ -41,31 +47,95 @@ export interface ApiServerOptions {
   waitLiveMs?: number;
   /** Largest accepted request body in bytes (default 64 KiB); larger bodies get 413. */
   bodyLimit?: number;
-  /** Serve the remote codec for the Temporal UI under /codec. */
-  codec?: { codec: PayloadCodec; allowedOrigins: string[]; requireToken: boolean };
-  /** Default: a fresh registry whose running-session gauge reads Temporal visibility on scrape. */
-  metrics?: ApiMetrics;
   /**
-   * Serve the demo page under /demo/. `open`: the embedded dev stack without SESSION_API_TOKEN, where
-   * the page's own same-origin requests from a loopback browser need no token (src/api/demo-routes.ts).
+   * Serve the remote codec (Temporal UI, `temporal --codec-endpoint`) under /codec: with the
+   * operator's `token` (SESSION_CODEC_TOKEN, never the API token), or `openOnLoopback` (the fully
+   * embedded dev stack only, whose UI cannot send a token). Leave it out and there is no /codec.
+   */
+  codec?: { codec: PayloadCodec; allowedOrigins: string[]; token?: string; openOnLoopback?: boolean };
+  /** Default: a fresh registry whose running-session gauge reads Temporal visibility (cached 15 s). */
+  metrics?: ApiMetrics;
+  /** Serve GET /metrics on this port (0: a free one), on a listener of its own; not served when unset. */
+  metricsPort?: number;
+  /** Where the metrics listener binds (default: `host`). */
+  metricsHost?: string;
+  /**
+   * Serve the demo page under /demo/ and its `POST /v1/sessions/:id/viewer-token`. `open`: the fully
+   * embedded dev stack without SESSION_API_TOKEN, where the page's own same-origin requests from a
+   * loopback browser need no token (src/api/demo-routes.ts).
    */
   demo?: { open: boolean };
   /** Lifetime of the tokens `POST /v1/sessions/:id/viewer-token` mints (default 300 s). */
   viewerTokenTtlSeconds?: number;
+  /** Accept `timing` in POST /v1/sessions (API_ALLOW_TIMING_OVERRIDES=1; tests). Default: 400. */
+  allowTimingOverrides?: boolean;
+  /** How long a client may take to send its whole request, headers and body (default 15 s; then 408). */
+  requestTimeoutMs?: number;
+  /** How long a signed webhook event is remembered so a replay of it is not acted on (default 10 min). */
+  webhookReplayWindowMs?: number;
 }
+
+/**
+ * Room names the API accepts: what LiveKit rooms are usually called (ids, slugs), nothing a query,
+ * a terminal or a markdown renderer would read as anything but text.
+ */
+export const ROOM_NAME = /^[A-Za-z0-9._:@=+-]{1,256}$/;
+const ROOM_NAME_RULE = 'must be 1-256 characters of A-Z a-z 0-9 . _ : @ = + -';
 
 const conversationIdParam = z.object({ conversationId: sessionInputSchema.shape.conversationId });
 const listQuery = z.object({
   phase: z.enum(SESSION_PHASES, { message: `must be one of ${SESSION_PHASES.join(', ')}` }).optional(),
   running: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
-  room: z.string().min(1).max(256).optional(),
+  room: z.string().regex(ROOM_NAME, ROOM_NAME_RULE).optional(),
   limit: z.coerce.number({ message: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(100),
 }).strict();
 const startQuery = z.object({ wait: z.enum(['live'], { message: "the only value is 'live'" }).optional() }).strict();
 
 const DEFAULT_BODY_LIMIT = 64 * 1024;
-/** Routes anyone may call: probes, scrapers, and LiveKit (which signs its webhooks). */
-const PUBLIC_ROUTES = new Set(['/healthz', '/metrics', '/v1/livekit/webhook']);
+const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
+/** Routes anyone may call: probes, and LiveKit (which signs its webhooks). */
+const PUBLIC_ROUTES = new Set(['/healthz', '/v1/livekit/webhook']);
+
+/** Control, formatting (bidi overrides, zero-width) and line/paragraph separator characters. */
+const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/** What only the HTTP edge refuses, beyond the workflow's schema (which the typed client shares). */
+function edgeIssues(input: SessionInput): string[] {
+  const issues: string[] = [];
+  if (!ROOM_NAME.test(input.livekit.roomName)) issues.push(`livekit.roomName: ${ROOM_NAME_RULE}`);
+  const texts: [string, string | undefined][] = [
+    ['livekit.agentIdentity', input.livekit.agentIdentity],
+    ['livekit.endUserIdentity', input.livekit.endUserIdentity],
+    ...(input.livekit.listenTo ?? []).map((v, i): [string, string] => [`livekit.listenTo.${i}`, v]),
+    ['avatar.avatarId', input.avatar.type === 'custom' ? input.avatar.avatarId : undefined],
+  ];
+  for (const [field, v] of texts) if (v !== undefined && UNPRINTABLE.test(v)) issues.push(`${field}: must not contain control or invisible formatting characters`);
+  return issues;
+}
+
+/** Signed webhook events already acted on, remembered for `windowMs` (at most `max` of them, newest kept). */
+class SeenEvents {
+  private readonly seen = new Map<string, number>();
+  constructor(private readonly windowMs: number, private readonly max = 10_000) {}
+
+  /** Claims `key`: false if it was claimed within the window (a replay). */
+  claim(key: string): boolean {
+    const now = Date.now();
+    for (const [k, expires] of this.seen) {
+      if (expires > now) break; // insertion order is expiry order
+      this.seen.delete(k);
+    }
+    if (this.seen.has(key)) return false;
+    this.seen.set(key, now + this.windowMs);
+    while (this.seen.size > this.max) this.seen.delete(this.seen.keys().next().value!);
+    return true;
+  }
+
+  /** Forgets `key` (its handling failed: LiveKit's retry of it must be acted on). */
+  release(key: string): void {
+    this.seen.delete(key);
+  }
+}
 
 class ApiError extends Error {
   constructor(readonly status: number, readonly code: string, message: string) {
@@ -92,14 +162,21 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
 export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyInstance> {
   const { sessions, config } = opts;
   // Whatever path a secret takes into a log line (a client pasting the token into a URL), it is scrubbed.
-  registerSecret(config.apiToken);
-  registerSecret(config.livekit.apiSecret);
+  pinSecret(config.apiToken);
+  pinSecret(config.livekit.apiSecret);
+  pinSecret(opts.codec?.token);
   const metrics = opts.metrics ?? new ApiMetrics({ countPhase: visibilityPhaseCounter(sessions.client) });
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   const log = opts.log.child({ component: 'api' });
   const app: FastifyInstance = Fastify({
     loggerInstance: log as unknown as FastifyBaseLogger,
     bodyLimit,
+    // A client gets `requestTimeout` to send its whole request (then 408 and the socket closes), so
+    // slow or stalled senders cannot hold sockets open; checked every second, not Node's default 30 s.
+    // (The time to answer, e.g. ?wait=live, is not bounded by this.)
+    requestTimeout,
+    http: { requestTimeout, headersTimeout: requestTimeout, connectionsCheckingInterval: Math.min(1000, requestTimeout) },
     // Fastify's own request lines would carry the raw URL and headers; we log our own (below).
     logController: new LogController({ disableRequestLogging: true }),
   });
@@ -129,7 +206,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     metrics.observeRequest(route, req.method, reply.statusCode, reply.elapsedTime / 1000);
     // The route pattern, never the raw URL or headers: nothing a client sends is echoed into the log.
     const line = { method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
-    if (route === '/healthz' || route === '/metrics' || route === '/' || route.startsWith('/demo')) req.log.debug(line, 'request');
+    if (route === '/healthz' || route === '/' || route.startsWith('/demo')) req.log.debug(line, 'request');
     else req.log.info(line, 'request');
   });
 
@@ -149,9 +226,8 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
 
-  // ---- health, metrics -------------------------------------------------------------------------
+  // ---- health (metrics: startMetricsServer, on a port of their own) -------------------------------
   app.get('/healthz', async () => ({ ok: true }));
-  app.get('/metrics', async (_req, reply) => reply.header('content-type', metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   // ---- sessions --------------------------------------------------------------------------------
   app.post('/v1/sessions', async (req, reply) => {
@@ -159,7 +235,15 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     if (req.body === undefined || req.body === null || typeof req.body !== 'object' || Array.isArray(req.body)) {
       throw new ApiError(400, 'invalid_input', 'body: send the session as a JSON object');
     }
+    // Internal timeouts and intervals are the operator's: a caller setting monitorIntervalSeconds to
+    // 0.001 or sessionCapSeconds to 1 would make the worker hammer Runway and LiveKit or renew (a
+    // billed session each time) in a loop.
+    if ('timing' in req.body && !opts.allowTimingOverrides) {
+      throw new ApiError(400, 'invalid_input', 'timing: not accepted by this API (timeouts and intervals are the operator\'s configuration); remove the field');
+    }
     const input = validateSessionInput(req.body); // the workflow's own schema: fields named, nothing reaches Temporal if bad
+    const issues = edgeIssues(input);
+    if (issues.length) throw new ApiError(400, 'invalid_input', issues.join('; '));
     const started = await sessions.startSession(input);
     if (started.started) metrics.sessionsStarted.inc({ mode: input.mode ?? 'auto' });
     const body = { conversationId: started.conversationId, workflowId: started.workflowId, runId: started.runId };
@@ -200,35 +284,6 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     return reply.code(202).send({ conversationId, ending: true });
   });
 
-  // A subscribe-only LiveKit token for the session's room: the demo page (or any front end of yours
-  // that should only watch) joins with it. The token is in the answer only, never in a log line.
-  const viewerTtl = opts.viewerTokenTtlSeconds ?? 300;
-  app.post('/v1/sessions/:conversationId/viewer-token', async (req, reply) => {
-    const { conversationId } = parse(conversationIdParam, req.params, 'path');
-    const state = await sessions.getSession(conversationId);
-    if (!state) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);
-    if (state.phase !== 'live') throw new ApiError(409, 'not_live', `the session is ${state.phase}, not live: there is nothing to watch`);
-    const identity = `viewer-${randomBytes(6).toString('hex')}`;
-    const token = await mintViewerToken(config.livekit, { roomName: state.roomName, identity, ttlSeconds: viewerTtl });
-    return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity, expiresInSeconds: viewerTtl });
-  });
-
-  // Demo page only: a token to speak to a direct-mode avatar as the customer's agent would (byte streams
-  // on lk.audio_stream and RPC, data only), for sessions the page started with agentIdentity
-  // demo-agent-<conversationId>. The avatar plays audio from its session's agent only, so the token
-  // moves nothing in any other session.
-  if (opts.demo) {
-    app.post('/v1/sessions/:conversationId/demo-agent-token', async (req, reply) => {
-      const { conversationId } = parse(conversationIdParam, req.params, 'path');
-      const state = await sessions.getSession(conversationId);
-      if (!state) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);
-      if (state.phase !== 'live') throw new ApiError(409, 'not_live', `the session is ${state.phase}, not live: there is no avatar to speak to`);
-      if (state.mode !== 'direct' || !state.avatarIdentity) throw new ApiError(409, 'not_direct', 'only a direct-mode avatar takes an agent\'s audio (relay mode: Runway\'s own character speaks)');
-      const token = await mintDemoAgentToken(config.livekit, { roomName: state.roomName, conversationId, ttlSeconds: viewerTtl });
-      return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity: demoAgentIdentity(conversationId), avatarIdentity: state.avatarIdentity, expiresInSeconds: viewerTtl });
-    });
-  }
-
   app.get('/v1/sessions', async (req, reply) => {
     const q = parse(listQuery, req.query, 'query');
     const out = [];
@@ -257,6 +312,9 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
 
   // ---- LiveKit webhooks: a session's room closing, or its end user leaving, ends the session ----
   // In its own scope: LiveKit signs the raw body, so JSON is kept as the string it arrived as here.
+  // A signed event is acted on once: LiveKit's signature stays valid for minutes, and a captured
+  // room_finished replayed later would end the next session in that room.
+  const seenEvents = new SeenEvents(opts.webhookReplayWindowMs ?? 10 * 60_000);
   await app.register(async (scope) => {
     scope.removeContentTypeParser('application/json');
     scope.addContentTypeParser(['application/json', 'application/webhook+json'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
@@ -269,22 +327,38 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
         // jose's messages are harmless, but nothing about the check is worth telling an unsigned caller.
         throw new ApiError(401, 'bad_signature', 'webhook signature check failed: sign it with the LiveKit API key and secret this service is configured with');
       }
+      // LiveKit gives every event an id; the body's hash stands in for one that has none.
+      const eventKey = event.id ? `id:${event.id}` : `sha256:${createHash('sha256').update(req.body).digest('base64')}`;
+      if (!seenEvents.claim(eventKey)) {
+        metrics.webhooks.inc({ event: event.event || 'unknown', acted: 'replay' });
+        req.log.warn({ event: event.event }, 'webhook event seen before: not acted on again');
+        return reply.send({ ok: true, ended: [], duplicate: true });
+      }
       const room = event.room?.name;
       const ended: string[] = [];
       // The direct avatar leaving, or no longer publishing video: its session hears it at once (by id, no lookup).
       // (A service avatar is never a session's end user: nothing more to look up then.)
       const told = await tellAvatarSession(event);
-      if (!told && event.event === 'room_finished' && room) {
-        for await (const s of sessions.listSessions({ running: true, roomName: room })) {
-          if (await sessions.endSession(s.conversationId, 'room_finished')) ended.push(s.conversationId);
-        }
-      } else if (!told && event.event === 'participant_left' && room && event.participant?.identity) {
-        for await (const s of sessions.listSessions({ running: true, roomName: room })) {
-          const state = await sessions.getSession(s.conversationId);
-          if (state?.endUserIdentity && state.endUserIdentity === event.participant.identity) {
-            if (await sessions.endSession(s.conversationId, 'end_user_left')) ended.push(s.conversationId);
+      try {
+        // The visibility query cannot hold every character of a room name: only sessions whose room is
+        // exactly this one count (`a'b` must not end the sessions of `ab`).
+        if (!told && event.event === 'room_finished' && room) {
+          for await (const s of sessions.listSessions({ running: true, roomName: room })) {
+            if (s.roomName !== room) continue;
+            if (await sessions.endSession(s.conversationId, 'room_finished')) ended.push(s.conversationId);
+          }
+        } else if (!told && event.event === 'participant_left' && room && event.participant?.identity) {
+          for await (const s of sessions.listSessions({ running: true, roomName: room })) {
+            if (s.roomName !== room) continue;
+            const state = await sessions.getSession(s.conversationId);
+            if (state?.roomName === room && state.endUserIdentity && state.endUserIdentity === event.participant.identity) {
+              if (await sessions.endSession(s.conversationId, 'end_user_left')) ended.push(s.conversationId);
+            }
           }
         }
+      } catch (err) {
+        seenEvents.release(eventKey);
+        throw err;
       }
       metrics.webhooks.inc({ event: event.event || 'unknown', acted: ended.length || told ? 'yes' : 'no' });
       if (ended.length) req.log.info({ event: event.event, ended }, 'webhook ended sessions');
@@ -292,15 +366,92 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     });
   });
 
-  if (opts.demo) registerDemoRoutes(app, { open: demoOpen, livekitUrl: config.livekit.publicUrl });
+  if (opts.demo) {
+    registerDemoRoutes(app, { open: demoOpen, livekitUrl: config.livekit.publicUrl });
+    // A subscribe-only LiveKit token for the session's room: the demo page joins with it. Only with the
+    // demo: it hears everyone in the room, the end user's microphone included, so the production API
+    // (src/api/main.ts) has no such route. The token is in the answer only, never in a log line.
+    const viewerTtl = opts.viewerTokenTtlSeconds ?? 300;
+    app.post('/v1/sessions/:conversationId/viewer-token', async (req, reply) => {
+      const { conversationId } = parse(conversationIdParam, req.params, 'path');
+      const state = await sessions.getSession(conversationId);
+      if (!state) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);
+      if (state.phase !== 'live') throw new ApiError(409, 'not_live', `the session is ${state.phase}, not live: there is nothing to watch`);
+      const identity = `viewer-${randomBytes(6).toString('hex')}`;
+      const token = await mintViewerToken(config.livekit, { roomName: state.roomName, identity, ttlSeconds: viewerTtl });
+      return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity, expiresInSeconds: viewerTtl });
+    });
+    // A token to speak to a direct-mode avatar as the customer's agent would (byte streams on
+    // lk.audio_stream and RPC, data only), for sessions the page started with agentIdentity
+    // demo-agent-<conversationId>. The avatar plays audio from its session's agent only, so the token
+    // moves nothing in any other session.
+    app.post('/v1/sessions/:conversationId/demo-agent-token', async (req, reply) => {
+      const { conversationId } = parse(conversationIdParam, req.params, 'path');
+      const state = await sessions.getSession(conversationId);
+      if (!state) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);
+      if (state.phase !== 'live') throw new ApiError(409, 'not_live', `the session is ${state.phase}, not live: there is no avatar to speak to`);
+      if (state.mode !== 'direct' || !state.avatarIdentity) throw new ApiError(409, 'not_direct', 'only a direct-mode avatar takes an agent\'s audio (relay mode: Runway\'s own character speaks)');
+      const token = await mintDemoAgentToken(config.livekit, { roomName: state.roomName, conversationId, ttlSeconds: viewerTtl });
+      return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity: demoAgentIdentity(conversationId), avatarIdentity: state.avatarIdentity, expiresInSeconds: viewerTtl });
+    });
+  }
   if (opts.codec) {
-    registerCodecRoutes(app, { codec: opts.codec.codec, allowedOrigins: opts.codec.allowedOrigins, token: opts.codec.requireToken ? config.apiToken : undefined });
+    registerCodecRoutes(app, { codec: opts.codec.codec, allowedOrigins: opts.codec.allowedOrigins, token: opts.codec.token, openOnLoopback: opts.codec.openOnLoopback });
   }
   return app;
 }
 
-export async function startApiServer(opts: ApiServerOptions): Promise<{ url: string; app: FastifyInstance; close: () => Promise<void> }> {
-  const app = await buildApiServer(opts);
-  const url = await app.listen({ port: opts.port ?? opts.config.apiPort, host: opts.host ?? '127.0.0.1' });
-  return { url, app, close: () => app.close() };
+/**
+ * GET /metrics (Prometheus text) on a listener of its own, so the API's port never serves it: keep
+ * this port private to your scraper's network. Anything else is 404.
+ */
+export async function startMetricsServer(metrics: ApiMetrics, opts: { port: number; host?: string }): Promise<{ url: string; close: () => Promise<void> }> {
+  const server = http.createServer({ requestTimeout: 10_000, headersTimeout: 10_000 }, (req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics failed\n'),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve());
+  });
+  const { address, port } = server.address() as import('node:net').AddressInfo;
+  const host = address.includes(':') ? `[${address}]` : address;
+  return {
+    url: `http://${host}:${port}/metrics`,
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+export async function startApiServer(opts: ApiServerOptions): Promise<{ url: string; metricsUrl?: string; app: FastifyInstance; close: () => Promise<void> }> {
+  const metrics = opts.metrics ?? new ApiMetrics({ countPhase: visibilityPhaseCounter(opts.sessions.client) });
+  const app = await buildApiServer({ ...opts, metrics });
+  const host = opts.host ?? '127.0.0.1';
+  const url = await app.listen({ port: opts.port ?? opts.config.apiPort, host });
+  let metricsServer: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  if (opts.metricsPort !== undefined) {
+    try {
+      metricsServer = await startMetricsServer(metrics, { port: opts.metricsPort, host: opts.metricsHost ?? host });
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+  }
+  return {
+    url,
+    metricsUrl: metricsServer?.url,
+    app,
+    close: async () => {
+      await app.close();
+      await metricsServer?.close();
+    },
+  };
 }

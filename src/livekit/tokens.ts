@@ -8,6 +8,14 @@ export interface LiveKitCredentials {
 
 export const PUBLISH_ON_BEHALF = 'lk.publish_on_behalf';
 
+/**
+ * The longest a direct-mode avatar token needs to live: Runway's avatar worker joins once, early in a
+ * Runway session, and a Runway session lasts at most 30 minutes (its `maxDuration` cap); 10 minutes on
+ * top cover provisioning. A leaked token is then useless long before the conversation ends (renewals
+ * mint a fresh one for each Runway session).
+ */
+export const DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS = 1800 + 600;
+
 function onBehalf(agentIdentity?: string): Record<string, string> | undefined {
   return agentIdentity ? { [PUBLISH_ON_BEHALF]: agentIdentity } : undefined;
 }

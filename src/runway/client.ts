@@ -4,7 +4,7 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { ZodType } from 'zod';
-import { registerSecret } from '../redact';
+import { pinSecret, registerSecret } from '../redact';
 import { RunwayError, classifyHttpError, type RunwayErrorKind } from './errors';
 import {
   RUNWAY_API_VERSION, RUNWAY_DEFAULT_BASE_URL,
@@ -75,7 +75,7 @@ export class RunwayClient {
   constructor(opts: RunwayClientOptions) {
     if (!opts.apiKey) throw new Error('RunwayClient needs an API key (RUNWAYML_API_SECRET)');
     this.apiKey = opts.apiKey;
-    registerSecret(opts.apiKey);
+    pinSecret(opts.apiKey);
     this.baseUrl = (opts.baseUrl ?? process.env.RUNWAYML_BASE_URL ?? RUNWAY_DEFAULT_BASE_URL).replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.headersMs = opts.timeouts?.headersMs ?? 15_000;

@@ -2,7 +2,12 @@
 // activity arguments and results, heartbeat details, signals, queries, updates and (with
 // `encodeCommonAttributes`) failure messages and stack traces. AES-256-GCM per payload; the key id
 // rides in the payload's metadata so keys can rotate: the first key encrypts, every listed key
-// decrypts. Payloads that are not encrypted (histories from before the codec) pass through.
+// decrypts.
+//
+// Inbound payloads that are not encrypted are refused: whoever can reach Temporal but does not hold
+// the key cannot hand this service's workers plain JSON (an activity scheduled on `avatar-sessions`
+// from a workflow of their own, a start or signal from the CLI). `allowPlaintext` (the environment's
+// SESSION_ALLOW_PLAINTEXT_PAYLOADS=1) lets them through for histories written before the codec.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import type { DataConverter } from '@temporalio/common';
@@ -19,12 +24,29 @@ export function keyIdOf(key: Buffer): string {
   return `k-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
 }
 
+export interface PayloadCodecOptions {
+  /**
+   * Let payloads that are not encrypted through `decode` unchanged (default: refuse them). Only for
+   * replaying or reading histories written before encryption was turned on.
+   */
+  allowPlaintext?: boolean;
+}
+
+/** The error `decode` throws for a payload that is not encrypted (and plaintext is not allowed). */
+export class PlaintextPayloadError extends Error {
+  override readonly name = 'PlaintextPayloadError';
+}
+
+const TAG_BYTES = 16;
+
 export class AesGcmPayloadCodec implements PayloadCodec {
   private readonly keys = new Map<string, Buffer>();
   readonly activeKeyId: string;
+  readonly allowPlaintext: boolean;
 
   /** `keys[0]` encrypts; all of them decrypt (keep old keys here until no history needs them). */
-  constructor(keys: Buffer[]) {
+  constructor(keys: Buffer[], opts: PayloadCodecOptions = {}) {
+    this.allowPlaintext = opts.allowPlaintext === true;
     if (!keys.length) throw new Error('AesGcmPayloadCodec needs at least one key');
     for (const k of keys) {
       if (k.length !== 32) throw new Error('SESSION_SECRETS_KEY (and each old key) must be 32 bytes, base64-encoded: openssl rand -base64 32');
@@ -37,7 +59,7 @@ export class AesGcmPayloadCodec implements PayloadCodec {
     const key = this.keys.get(this.activeKeyId)!;
     return payloads.map((p) => {
       const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
       const plain = temporal.api.common.v1.Payload.encode(p).finish();
       const body = Buffer.concat([cipher.update(plain), cipher.final()]);
       return {
@@ -50,15 +72,20 @@ export class AesGcmPayloadCodec implements PayloadCodec {
   async decode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((p) => {
       const encoding = p.metadata?.encoding ? dec.decode(p.metadata.encoding) : undefined;
-      if (encoding !== ENCRYPTED_ENCODING) return p;
+      if (encoding !== ENCRYPTED_ENCODING) {
+        if (this.allowPlaintext) return p;
+        throw new PlaintextPayloadError(
+          `refused a payload that is not encrypted (encoding ${encoding ?? 'none'}): everything this service reads from Temporal must be written with SESSION_SECRETS_KEY; set SESSION_ALLOW_PLAINTEXT_PAYLOADS=1 only to read histories from before encryption`,
+        );
+      }
       const keyId = p.metadata?.[KEY_ID_METADATA] ? dec.decode(p.metadata[KEY_ID_METADATA]) : '';
       const key = this.keys.get(keyId);
       if (!key) throw new Error(`payload encrypted with key ${keyId}, which this process does not have: add the old key to SESSION_SECRETS_OLD_KEYS`);
       const data = Buffer.from(p.data ?? new Uint8Array());
-      if (data.length < 28) throw new Error('encrypted payload is truncated');
-      const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, 12));
-      decipher.setAuthTag(data.subarray(data.length - 16));
-      const plain = Buffer.concat([decipher.update(data.subarray(12, data.length - 16)), decipher.final()]);
+      if (data.length < 12 + TAG_BYTES) throw new Error('encrypted payload is truncated');
+      const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, 12), { authTagLength: TAG_BYTES });
+      decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
+      const plain = Buffer.concat([decipher.update(data.subarray(12, data.length - TAG_BYTES)), decipher.final()]);
       return temporal.api.common.v1.Payload.decode(plain) as Payload;
     });
   }
@@ -68,9 +95,9 @@ export class AesGcmPayloadCodec implements PayloadCodec {
 export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
 
 /** The data converter every client and worker of this service uses. */
-export function encryptedDataConverter(keys: Buffer[]): DataConverter {
+export function encryptedDataConverter(keys: Buffer[], opts: PayloadCodecOptions = {}): DataConverter {
   return {
-    payloadCodecs: [new AesGcmPayloadCodec(keys)],
+    payloadCodecs: [new AesGcmPayloadCodec(keys, opts)],
     failureConverterPath: FAILURE_CONVERTER_PATH,
   };
 }

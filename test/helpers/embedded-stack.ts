@@ -54,7 +54,7 @@ const alive = (pid: number) => {
 };
 
 /** The variables that would point the stack at someone's real services: never inherited. */
-const SCRUBBED = /^(TEMPORAL_(ADDRESS|NAMESPACE|API_KEY|TLS.*|PROFILE|CONFIG_FILE|UI_PORT)|LIVEKIT_(URL|PUBLIC_URL|API_KEY|API_SECRET)|RUNWAYML_.*|RUNWAY_SIM_.*|SESSION_.*|API_PORT|API_HOST|METRICS_PORT|MEDIA_METRICS_PORT|DEV_.*|REAPER_INTERVAL_SECONDS|CODEC_CORS_ORIGINS)$/;
+const SCRUBBED = /^(TEMPORAL_(ADDRESS|NAMESPACE|API_KEY|TLS.*|PROFILE|CONFIG_FILE|UI_PORT)|LIVEKIT_(URL|PUBLIC_URL|API_KEY|API_SECRET)|RUNWAYML_.*|RUNWAY_SIM_.*|SESSION_.*|API_PORT|API_HOST|API_METRICS_PORT|API_ALLOW_TIMING_OVERRIDES|METRICS_PORT|MEDIA_METRICS_PORT|DEV_.*|REAPER_INTERVAL_SECONDS|CODEC_CORS_ORIGINS)$/;
 
 /** The environment of an embedded stack: nothing of the caller's real services, every port free (0) unless `overrides` pins it. */
 export function embeddedStackEnv(dataDir: string, overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -67,6 +67,7 @@ export function embeddedStackEnv(dataDir: string, overrides: Record<string, stri
     DEV_RUNWAY_LIVEKIT_PORT: '0',
     RUNWAY_SIM_PORT: '0',
     METRICS_PORT: '0',
+    API_METRICS_PORT: '0',
     REAPER_INTERVAL_SECONDS: '0',
     NODE_ENV: 'development',
     ...overrides,
