@@ -9,9 +9,9 @@ import { acquireSlot } from './admission';
 import { failureMessage, failureType, isTransient, retryDelayOf, sessionFailure, timedOut } from './failures';
 import type { SessionRun } from './run';
 
-/** Direct-mode avatar tokens live as long as the conversation may, plus a margin. */
+/** A direct-mode avatar token lives as long as one Runway session may (at most 30 min), plus a margin. */
 function tokenTtlSeconds(run: SessionRun): number {
-  return Math.min(6 * 3600, (run.input.maxDurationSeconds ?? 1800) + 600);
+  return Math.min(runwayMaxDuration(run.input) ?? 1800, 1800) + 600;
 }
 
 /** One create call: not cancellable (a create in flight must return its id so teardown can end it). */
