@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { SessionsClient } from './client/sessions';
+import { SessionEndedError, SessionsClient } from './client/sessions';
 import { codecKeys, oldKeys } from './config';
 import { PROJECT_ROOT } from './dev/tools';
 import { redactString } from './redact';
@@ -21,6 +21,7 @@ export const USAGE = `usage: avatar-sessions <command> [options]
   start   --conversation ID --room ROOM [--preset ID | --avatar-id ID] [--mode auto|direct|relay]
           [--agent IDENTITY] [--end-user IDENTITY] [--max-duration SECONDS]
           [--wait [--timeout SECONDS]]        with --wait: until the session is live (default 60 s)
+          [--restart]                         a new session even if the conversation's last one ended
   status  CONVERSATION_ID [--json]
   end     CONVERSATION_ID
   list    [--phase PHASE] [--running] [--room ROOM] [--limit N] [--json]
@@ -29,9 +30,10 @@ export const USAGE = `usage: avatar-sessions <command> [options]
 Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE (default localhost:7233, default), or a temporal.toml profile.
 History key: SESSION_SECRETS_KEY (else .data/dev-secrets.json of the embedded stack).
 Exit codes: 0 ok · 1 failed (session failed, Temporal unreachable) · 2 bad usage · 3 no such session
-            · 4 start --wait timed out before the session was live.`;
+            · 4 start --wait timed out before the session was live
+            · 5 start: the conversation's session already ended (--restart starts a new one).`;
 
-export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, timeout: 4 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, timeout: 4, ended: 5 } as const;
 
 export class UsageError extends Error {}
 
@@ -152,11 +154,11 @@ export async function main(argv: string[]): Promise<number> {
   const options = {
     conversation: { type: 'string' }, room: { type: 'string' }, preset: { type: 'string' }, 'avatar-id': { type: 'string' },
     mode: { type: 'string' }, agent: { type: 'string' }, 'end-user': { type: 'string' }, 'max-duration': { type: 'string' },
-    wait: { type: 'boolean' }, timeout: { type: 'string' },
+    wait: { type: 'boolean' }, timeout: { type: 'string' }, restart: { type: 'boolean' },
     phase: { type: 'string' }, running: { type: 'boolean' }, limit: { type: 'string' }, json: { type: 'boolean' }, interval: { type: 'string' },
   } as const;
   const allowed: Record<string, string[]> = {
-    start: ['conversation', 'room', 'preset', 'avatar-id', 'mode', 'agent', 'end-user', 'max-duration', 'wait', 'timeout'],
+    start: ['conversation', 'room', 'preset', 'avatar-id', 'mode', 'agent', 'end-user', 'max-duration', 'wait', 'timeout', 'restart'],
     status: ['json'],
     end: [],
     list: ['phase', 'running', 'room', 'limit', 'json'],
@@ -202,7 +204,15 @@ export async function main(argv: string[]): Promise<number> {
         throw err instanceof InvalidInputError ? flagError(err) : err;
       }
       run = async (sessions) => {
-        const started = await sessions.startSession(input);
+        let started: Awaited<ReturnType<typeof sessions.startSession>>;
+        try {
+          started = await sessions.startSession(input, { restart: v.restart === true });
+        } catch (err) {
+          if (!(err instanceof SessionEndedError)) throw err;
+          console.log(JSON.stringify({ conversationId: input.conversationId, previous: err.previous }, null, 2));
+          console.error(printable(`${err.message.replace('with restart: true', 'with --restart')}`));
+          return EXIT.ended;
+        }
         if (!v.wait) {
           console.log(JSON.stringify(started, null, 2));
           return EXIT.ok;

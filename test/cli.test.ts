@@ -103,6 +103,12 @@ describe('avatar-sessions CLI', () => {
     assert.equal(again.code, 0, 'ending an ended session is fine');
     // Relay mode does not name the room to Runway: count every session the simulator created meanwhile.
     assert.equal(stack.sim.sessions().length - runwayBefore, 1, 'exactly one Runway session');
+    // A start after the end brings nothing back (exit 5, the previous outcome), unless --restart.
+    const late = await cli(['start', '--conversation', id, '--room', room, '--mode', 'relay']);
+    assert.equal(late.code, 5, late.err);
+    assert.match(late.err, /already had a session, which ended .*--restart/);
+    assert.equal((JSON.parse(late.out) as { previous: { endReason: string } }).previous.endReason, 'ended_by_request');
+    assert.equal(stack.sim.sessions().length - runwayBefore, 1, 'still one Runway session');
   });
 
   it('start --wait prints the join info; watch on a terminal redraws in place', { skip: !HAS_SCRIPT && 'needs util-linux script for a pseudo-terminal' }, async () => {

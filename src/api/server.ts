@@ -27,7 +27,7 @@ import { z } from 'zod';
 import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../../workflows/input';
 import { SESSION_PHASES, type LiveInfo, type SessionInput } from '../../workflows/types';
 import { conversationOfIdentity } from '../../workflows/shared';
-import type { SessionsClient } from '../client/sessions';
+import { SessionEndedError, type SessionsClient } from '../client/sessions';
 import type { ServiceConfig } from '../config';
 import { demoAgentIdentity, mintDemoAgentToken, mintViewerToken } from '../livekit/tokens';
 import { ApiMetrics, visibilityPhaseCounter } from '../metrics';
@@ -241,10 +241,19 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     if ('timing' in req.body && !opts.allowTimingOverrides) {
       throw new ApiError(400, 'invalid_input', 'timing: not accepted by this API (timeouts and intervals are the operator\'s configuration); remove the field');
     }
-    const input = validateSessionInput(req.body); // the workflow's own schema: fields named, nothing reaches Temporal if bad
+    // `restart: true` starts a new session for a conversation whose last one ended (else 409).
+    const { restart, ...raw } = req.body as { restart?: unknown };
+    if (restart !== undefined && typeof restart !== 'boolean') throw new ApiError(400, 'invalid_input', 'restart: must be true or false');
+    const input = validateSessionInput(raw); // the workflow's own schema: fields named, nothing reaches Temporal if bad
     const issues = edgeIssues(input);
     if (issues.length) throw new ApiError(400, 'invalid_input', issues.join('; '));
-    const started = await sessions.startSession(input);
+    let started: Awaited<ReturnType<SessionsClient['startSession']>>;
+    try {
+      started = await sessions.startSession(input, { restart: restart === true });
+    } catch (err) {
+      if (!(err instanceof SessionEndedError)) throw err;
+      return reply.code(409).send({ error: { code: 'session_ended', message: err.message }, previous: err.previous });
+    }
     if (started.started) metrics.sessionsStarted.inc({ mode: input.mode ?? 'auto' });
     const body = { conversationId: started.conversationId, workflowId: started.workflowId, runId: started.runId };
     const status = started.started ? 201 : 200;

@@ -9,7 +9,7 @@ import {
 } from '@temporalio/client';
 import { validateSessionInput } from '../../workflows/input';
 import {
-  ConversationIdKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
+  ConversationIdKey, EndReasonKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
   avatarRoomEventSignal, endSignal, sessionWorkflowId, stateQuery, waitLiveUpdate, type AvatarRoomEvent,
 } from '../../workflows/shared';
 import type { avatarSession } from '../../workflows/session';
@@ -21,6 +21,25 @@ export interface StartedSession {
   runId: string;
   /** false when the conversation already had a running session (that one is returned). */
   started: boolean;
+}
+
+/**
+ * The conversation already had a session, which ended: a start does not bring the avatar back into a
+ * room the user may have left (a retried request, a late duplicate). Start again with `restart: true`.
+ */
+export class SessionEndedError extends Error {
+  override readonly name = 'SessionEndedError';
+  constructor(
+    readonly conversationId: string,
+    readonly previous: { workflowId: string; runId: string; status: string; phase?: string; endReason?: string; error?: { code: string; message: string } },
+  ) {
+    super(`conversation ${conversationId} already had a session, which ended (${previous.phase ?? previous.status.toLowerCase()}${previous.endReason ? `: ${previous.endReason}` : ''}); start it with restart: true for a new one`);
+  }
+}
+
+export interface StartOptions {
+  /** Start a new session even if the conversation's last one ended (otherwise: SessionEndedError). */
+  restart?: boolean;
 }
 
 export interface SessionSummary {
@@ -41,9 +60,11 @@ export class SessionsClient {
     private readonly taskQueue = SESSION_TASK_QUEUE,
   ) {}
 
-  private startOptions(input: SessionInput) {
+  private startOptions(input: SessionInput, restart = false) {
     return {
       taskQueue: this.taskQueue,
+      // A closed session of the conversation blocks a new start unless the caller asks to restart.
+      workflowIdReusePolicy: restart ? ('ALLOW_DUPLICATE' as const) : ('REJECT_DUPLICATE' as const),
       workflowId: sessionWorkflowId(input.conversationId),
       args: [input] as [SessionInput],
       typedSearchAttributes: [
@@ -57,28 +78,56 @@ export class SessionsClient {
     };
   }
 
-  /** Starts the conversation's session; if one is already running, returns that one (never a second Runway session). */
-  async startSession(rawInput: SessionInput): Promise<StartedSession> {
+  /**
+   * Starts the conversation's session; if one is already running, returns that one (never a second
+   * Runway session). If the conversation's session already ended, throws SessionEndedError unless
+   * `restart` is set.
+   */
+  async startSession(rawInput: SessionInput, opts: StartOptions = {}): Promise<StartedSession> {
     const input = validateSessionInput(rawInput);
-    const opts = this.startOptions(input);
+    const start = this.startOptions(input, opts.restart);
     try {
-      const handle = await this.client.workflow.start<typeof avatarSession>(SESSION_WORKFLOW_TYPE, { ...opts, workflowIdConflictPolicy: 'FAIL' });
+      const handle = await this.client.workflow.start<typeof avatarSession>(SESSION_WORKFLOW_TYPE, { ...start, workflowIdConflictPolicy: 'FAIL' });
       return { conversationId: input.conversationId, workflowId: handle.workflowId, runId: handle.firstExecutionRunId, started: true };
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-      const desc = await this.client.workflow.getHandle(opts.workflowId).describe();
-      return { conversationId: input.conversationId, workflowId: opts.workflowId, runId: desc.runId, started: false };
+      const desc = await this.client.workflow.getHandle(start.workflowId).describe();
+      if (desc.status.name !== 'RUNNING') throw await this.endedError(input.conversationId, desc);
+      return { conversationId: input.conversationId, workflowId: start.workflowId, runId: desc.runId, started: false };
     }
   }
 
-  /** Starts (or joins) the session and waits until it is live, in one round trip (update-with-start). */
-  async startAndWaitLive(rawInput: SessionInput): Promise<{ workflowId: string; runId: string; live: LiveInfo }> {
+  /** What a start found: the conversation's last session, closed. */
+  private async endedError(conversationId: string, desc: { workflowId: string; runId: string; status: { name: string }; typedSearchAttributes: WorkflowExecutionInfo['typedSearchAttributes'] }): Promise<SessionEndedError> {
+    const state = await this.getSession(conversationId).catch(() => undefined);
+    return new SessionEndedError(conversationId, {
+      workflowId: desc.workflowId,
+      runId: desc.runId,
+      status: desc.status.name,
+      phase: state?.phase ?? desc.typedSearchAttributes.get(PhaseKey),
+      endReason: state?.endReason ?? desc.typedSearchAttributes.get(EndReasonKey),
+      ...(state?.error ? { error: state.error } : {}),
+    });
+  }
+
+  /**
+   * Starts (or joins) the session and waits until it is live, in one round trip (update-with-start).
+   * A conversation whose session ended: SessionEndedError unless `restart`.
+   */
+  async startAndWaitLive(rawInput: SessionInput, opts: StartOptions = {}): Promise<{ workflowId: string; runId: string; live: LiveInfo }> {
     const input = validateSessionInput(rawInput);
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof avatarSession>(SESSION_WORKFLOW_TYPE, {
-      ...this.startOptions(input),
+      ...this.startOptions(input, opts.restart),
       workflowIdConflictPolicy: 'USE_EXISTING',
     });
-    const live = await this.client.workflow.executeUpdateWithStart(waitLiveUpdate, { startWorkflowOperation });
+    let live: LiveInfo;
+    try {
+      live = await this.client.workflow.executeUpdateWithStart(waitLiveUpdate, { startWorkflowOperation });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      const desc = await this.client.workflow.getHandle(sessionWorkflowId(input.conversationId)).describe();
+      throw await this.endedError(input.conversationId, desc);
+    }
     const handle = await startWorkflowOperation.workflowHandle();
     const { runId } = await handle.describe();
     return { workflowId: handle.workflowId, runId, live };
