@@ -169,6 +169,20 @@ describe('avatarSession workflow', () => {
     assert.ok(injected > 0, 'faults were injected');
   });
 
+  it('a create answered 5xx after it reached Runway is recorded for the reaper, then retried', async () => {
+    stack.sim.configure({ faults: { create: { status5xxRate: 1 } } });
+    const inp = input();
+    await stack.sessions.startSession(inp);
+    await eventually('a create answered 5xx', async () => ((await stack.sessions.getSession(inp.conversationId))?.events.some((e) => e.type === 'create_retry') ? true : undefined), 20_000, 100);
+    stack.sim.configure({ faults: {} });
+    await stack.sessions.waitLive(inp.conversationId);
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.ok(state!.ambiguousCreates.length >= 1, 'the 5xx create is on record for the reaper');
+    assert.ok(state!.events.some((e) => e.type === 'ambiguous_create' && /answered 50\d/.test(e.message)), JSON.stringify(state!.events));
+    await stack.sessions.endSession(inp.conversationId);
+    assert.equal((await finalState(stack, inp.conversationId)).state.phase, 'completed');
+  });
+
   it('direct: the avatar never joins → fails with what is missing, and the Runway session is cancelled', async () => {
     const inp = input({ timing: { ...fastTiming, avatarJoinTimeoutSeconds: 2 } });
     stack.sim.nextSessions([{ joinCustomerRoom: false }]);

@@ -6,7 +6,7 @@ import * as wf from '@temporalio/workflow';
 import { runwayMaxDuration } from '../input';
 import type { BridgeMode } from '../types';
 import { acquireSlot } from './admission';
-import { failureMessage, failureType, isTransient, retryDelayOf, sessionFailure, timedOut } from './failures';
+import { answeredStatus, failureMessage, failureType, isTransient, retryDelayOf, sessionFailure, timedOut } from './failures';
 import type { SessionRun } from './run';
 
 /** A direct-mode avatar token lives as long as one Runway session may (at most 30 min), plus a margin. */
@@ -34,15 +34,14 @@ async function createOnce(run: SessionRun, mode: BridgeMode): Promise<string> {
 
 /**
  * Creates a Runway session for `mode`, waiting for a slot first (a renewal holds its own). Gives up
- * after `maxCreateAttempts` sessions or lost answers in this bring-up.
+ * after `maxCreateAttempts` lost answers, or 6 failed answers, in a row.
  */
 export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opts: { renewal?: boolean } = {}): Promise<string> {
   let limitedWaitMs = 1000;
   let transientFailures = 0;
-  const attempts = () => run.state.runwaySessionIds.length + run.state.ambiguousCreates.length;
-  const attemptsBefore = attempts();
+  let lostAnswers = 0;
   for (;;) {
-    if (attempts() - attemptsBefore >= run.timing.maxCreateAttempts) {
+    if (lostAnswers >= run.timing.maxCreateAttempts) {
       throw sessionFailure('create_attempts_exhausted', `gave up after ${run.timing.maxCreateAttempts} Runway session attempts`);
     }
     if (!opts.renewal) {
@@ -62,19 +61,28 @@ export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opt
         continue;
       }
       if (type !== 'ambiguous' && !timedOut(err)) {
-        // A clean transient failure (5xx before sending, 429, a reset before sending): nothing was created.
         if (!isTransient(err) || transientFailures >= 5) throw err;
         transientFailures++;
+        // Only "not sent" and 429 are clean. Any other answer to a request that reached Runway (500,
+        // 502, 503, 408, 409) may have come after the session was made: recorded for the reaper too.
+        const status = answeredStatus(err);
+        if (status !== undefined && status !== 429) recordAmbiguous(run, attemptAt, `create answered ${status}`);
         const delay = retryDelayOf(err) ?? Math.min(10_000, 1000 * 2 ** (transientFailures - 1));
         run.event('create_retry', `create failed (${failureMessage(err)}); trying again in ${delay} ms`);
         await run.untilEnd(() => wf.sleep(delay));
         continue;
       }
-      run.state.ambiguousCreates.push({ at: attemptAt, avatar: run.input.avatar });
-      run.flag('ambiguous_create');
-      run.event('ambiguous_create', `create answer was lost (${failureMessage(err)}): a Runway session may exist; recorded for the reaper, creating again`);
+      recordAmbiguous(run, attemptAt, `create answer was lost (${failureMessage(err)})`);
+      lostAnswers++;
     }
   }
+}
+
+/** A create that may have made a Runway session nobody knows the id of: the reaper matches it by time and avatar. */
+function recordAmbiguous(run: SessionRun, at: string, why: string): void {
+  run.state.ambiguousCreates.push({ at, avatar: run.input.avatar });
+  run.flag('ambiguous_create');
+  run.event('ambiguous_create', `${why}: a Runway session may exist; recorded for the reaper, creating again`);
 }
 
 async function waitForRunwayCapacity(run: SessionRun, err: unknown, waitMs: number): Promise<void> {

@@ -55,3 +55,10 @@ export function failureMessage(err: unknown): string {
 export function failureCode(err: unknown): string {
   return failureType(err) ?? (timedOut(err) ? 'activity_timed_out' : 'internal');
 }
+
+/** The HTTP status Runway answered with, when an answer came (the activity's failure details carry it). */
+export function answeredStatus(err: unknown): number | undefined {
+  const cause = causeOf(err);
+  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as { status?: unknown } | undefined) : undefined;
+  return typeof details?.status === 'number' ? details.status : undefined;
+}
