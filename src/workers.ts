@@ -1,7 +1,9 @@
 // Worker factories: the orchestration worker (`avatar-sessions`: workflows + Runway/room activities)
 // and the media worker (`avatar-media`: the relay). Processes and tests build workers through these.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { Runtime, Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { getClient } from '@temporalio/activity';
@@ -61,6 +63,19 @@ function runwayMetrics(): (info: RunwayRequestInfo) => void {
   };
 }
 
+/**
+ * Where `npm run build` writes the workflow bundle (src/bundle-workflows.ts): <outDir>/workflow-bundle.js,
+ * next to the compiled code. Undefined when running from TypeScript source, which always bundles at start.
+ */
+export const PREBUILT_WORKFLOW_BUNDLE = __filename.endsWith('.js') ? path.resolve(__dirname, '..', 'workflow-bundle.js') : undefined;
+
+/** The workflows a session worker runs: the given bundle, else the prebuilt one when present, else bundled at start. */
+function sessionWorkflows(given?: WorkflowBundleOption): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string } {
+  if (given) return { workflowBundle: given };
+  if (PREBUILT_WORKFLOW_BUNDLE && existsSync(PREBUILT_WORKFLOW_BUNDLE)) return { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } };
+  return { workflowsPath: require.resolve('../workflows') };
+}
+
 export function httpUrl(livekitUrl: string): string {
   return livekitUrl.replace(/^ws(s?):\/\//, 'http$1://');
 }
@@ -75,7 +90,7 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
     taskQueue: SESSION_TASK_QUEUE,
     dataConverter: encryptedDataConverter(codecKeys(config), codecOptions(config)),
     ...(opts.identity ? { identity: opts.identity } : {}),
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    ...sessionWorkflows(opts.workflowBundle),
     activities: createSessionActivities({
       runway,
       rooms,
