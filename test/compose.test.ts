@@ -1,6 +1,6 @@
 // docker-compose.yml is for users (no Docker engine runs here): check that it parses, that every
-// process it runs exists in this repo, that secrets come from env files with documented examples and
-// reach only the processes that use them, that nothing but LiveKit is published beyond the host,
+// process it runs is one of this repo's compiled entry points run with plain node (test/build.test.ts
+// starts them), that secrets come from env files with documented examples and reach only the processes that use them, that nothing but LiveKit is published beyond the host,
 // that Temporal's schema is set up the production way, and, when the compose client is installed,
 // that `docker compose config` accepts it. The namespace script runs against a real Temporal dev server.
 import { after, before, describe, it } from 'node:test';
@@ -105,12 +105,21 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('runs only entry points that exist, from the Dockerfile', () => {
-    assert.ok(existsSync(path.join(ROOT, 'Dockerfile')));
-    for (const [name, s] of Object.entries(compose.services)) {
-      if (!s.build) continue;
-      const entry = s.command?.find((c) => c.endsWith('.ts'));
-      assert.ok(entry && existsSync(path.join(ROOT, entry)), `${name} runs ${entry}, which exists`);
+  it("runs the image's compiled entry points with plain node (no tsx), each built from a source that exists", () => {
+    const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    assert.match(dockerfile, /RUN npm run build/, 'the build stage compiles');
+    assert.match(dockerfile, /COPY --from=build \/app\/dist \.\/dist/, 'the runtime stage gets the compiled output');
+    const built = (JSON.parse(readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] }).include;
+    const entries = [/^CMD (\[.*\])$/m.exec(dockerfile)?.[1]].map((c) => JSON.parse(c ?? 'null') as string[] | null);
+    for (const [name, s] of Object.entries(compose.services)) if (s.build) entries.push(s.command ?? null);
+    for (const command of entries) {
+      assert.ok(command, 'a command');
+      assert.equal(command[0], 'node');
+      assert.ok(!command.some((c) => /tsx|\.ts$/.test(c)), `${command.join(' ')} needs no TypeScript loader`);
+      const entry = command.find((c) => c.startsWith('dist/'));
+      const source = entry?.replace(/^dist\//, '').replace(/\.js$/, '.ts');
+      assert.ok(source && existsSync(path.join(ROOT, source)), `${entry} is built from ${source}, which exists`);
+      assert.ok(built.includes(source.split('/')[0]!), `${source} is compiled by tsconfig.build.json`);
     }
   });
 
