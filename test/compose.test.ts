@@ -1,8 +1,9 @@
 // docker-compose.yml is for users (no Docker engine runs here): check that it parses, that every
 // process it runs is one of this repo's compiled entry points run with plain node (test/build.test.ts
-// starts them), that secrets come from env files with documented examples and reach only the processes that use them, that nothing but LiveKit is published beyond the host,
-// that Temporal's schema is set up the production way, and, when the compose client is installed,
-// that `docker compose config` accepts it. The namespace script runs against a real Temporal dev server.
+// starts them), that secrets come from env files with documented examples and reach only the
+// processes that use them, that nothing but LiveKit is published beyond the host, that Temporal's
+// schema is set up the production way, and, when the compose client is installed, that
+// `docker compose config` accepts it. The namespace script runs against a real Temporal dev server.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
