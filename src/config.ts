@@ -44,6 +44,11 @@ const schema = z.object({
   DEV_RUNWAY_LIVEKIT_PORT: devPort.default(7890),
   RUNWAY_SIM_PORT: devPort.default(8787),
   /** Prometheus endpoint of the worker's Temporal metrics; 0 turns it off. */
+  /**
+   * Where the workers' Prometheus endpoints listen (default 127.0.0.1: this host only). In containers,
+   * 0.0.0.0 on a network only the scraper shares.
+   */
+  METRICS_HOST: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address to listen on, e.g. 127.0.0.1 or 0.0.0.0' }).default('127.0.0.1'),
   METRICS_PORT: z.coerce.number().int().min(0, 'must be a port number, or 0 to turn metrics off').max(65535).default(9464),
   MEDIA_METRICS_PORT: z.coerce.number().int().min(0, 'must be a port number, or 0 to turn metrics off').max(65535).optional(),
   /** Concurrent Runway sessions allowed at once; default: the account's limit from GET /v1/organization. */

@@ -135,7 +135,7 @@ async function main(): Promise<void> {
   try {
     // Every fixed port at once, before anything binds: a taken one is named with its variable at once.
     await assertPortsFree(portsToCheck(env));
-    installRuntime(log, env.METRICS_PORT);
+    installRuntime(log, env.METRICS_PORT, env.METRICS_HOST);
   // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.
   guardRtcHandleErrors((msg, fields) => log.warn(fields, msg));
 

@@ -13,7 +13,7 @@ async function main(): Promise<void> {
   // The relay never calls Runway: it gets no Runway key (deploy/runway.env goes to the worker only).
   const config = requireServiceConfig(env, { runway: false });
   const log = createLogger({ level: env.LOG_LEVEL, name: 'media-worker' });
-  installRuntime(log, env.MEDIA_METRICS_PORT ?? env.METRICS_PORT);
+  installRuntime(log, env.MEDIA_METRICS_PORT ?? env.METRICS_PORT, env.METRICS_HOST);
   // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.
   guardRtcHandleErrors((msg, fields) => log.warn(fields, msg));
   const { connection, namespace } = await connectWorker(undefined, { log });

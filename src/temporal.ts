@@ -64,13 +64,13 @@ class PinoTemporalLogger implements TemporalLogger {
  * Installs the Temporal runtime once per process: SDK and core logs go through `logger`, worker metrics
  * are served for Prometheus on `metricsPort`. Signals are left to the caller, which shuts down in order.
  */
-export function installRuntime(logger: Logger, metricsPort?: number): void {
+export function installRuntime(logger: Logger, metricsPort?: number, metricsHost = '127.0.0.1'): void {
   Runtime.install({
     logger: new PinoTemporalLogger(logger.child({ component: 'temporal' })),
     shutdownSignals: [],
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
-      ...(metricsPort ? { metrics: { prometheus: { bindAddress: `127.0.0.1:${metricsPort}` }, metricPrefix: 'temporal_' } } : {}),
+      ...(metricsPort ? { metrics: { prometheus: { bindAddress: `${metricsHost.includes(':') ? `[${metricsHost}]` : metricsHost}:${metricsPort}` }, metricPrefix: 'temporal_' } } : {}),
     },
   });
 }

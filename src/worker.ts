@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const env = loadEnv();
   const config = requireServiceConfig(env);
   const log = createLogger({ level: env.LOG_LEVEL, name: 'session-worker' });
-  installRuntime(log, env.METRICS_PORT);
+  installRuntime(log, env.METRICS_PORT, env.METRICS_HOST);
   const { connection, namespace } = await connectWorker(undefined, { log });
   const worker = await createSessionWorker({
     connection,
