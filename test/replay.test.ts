@@ -8,7 +8,9 @@ import { Worker } from '@temporalio/worker';
 import { installTestRuntime } from './helpers/temporal';
 import { HISTORY_DIR, loadHistories } from './helpers/histories';
 import { TEST_SECRETS_KEY } from './helpers/keys';
-import { encryptedDataConverter } from '../src/secrets/payload-codec';
+import type { Payload } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, encryptedDataConverter } from '../src/secrets/payload-codec';
 
 
 describe('replay of recorded session histories', () => {
@@ -18,15 +20,33 @@ describe('replay of recorded session histories', () => {
     assert.ok(histories.length >= 5, `expected recorded histories in ${HISTORY_DIR}, found ${histories.length}`);
   });
 
-  // Histories recorded before the payload codec (pre-codec-*) hold plain JSON: they replay only with
-  // the explicit SESSION_ALLOW_PLAINTEXT_PAYLOADS option, which is what it is for.
-  const preCodec = (workflowId: string) => workflowId.startsWith('pre-codec-');
+  /**
+   * The same history with every payload decrypted: what a history written without the codec looks
+   * like (plain JSON payloads). Made here from the recordings, so the refusal is tested on real shapes.
+   */
+  async function withPlaintextPayloads(history: temporal.api.history.v1.IHistory): Promise<temporal.api.history.v1.IHistory> {
+    const codec = new AesGcmPayloadCodec([TEST_SECRETS_KEY]);
+    const clone = temporal.api.history.v1.History.decode(temporal.api.history.v1.History.encode(history).finish());
+    const isEncrypted = (v: unknown): v is Payload => {
+      const enc = (v as Payload | null)?.metadata?.encoding;
+      return !!enc && Buffer.from(enc).toString() === ENCRYPTED_ENCODING;
+    };
+    const visit = async (o: Record<string, unknown>): Promise<void> => {
+      for (const [k, v] of Object.entries(o)) {
+        if (!v || typeof v !== 'object' || v instanceof Uint8Array) continue;
+        if (isEncrypted(v)) o[k] = (await codec.decode([v]))[0];
+        else await visit(v as Record<string, unknown>);
+      }
+    };
+    await visit(clone as unknown as Record<string, unknown>);
+    return clone;
+  }
 
-  it('replays every recorded history without a determinism violation (plaintext allowed for the pre-codec ones)', async () => {
+  it('replays every recorded history without a determinism violation', async () => {
     installTestRuntime();
     const failures: string[] = [];
     let replayed = 0;
-    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-test', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY], { allowPlaintext: true }) }, histories)) {
+    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-test', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, histories)) {
       replayed++;
       if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
     }
@@ -34,20 +54,19 @@ describe('replay of recorded session histories', () => {
     assert.deepEqual(failures, []);
   });
 
-  it('with the default codec (plaintext refused): every encrypted history replays, every pre-codec one is refused', async () => {
+  it('plain JSON payloads (a history written without the codec) are refused by default, replayed with allowPlaintext', async () => {
     installTestRuntime();
-    const encrypted = histories.filter((h) => !preCodec(h.workflowId));
-    const plain = histories.filter((h) => preCodec(h.workflowId));
-    assert.ok(encrypted.length >= 5 && plain.length >= 5, `${encrypted.length} encrypted, ${plain.length} pre-codec histories`);
-    const failures: string[] = [];
-    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-strict', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, encrypted)) {
-      if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
-    }
-    assert.deepEqual(failures, [], 'encrypted histories (admission controller, reaper-era sessions, renewals) hold no plaintext payload');
+    const plain = await Promise.all(histories.filter((h) => h.workflowId.startsWith('session-')).slice(0, 3).map(async (h) => ({ workflowId: `plain-${h.workflowId}`, history: await withPlaintextPayloads(h.history) })));
+    assert.equal(plain.length, 3);
     const refused: string[] = [];
     for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-strict-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, plain)) {
       if (r.error) refused.push(r.workflowId);
     }
     assert.deepEqual(refused.sort(), plain.map((h) => h.workflowId).sort());
+    const failures: string[] = [];
+    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-allow-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY], { allowPlaintext: true }) }, plain)) {
+      if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
+    }
+    assert.deepEqual(failures, []);
   });
 });
