@@ -225,16 +225,25 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
   // A fresh controller asks for the hint before its first grants (a failure or no answer: it admits).
   if (!carried) await controller.refreshLimit();
   let lastCheck = Date.now();
+  // The periodic check runs beside granting: its activities may take long (a worker killed under
+  // one costs its timeout), and grants must not wait for them.
+  let checking: Promise<void> | undefined;
   for (;;) {
     await controller.grantWaiting();
     await wf.condition(() => controller.dirty, Math.max(1000, checkMs - (Date.now() - lastCheck)));
-    if (Date.now() - lastCheck >= checkMs) {
+    if (!checking && Date.now() - lastCheck >= checkMs) {
       lastCheck = Date.now();
       controller.probe();
-      await controller.dropClosedHolders();
-      await controller.refreshLimit();
+      checking = (async () => {
+        await controller.dropClosedHolders();
+        await controller.refreshLimit();
+      })().finally(() => {
+        checking = undefined;
+        controller.dirty = true;
+      });
     }
     if (wf.workflowInfo().continueAsNewSuggested || wf.workflowInfo().historyLength > 2000) {
+      await checking;
       await wf.condition(wf.allHandlersFinished);
       await wf.continueAsNew<typeof admissionController>(opts, controller.state);
     }
