@@ -20,7 +20,7 @@ function input(over: Partial<SessionInput> = {}): SessionInput {
     mode: 'direct',
     maxDurationSeconds: 2,
     timing: {
-      readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 10, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 2, heartbeatTimeoutSeconds: 5,
+      readyDeadlineSeconds: 30, avatarJoinTimeoutSeconds: 30, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 2, heartbeatTimeoutSeconds: 5,
       sessionCapSeconds: 0, capacityWaitSeconds: 90,
     },
     ...over,
