@@ -376,7 +376,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const conversationId = `chaos-${opts.seed}-${i}-${randomBytes(3).toString('hex')}`;
       runs.push({ conversationId, mode: modes[i % 3]!, startAtMs: rng() * chaosMs * 0.6, liveMs: (liveMin + rng() * (liveMax - liveMin)) * 1000, closed: false });
     }
-    const drainDeadline = chaosStart + chaosMs + (opts.drainSeconds ?? 150) * 1000;
+    // Sessions get drainSeconds after the last kill (kills wait for restarts, so on a loaded machine
+    // the chaos outlasts its window; a deadline from the window's end would cut sessions mid-chaos).
+    const drainMs = (opts.drainSeconds ?? 150) * 1000;
+    let chaosOverAt: number | undefined;
+    const drainDeadlineNow = () => (chaosOverAt ?? Math.max(Date.now(), chaosStart + chaosMs)) + drainMs;
     const drive = async (run: SessionRun) => {
       await sleep(chaosStart + run.startAtMs - Date.now());
       const input: SessionInput = {
@@ -396,12 +400,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           renewalLeadSeconds: 6,
         },
       };
-      const started = await until(() => sessions.startSession(input), Math.max(0, drainDeadline - Date.now()), 500);
+      const started = await until(() => sessions.startSession(input), Math.max(0, drainDeadlineNow() - Date.now()), 500);
       if (!started) return;
       const handle = client.workflow.getHandle(sessionWorkflowId(run.conversationId));
       let liveSince: number | undefined;
       let endSent = false;
-      while (Date.now() < drainDeadline) {
+      while (Date.now() < drainDeadlineNow()) {
         const desc = await handle.describe().catch(() => undefined);
         if (desc && desc.status.name !== 'RUNNING' && desc.status.name !== 'CONTINUED_AS_NEW') {
           // Closed: its final state (a closed workflow's query replays its history on a worker).
@@ -433,8 +437,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
     };
 
-    const chaos = Promise.all(KINDS.map((k) => killLoop(k)));
+    const chaos = Promise.all(KINDS.map((k) => killLoop(k))).finally(() => {
+      chaosOverAt = Date.now();
+    });
     await Promise.all([chaos, ...runs.map((r) => drive(r))]);
+    // Sessions still open: their state as it is now (the admission check reads their waits).
+    await Promise.all(runs.filter((r) => !r.closed && !r.state).map(async (r) => {
+      r.state = await sessions.getSession(r.conversationId).catch(() => undefined);
+    }));
     const drained = runs.filter((r) => r.closed).length;
     log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  chaos over; ${drained}/${n} sessions closed`);
 
@@ -491,11 +501,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   } catch (err) {
     failures.push(`harness error: ${(err as Error).stack ?? String(err)}`);
   } finally {
-    await Promise.allSettled(supervisors.map((s) => s.stop()));
-    await connection?.close().catch(() => undefined);
-    await sim?.stop().catch(() => undefined);
-    await temporal?.stop().catch(() => undefined);
-    await Promise.allSettled([customer?.stop(), runwayLk?.stop()]);
+    // Each stop is bounded: a stop that hangs (rtc-node avatars after an invalid-handle error) is a
+    // failed check, not a run without a verdict.
+    const bounded = async (what: string, fn: () => Promise<unknown> | undefined) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 60_000)));
+      const result = await Promise.race([Promise.resolve(fn()).then(() => 'done', () => 'done'), timeout]);
+      clearTimeout(timer);
+      if (result === 'timeout') failures.push(`stopping ${what} took over 60 s; left behind`);
+    };
+    await bounded('the workers', () => Promise.allSettled(supervisors.map((s) => s.stop())));
+    await bounded('the Temporal client', () => connection?.close());
+    await bounded('the Runway simulator', () => sim?.stop());
+    await bounded('Temporal', () => temporal?.stop());
+    await bounded('the LiveKit servers', () => Promise.allSettled([customer?.stop(), runwayLk?.stop()]));
   }
 
   // The verdict: every check that can still be made is made, whatever failed above.
