@@ -8,6 +8,7 @@ import {
 } from '../workflows/shared';
 import { avatarConcurrencyLimit } from '../src/runway/types';
 import { isRunwayError } from '../src/runway/errors';
+import { asFailure } from './failures';
 import { redactString } from '../src/redact';
 
 export interface AdmissionDeps {
@@ -47,6 +48,23 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
         const why = isRunwayError(err) ? `${err.kind}${err.status ? ` ${err.status}` : ''}` : 'error';
         return { source: `unknown: GET /v1/organization failed (${why}: ${redactString(err instanceof Error ? err.message : String(err)).slice(0, 200)})` };
       }
+    },
+
+    /**
+     * How many realtime sessions Runway itself counts as active now (its conversations in progress;
+     * created within the last `lookbackMinutes`: Runway ends every session by its maxDuration, at
+     * most 30 min). The controller reconciles its holders against it.
+     */
+    async runwayActiveSessions(req: { lookbackMinutes: number }): Promise<{ active: number }> {
+      let active = 0;
+      try {
+        for await (const c of deps.runway.iterateConversations({ startDate: new Date(Date.now() - req.lookbackMinutes * 60_000).toISOString(), limit: 100 })) {
+          if ((c as { status?: string }).status === 'in_progress') active++;
+        }
+      } catch (err) {
+        asFailure(err);
+      }
+      return { active };
     },
 
     /** Queues a slot request with the controller, starting it if needed (signal-with-start). */

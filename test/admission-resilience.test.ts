@@ -115,25 +115,30 @@ describe('admission control when its surroundings fail', () => {
     const r = input({ maxDurationSeconds: 300, timing: { ...input().timing, sessionCapSeconds: 40, renewalLeadSeconds: 15 } });
     const x = input({ maxDurationSeconds: 300 });
     const n = input({ maxDurationSeconds: 300 });
-    await stack.sessions.startAndWaitLive(r);
-    await stack.sessions.startAndWaitLive(x);
-    await stack.sessions.startSession(n);
-    await eventually('n queued, then r\'s renewal queued behind it', async () => {
+    try {
+      await stack.sessions.startAndWaitLive(r);
+      await stack.sessions.startAndWaitLive(x);
+      await stack.sessions.startSession(n);
+      await eventually('n queued, then r\'s renewal queued behind it', async () => {
+        const { queue } = await admission();
+        return queue.length === 2 && queue.some((q) => q.holder === sessionWorkflowId(n.conversationId)) ? true : undefined;
+      }, 40_000, 200);
       const { queue } = await admission();
-      return queue.length === 2 && queue.some((q) => q.holder === sessionWorkflowId(n.conversationId)) ? true : undefined;
-    }, 40_000, 200);
-    const { queue } = await admission();
-    const nAt = Date.parse(queue.find((q) => q.holder === sessionWorkflowId(n.conversationId))!.at);
-    const rAt = Date.parse(queue.find((q) => q.holder === sessionWorkflowId(r.conversationId))!.at);
-    assert.ok(nAt < rAt, 'n asked first');
-    assert.equal(queue[0]!.holder, sessionWorkflowId(r.conversationId), 'the renewal is first in line');
-    await stack.sessions.endSession(x.conversationId);
-    const events = async (c: SessionInput) => (await stack.sessions.getSession(c.conversationId))?.events ?? [];
-    const renewedAt = Date.parse((await eventually('r renewed', async () => (await events(r)).find((e) => e.type === 'renewed'), 60_000, 200)).at);
-    const nGrantedAt = Date.parse((await eventually('n granted after the renewal gave its extra slot back', async () => (await events(n)).find((e) => e.type === 'slot_granted'), 60_000, 200)).at);
-    assert.ok(renewedAt <= nGrantedAt, `r renewed at ${new Date(renewedAt).toISOString()}, n was granted at ${new Date(nGrantedAt).toISOString()}`);
-    for (const c of [r, x, n]) await stack.sessions.endSession(c.conversationId).catch(() => undefined);
-    for (const c of [r, x, n]) await stack.env.client.workflow.getHandle(sessionWorkflowId(c.conversationId)).result().catch(() => undefined);
+      const nAt = Date.parse(queue.find((q) => q.holder === sessionWorkflowId(n.conversationId))!.at);
+      const rAt = Date.parse(queue.find((q) => q.holder === sessionWorkflowId(r.conversationId))!.at);
+      assert.ok(nAt < rAt, 'n asked first');
+      assert.equal(queue[0]!.holder, sessionWorkflowId(r.conversationId), 'the renewal is first in line');
+      await stack.sessions.endSession(x.conversationId);
+      const events = async (c: SessionInput) => (await stack.sessions.getSession(c.conversationId))?.events ?? [];
+      // r's second grant is its renewal's extra slot; n is served once the renewal gives it back.
+      const rRenewalGrant = await eventually('r\'s renewal granted', async () => (await events(r)).filter((e) => e.type === 'slot_granted')[1], 60_000, 200);
+      const nGrant = await eventually('n granted', async () => (await events(n)).find((e) => e.type === 'slot_granted'), 60_000, 200);
+      assert.ok(Date.parse(rRenewalGrant.at) < Date.parse(nGrant.at), `r's renewal was granted at ${rRenewalGrant.at}, n at ${nGrant.at}`);
+      await eventually('r renewed', async () => ((await events(r)).some((e) => e.type === 'renewed') ? true : undefined), 60_000, 200);
+    } finally {
+      for (const c of [r, x, n]) await stack.sessions.endSession(c.conversationId).catch(() => undefined);
+      for (const c of [r, x, n]) await stack.env.client.workflow.getHandle(sessionWorkflowId(c.conversationId)).result().catch(() => undefined);
+    }
     assert.deepEqual(stack.sim.orphans(), []);
   });
 

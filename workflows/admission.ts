@@ -16,6 +16,10 @@
 // - Requests are idempotent by request id and repeated by waiting sessions now and then: a request
 //   lost with a crashed controller comes back, and a repeat from a holder re-sends its grant.
 // - Holders whose workflow closed without releasing (terminated) are found by a periodic check.
+// - Holders are reconciled against Runway's own view: while sessions wait and every slot is held,
+//   Runway's count of active sessions is read every few seconds, and slots it shows free (holders
+//   whose Runway session ended, their release still on its way through a slow teardown) are granted
+//   beyond the holders' count, minus grants too recent to have reached Runway.
 import * as wf from '@temporalio/workflow';
 import type { AdmissionActivities } from '../activities';
 import {
@@ -23,10 +27,20 @@ import {
   type AdmissionState, type SlotRequest,
 } from './shared';
 
-const { getSessionLimit, closedWorkflows } = wf.proxyActivities<AdmissionActivities>({
+const { getSessionLimit, closedWorkflows, runwayActiveSessions } = wf.proxyActivities<AdmissionActivities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
 });
+
+/** While sessions wait with every slot held, Runway's own count is read this often. */
+const RECONCILE_EVERY_MS = 5_000;
+/** A grant this recent may not have reached Runway yet: it counts as taken whatever Runway says. */
+const CREATE_LEAD_MS = 15_000;
+/** Runway ends every session within its maxDuration (at most 30 min) of being created, and then some. */
+const ACTIVE_LOOKBACK_MINUTES = 45;
+
+/** How long a fresh controller waits for the limit hint before its first grants. */
+const FIRST_HINT_WAIT_MS = 10_000;
 
 /** Signals sent per workflow task (the server bounds a workflow's outstanding external signals). */
 const MAX_GRANTS_PER_TASK = 200;
@@ -55,6 +69,8 @@ export interface ControllerState extends AdmissionState {
   learned?: number;
   /** Runway refusals reported so far. */
   refusals?: number;
+  /** Runway's own count of active sessions when last read (reconciliation), and the grants it allowed beyond the holders' count. */
+  runwayActive?: { count: number; at: string; extraGrants: number };
   /** Grants sent again to a holder that asked again (its grant was lost). */
   regrants?: number;
 }
@@ -142,16 +158,56 @@ class Controller {
     this.applyLimit();
   }
 
+  /**
+   * Slots Runway's own count showed free although holders hold them (holders whose Runway session
+   * ended and whose release is on its way: a teardown on a busy or restarting worker takes a while).
+   */
+  extra = 0;
+
+  private room(): number {
+    const { limit, holders } = this.state;
+    return limit === 0 ? MAX_GRANTS_PER_TASK : Math.max(0, limit - holders.length) + this.extra;
+  }
+
   private hasRoom(): boolean {
-    return this.state.limit === 0 || this.state.holders.length < this.state.limit;
+    return this.room() > 0;
+  }
+
+  /** Worth reading Runway's count: sessions wait, every slot is held. */
+  needsReconcile(): boolean {
+    return this.state.limit > 0 && this.state.queue.length > 0 && this.state.holders.length >= this.state.limit && this.extra === 0;
+  }
+
+  /** Reads Runway's count of active sessions and allows that many more grants than the holders' count says. */
+  async reconcile(): Promise<void> {
+    const startedAt = Date.now();
+    let active: number;
+    try {
+      ({ active } = await runwayActiveSessions({ lookbackMinutes: ACTIVE_LOOKBACK_MINUTES }));
+    } catch (err) {
+      wf.log.warn('could not read Runway\'s active sessions; trying again', { error: String(err) });
+      return;
+    }
+    // Granted lately (or since the read began): maybe not at Runway yet, so not in its count.
+    const recent = this.state.holders.filter((h) => Date.parse(h.grantedAt) >= startedAt - CREATE_LEAD_MS).length;
+    const free = Math.max(0, this.state.limit - active - recent);
+    this.extra = Math.max(0, free - Math.max(0, this.state.limit - this.state.holders.length));
+    this.state.runwayActive = { count: active, at: new Date(startedAt).toISOString(), extraGrants: (this.state.runwayActive?.extraGrants ?? 0) };
+    if (this.extra > 0) {
+      wf.log.info('Runway counts fewer active sessions than slots held: granting beyond the holders', { active, holders: this.state.holders.length, extra: this.extra });
+      this.dirty = true;
+    }
   }
 
   /** Grants waiting requests (renewals first) while capacity lasts, all that fit in one workflow task; re-sends asked-again grants. */
   async grantWaiting(): Promise<void> {
     const { state } = this;
     while ((state.queue.length && this.hasRoom()) || this.resend.size) {
-      const room = state.limit === 0 ? MAX_GRANTS_PER_TASK : Math.min(MAX_GRANTS_PER_TASK, state.limit - state.holders.length);
-      const batch = state.queue.splice(0, Math.max(0, room));
+      const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK, this.room()));
+      // Grants beyond the holders' count use up what the last reconciliation allowed.
+      const beyond = state.limit === 0 ? 0 : Math.max(0, batch.length - Math.max(0, state.limit - state.holders.length));
+      this.extra = Math.max(0, this.extra - beyond);
+      if (state.runwayActive) state.runwayActive.extraGrants += beyond;
       const again = [...this.resend].slice(0, MAX_GRANTS_PER_TASK);
       for (const id of again) this.resend.delete(id);
       for (const r of batch) this.granting.add(r.requestId);
@@ -222,15 +278,32 @@ class Controller {
 export async function admissionController(opts: AdmissionOptions = {}, carried?: AdmissionState): Promise<void> {
   const controller = new Controller((carried as ControllerState | undefined) ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown: admitting' });
   const checkMs = (opts.checkIntervalSeconds ?? 30) * 1000;
-  // A fresh controller asks for the hint before its first grants (a failure or no answer: it admits).
-  if (!carried) await controller.refreshLimit();
   let lastCheck = Date.now();
   // The periodic check runs beside granting: its activities may take long (a worker killed under
   // one costs its timeout), and grants must not wait for them.
   let checking: Promise<void> | undefined;
+  // Reconciliation with Runway's own count, beside granting too.
+  let reconciling: Promise<void> | undefined;
+  let lastReconcile = 0;
+  if (!carried) {
+    // A fresh controller asks for the hint before its first grants, for a while (a failure, no
+    // answer or no answer yet: it admits, and Runway's refusals teach the limit).
+    let asked = false;
+    checking = controller.refreshLimit().finally(() => {
+      asked = true;
+      checking = undefined;
+    });
+    await wf.condition(() => asked, FIRST_HINT_WAIT_MS);
+  }
   for (;;) {
     await controller.grantWaiting();
-    await wf.condition(() => controller.dirty, Math.max(1000, checkMs - (Date.now() - lastCheck)));
+    await wf.condition(() => controller.dirty, Math.max(1000, Math.min(checkMs - (Date.now() - lastCheck), controller.needsReconcile() ? RECONCILE_EVERY_MS : Infinity)));
+    if (!reconciling && controller.needsReconcile() && Date.now() - lastReconcile >= RECONCILE_EVERY_MS) {
+      lastReconcile = Date.now();
+      reconciling = controller.reconcile().finally(() => {
+        reconciling = undefined;
+      });
+    }
     if (!checking && Date.now() - lastCheck >= checkMs) {
       lastCheck = Date.now();
       controller.probe();
@@ -244,6 +317,7 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
     }
     if (wf.workflowInfo().continueAsNewSuggested || wf.workflowInfo().historyLength > 2000) {
       await checking;
+      await reconciling;
       await wf.condition(wf.allHandlersFinished);
       await wf.continueAsNew<typeof admissionController>(opts, controller.state);
     }

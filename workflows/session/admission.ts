@@ -7,6 +7,7 @@
 // (`concurrency_limited`), the slot goes back with that news: the controller learns the limit.
 import * as wf from '@temporalio/workflow';
 import type { AdmissionRequest } from '../admission';
+import { ADMISSION_WORKFLOW_ID, requestSlotSignal } from '../shared';
 import { EndRequested, sessionFailure } from './failures';
 import type { SessionRun } from './run';
 
@@ -34,7 +35,7 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
       if (run.state.phase !== 'waiting_capacity' || !run.grantedSlots.has(requestId)) return;
       run.grantedSlots.delete(requestId);
       run.event('waiting_capacity', 'Runway refused the create: slot given back, waiting for another');
-      await run.acts.requestAdmission(admissionRequest(requestId, holder, renewal, true));
+      await ask(run, admissionRequest(requestId, holder, renewal, true));
     }
   } else {
     requestId = wf.uuid4();
@@ -43,7 +44,7 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
       run.event('waiting_capacity', 'waiting for a Runway session slot');
     }
     slots.push(requestId); // before asking: teardown releases it whatever happens next
-    await run.acts.requestAdmission(admissionRequest(requestId, holder, renewal, false));
+    await ask(run, admissionRequest(requestId, holder, renewal, false));
   }
   const deadline = opts.deadline ?? (run.capacityDeadline ??= Date.now() + run.timing.capacityWaitSeconds * 1000);
   let repeatMs = REPEAT_FIRST_MS;
@@ -53,12 +54,22 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
     if (await wf.condition(() => run.grantedSlots.has(requestId) || run.ending, wait)) break;
     if (Date.now() >= deadline) break;
     // Not granted yet: ask again (deduplicated by id; a holder's repeat gets its grant re-sent).
-    await run.acts.requestAdmission(admissionRequest(requestId, holder, renewal, false));
+    await ask(run, admissionRequest(requestId, holder, renewal, false));
     repeatMs = Math.min(REPEAT_MAX_MS, repeatMs * 2);
   }
   if (run.ending) throw new EndRequested();
   if (!run.grantedSlots.has(requestId)) throw sessionFailure('capacity_timeout', 'no Runway session slot became free in time (account limit reached)');
   run.event('slot_granted', 'Runway session slot granted');
+}
+
+/**
+ * Sends a request to the controller as a signal from this workflow (a command: it holds no workflow
+ * task open, so waiting sessions never crowd the worker's workflow task slots while Temporal is slow);
+ * when no controller runs, the local activity starts one with the request (signal-with-start).
+ */
+async function ask(run: SessionRun, req: AdmissionRequest): Promise<void> {
+  const sent = await wf.getExternalWorkflowHandle(ADMISSION_WORKFLOW_ID).signal(requestSlotSignal, req).then(() => true, () => false);
+  if (!sent) await run.acts.requestAdmission(req);
 }
 
 function admissionRequest(requestId: string, holder: string, renewal: boolean, refused: boolean): AdmissionRequest {
