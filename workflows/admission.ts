@@ -34,8 +34,12 @@ const { getSessionLimit, closedWorkflows, runwayActiveSessions } = wf.proxyActiv
 
 /** While sessions wait with every slot held, Runway's own count is read this often. */
 const RECONCILE_EVERY_MS = 5_000;
-/** A grant this recent may not have reached Runway yet: it counts as taken whatever Runway says. */
-const CREATE_LEAD_MS = 15_000;
+/**
+ * A grant this recent may not have reached Runway yet: it counts as taken whatever Runway says. (15 s
+ * double-counted most of a burst of grants after a restart, already at Runway: sessions waited with
+ * Runway at 13 of 20 in a chaos run.)
+ */
+const CREATE_LEAD_MS = 8_000;
 /** Runway ends every session within its maxDuration (at most 30 min) of being created, and then some. */
 const ACTIVE_LOOKBACK_MINUTES = 45;
 
