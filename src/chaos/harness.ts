@@ -80,11 +80,12 @@ export interface ChaosReport {
   /** Sessions that failed capacity_timeout. */
   capacityTimeouts: number;
   /**
-   * The longest stretch (s) a session waited for capacity while Runway's active sessions were below
-   * the account limit and every process was up (`raw`: counting outages too); the check fails above
-   * CAPACITY_SLACK_SECONDS.
+   * The longest stretch (s) a session waited for capacity while Runway's active sessions (plus slots
+   * granted to sessions on their way there) were below the account limit and every process was up;
+   * the check fails above CAPACITY_SLACK_SECONDS. `runwaySeconds`: by Runway's count alone; `raw`:
+   * by Runway's count, counting outages too.
    */
-  longestCapacityWait: { seconds: number; rawSeconds: number; conversationId?: string };
+  longestCapacityWait: { seconds: number; rawSeconds: number; runwaySeconds: number; conversationId?: string };
   /** Sessions that waited (or failed capacity_timeout) while Runway had room: the admission invariant. */
   capacityViolations: string[];
   /** Processes that died on their own (worker, media worker, Temporal) or errors uncaught in the harness, with the error when known. */
@@ -523,7 +524,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   let renewals = 0;
   let ambiguousCreates = 0;
   let capacityTimeouts = 0;
-  let longestCapacityWait: ChaosReport['longestCapacityWait'] = { seconds: 0, rawSeconds: 0 };
+  let longestCapacityWait: ChaosReport['longestCapacityWait'] = { seconds: 0, rawSeconds: 0, runwaySeconds: 0 };
   const capacityViolations: string[] = [];
   const outcomes = { completed: 0, failed: 0, unfinished: 0 };
   for (const s of supervisors) {
@@ -572,7 +573,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     longestCapacityWait = result.longest;
     for (const w of result.waits) {
       if (w.roomSeconds > CAPACITY_SLACK_SECONDS) {
-        capacityViolations.push(`${w.conversationId} waited ${w.roomSeconds.toFixed(1)} s for capacity from ${w.roomFrom} while Runway had ${w.activeDuring} of ${accountLimit} sessions active (${w.how})`);
+        capacityViolations.push(`${w.conversationId} waited ${w.roomSeconds.toFixed(1)} s for capacity from ${w.roomFrom} while Runway had ${w.activeDuring} of ${accountLimit} sessions active and no other session a slot on its way there (${w.how})`);
       }
     }
     for (const v of capacityViolations) failures.push(`admission fell behind: ${v}`);
@@ -641,7 +642,7 @@ export function formatChaosReport(r: ChaosReport): string {
     ['leftover participants', String(r.leftoverParticipants.length)],
     ['histories that do not replay', String(r.replayFailures.length)],
     ['capacity_timeout failures', String(r.capacityTimeouts)],
-    ['longest capacity wait with room', `${r.longestCapacityWait.seconds.toFixed(1)} s (counting outages ${r.longestCapacityWait.rawSeconds.toFixed(1)} s)${r.longestCapacityWait.conversationId ? `, ${r.longestCapacityWait.conversationId}` : ''}`],
+    ['longest capacity wait with room', `${r.longestCapacityWait.seconds.toFixed(1)} s${r.longestCapacityWait.conversationId ? ` (${r.longestCapacityWait.conversationId})` : ''}; by Runway's count alone ${r.longestCapacityWait.runwaySeconds.toFixed(1)} s, counting outages ${r.longestCapacityWait.rawSeconds.toFixed(1)} s`],
     ['admission violations', String(r.capacityViolations.length)],
     ['process crashes', String(r.crashes.length)],
     ['elapsed', `${r.elapsedSeconds} s`],
