@@ -1,21 +1,28 @@
-// Admission control's activities: the account's limit, asking for and releasing a slot, and finding
-// holders whose workflows closed without releasing.
+// Admission control's activities: the account's limit (a hint: never an error), asking for and
+// releasing a slot, and finding holders whose workflows closed without releasing.
 import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { RunwayClient } from '../src/runway/client';
 import {
   ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_TASK_QUEUE, releaseSlotSignal, requestSlotSignal, type SlotRequest,
 } from '../workflows/shared';
+import { avatarConcurrencyLimit } from '../src/runway/types';
+import { isRunwayError } from '../src/runway/errors';
 import { asFailure } from './failures';
+import { redactString } from '../src/redact';
 
 export interface AdmissionDeps {
   runway: RunwayClient;
   temporal: () => Client;
   /** A configured limit wins over the account's (`GET /v1/organization`). */
   sessionLimitOverride?: number;
-  /** Used when neither is known. */
-  defaultLimit?: number;
   checkIntervalSeconds?: number;
+}
+
+/** The account's limit as far as it is known: `limit` undefined = not known (the controller admits). */
+export interface SessionLimitHint {
+  limit?: number;
+  source: string;
 }
 
 /** Concurrent describes in closedWorkflows. */
@@ -23,16 +30,41 @@ const CLOSED_CHECK_CONCURRENCY = 16;
 
 export function createAdmissionActivities(deps: AdmissionDeps) {
   return {
-    async getSessionLimit(): Promise<{ limit: number; source: string }> {
+    /**
+     * The limit to admit by: the configured one, else the organization endpoint's `gwm1_avatars`
+     * limit. That endpoint is only a hint (shared/runway-realtime-api.md): a refusal (404, 401 for a
+     * key without the scope), a malformed answer, an answer without `gwm1_avatars` or a failed call
+     * all mean "not known", never an error and never a made-up limit. Runway's own
+     * `concurrency_limited` answers teach the controller the rest.
+     */
+    async getSessionLimit(): Promise<SessionLimitHint> {
       if (deps.sessionLimitOverride) return { limit: deps.sessionLimitOverride, source: 'configured' };
       try {
         const org = await deps.runway.getOrganization();
-        const limit = (org as { tier?: { models?: Record<string, { maxConcurrentGenerations?: number }> } }).tier?.models?.gwm1_avatars?.maxConcurrentGenerations;
-        if (typeof limit === 'number' && limit > 0) return { limit, source: 'runway organization' };
+        const limit = avatarConcurrencyLimit(org);
+        if (typeof limit === 'number' && Number.isInteger(limit) && limit > 0) return { limit, source: 'runway organization' };
+        return { source: 'unknown: the organization answer states no gwm1_avatars concurrency limit' };
+      } catch (err) {
+        const why = isRunwayError(err) ? `${err.kind}${err.status ? ` ${err.status}` : ''}` : 'error';
+        return { source: `unknown: GET /v1/organization failed (${why}: ${redactString(err instanceof Error ? err.message : String(err)).slice(0, 200)})` };
+      }
+    },
+
+    /**
+     * How many realtime sessions Runway itself counts as active now (its conversations in progress;
+     * created within the last `lookbackMinutes`: Runway ends every session by its maxDuration, at
+     * most 30 min). The controller reconciles its holders against it.
+     */
+    async runwayActiveSessions(req: { lookbackMinutes: number }): Promise<{ active: number }> {
+      let active = 0;
+      try {
+        for await (const c of deps.runway.iterateConversations({ startDate: new Date(Date.now() - req.lookbackMinutes * 60_000).toISOString(), limit: 100 })) {
+          if ((c as { status?: string }).status === 'in_progress') active++;
+        }
       } catch (err) {
         asFailure(err);
       }
-      return { limit: deps.defaultLimit ?? 1, source: 'default' };
+      return { active };
     },
 
     /** Queues a slot request with the controller, starting it if needed (signal-with-start). */

@@ -1,6 +1,6 @@
 // `npm run chaos [-- --sessions 30 --seed 42 --kills 5 --json]`: the chaos run (src/chaos/harness.ts).
 // Real servers: two livekit-servers, a Temporal dev server on SQLite, the Runway simulator, the
-// worker processes. Exits 1 if any end check fails.
+// worker processes. Exits 1 if any end check fails, and with a FAILED verdict if the harness itself fails.
 import { parseArgs } from 'node:util';
 import { reapChildrenOnExit } from '../src/dev/child';
 import { formatChaosReport, runChaos } from '../src/chaos/harness';
@@ -46,6 +46,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
+  // Never without a verdict: the harness's own failure is a failed run, said as such.
   console.error(err);
+  console.log('result  FAILED');
+  console.log(`check failed: harness error: ${(err as Error)?.stack ?? String(err)}`);
+  if (values.json) console.log(JSON.stringify({ ok: false, failures: [`harness error: ${String((err as Error)?.message ?? err)}`] }));
   process.exit(1);
 });

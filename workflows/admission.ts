@@ -1,9 +1,25 @@
-// Admission control: one long-lived workflow holds the account's Runway session slots and grants them
-// first come, first served. A session asks with a signal (signal-with-start, from a local activity)
-// and gets its grant as a signal; every grant that fits goes out in one workflow task. (Not an update:
-// the server allows 10 updates in flight per workflow, and a burst of starts has many more.) Sessions
-// release in teardown.
-// Holders whose workflow closed without releasing (terminated) are found by a periodic check.
+// Admission control: one long-lived workflow holds the account's Runway session slots and grants them,
+// renewals first, then first come first served. A session asks with a signal (signal-with-start, from
+// a local activity) and gets its grant as a signal; every grant that fits goes out in one workflow
+// task. (Not an update: the server allows 10 updates in flight per workflow, and a burst of starts
+// has many more.) Sessions release in teardown.
+//
+// Why it keeps up whatever fails around it:
+// - The limit is a hint, never a gate. `RUNWAY_SESSION_LIMIT` or the organization endpoint give a
+//   ceiling when they can; with neither, the controller admits. Runway's own `concurrency_limited`
+//   answer is the authority: the refused session says so (its request again, `refused`), gives its
+//   slot back and waits at the head of the line, and the controller learns a limit of the slots the
+//   others hold right then. A learned limit is probed upward (one more slot per quiet check while
+//   sessions wait), so one taken by sessions that are not ours (another client, a lost create
+//   answer) comes back once they are gone. The last good limit survives every failure.
+// - It never fails on an activity failure (caught, logged, tried again at the next check).
+// - Requests are idempotent by request id and repeated by waiting sessions now and then: a request
+//   lost with a crashed controller comes back, and a repeat from a holder re-sends its grant.
+// - Holders whose workflow closed without releasing (terminated) are found by a periodic check.
+// - Holders are reconciled against Runway's own view: while sessions wait and every slot is held,
+//   Runway's count of active sessions is read every few seconds, and slots it shows free (holders
+//   whose Runway session ended, their release still on its way through a slow teardown) are granted
+//   beyond the holders' count, minus grants too recent to have reached Runway.
 import * as wf from '@temporalio/workflow';
 import type { AdmissionActivities } from '../activities';
 import {
@@ -11,57 +27,197 @@ import {
   type AdmissionState, type SlotRequest,
 } from './shared';
 
-const { getSessionLimit, closedWorkflows } = wf.proxyActivities<AdmissionActivities>({
+const { getSessionLimit, closedWorkflows, runwayActiveSessions } = wf.proxyActivities<AdmissionActivities>({
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+  retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 3 },
 });
+
+/** While sessions wait with every slot held, Runway's own count is read this often. */
+const RECONCILE_EVERY_MS = 5_000;
+/**
+ * A grant this recent may not have reached Runway yet: it counts as taken whatever Runway says. (15 s
+ * double-counted most of a burst of grants after a restart, already at Runway: sessions waited with
+ * Runway at 13 of 20 in a chaos run.)
+ */
+const CREATE_LEAD_MS = 8_000;
+/** Runway ends every session within its maxDuration (at most 30 min) of being created, and then some. */
+const ACTIVE_LOOKBACK_MINUTES = 45;
+
+/** How long a fresh controller waits for the limit hint before its first grants. */
+const FIRST_HINT_WAIT_MS = 10_000;
 
 /** Signals sent per workflow task (the server bounds a workflow's outstanding external signals). */
 const MAX_GRANTS_PER_TASK = 200;
 
 export interface AdmissionOptions {
-  /** How often holders are checked for closed workflows, and the limit refreshed. */
+  /** How often holders are checked for closed workflows, the limit refreshed and a learned limit probed. */
   checkIntervalSeconds?: number;
+}
+
+/** What a session sends (the `requestSlot` signal's payload, with the session's side of the protocol). */
+export interface AdmissionRequest extends SlotRequest {
+  /** A renewal's extra slot: granted before new sessions. */
+  renewal?: boolean;
+  /** Runway answered `concurrency_limited` to the create this grant was for: the slot is given back and asked for again. */
+  refused?: boolean;
+}
+
+/** The controller's state (the `admissionState` query; carried across continue-as-new). */
+export interface ControllerState extends AdmissionState {
+  /** `limit` is what grants follow: 0 = no limit known (admit). */
+  queue: AdmissionRequest[];
+  /** The configured or organization limit, the last good one (undefined: never known). */
+  hint?: number;
+  hintSource?: string;
+  /** The limit Runway's refusals taught (never above the hint), while it holds. */
+  learned?: number;
+  /** Runway refusals reported so far. */
+  refusals?: number;
+  /** Runway's own count of active sessions when last read (reconciliation), and the grants it allowed beyond the holders' count. */
+  runwayActive?: { count: number; at: string; extraGrants: number };
+  /** Grants sent again to a holder that asked again (its grant was lost). */
+  regrants?: number;
 }
 
 class Controller {
   dirty = true;
+  /** A refusal since the last check (a learned limit is not probed upward then). */
+  refusedSinceCheck = false;
   /** Grants being signalled right now: a release for one of them must not be lost when it lands. */
   private readonly granting = new Set<string>();
   private readonly releasedWhileGranting = new Set<string>();
+  /** Holders that asked again: their grant is signalled again. */
+  private readonly resend = new Set<string>();
 
-  constructor(readonly state: AdmissionState) {
+  constructor(readonly state: ControllerState) {
     wf.setHandler(admissionStateQuery, () => this.state);
-    wf.setHandler(requestSlotSignal, (req) => this.request(req));
+    wf.setHandler(requestSlotSignal, (req) => this.request(req as AdmissionRequest));
     wf.setHandler(releaseSlotSignal, ({ requestId }) => this.release(requestId));
   }
 
-  private request(req: SlotRequest): void {
-    if (this.state.holders.some((h) => h.requestId === req.requestId) || this.state.queue.some((q) => q.requestId === req.requestId)) return;
-    this.state.queue.push(req);
+  private request(req: AdmissionRequest): void {
+    const { state } = this;
+    const held = state.holders.find((h) => h.requestId === req.requestId);
+    if (req.refused) {
+      this.refusedSinceCheck = true;
+      state.refusals = (state.refusals ?? 0) + 1;
+      if (held) state.holders = state.holders.filter((h) => h !== held);
+      // Runway is full with the slots the others hold now (ours: theirs are all it can count of us).
+      this.learn(Math.max(1, state.holders.length), held ? 'the slots held when Runway refused' : 'Runway refused (request unknown here)');
+      if (!state.queue.some((q) => q.requestId === req.requestId)) this.enqueue({ ...req, refused: undefined }, true);
+      this.dirty = true;
+      return;
+    }
+    if (held) {
+      // Asked again while holding: the grant did not arrive (or arrived at a run that is gone).
+      this.resend.add(req.requestId);
+      this.dirty = true;
+      return;
+    }
+    if (this.granting.has(req.requestId) || state.queue.some((q) => q.requestId === req.requestId)) return;
+    this.enqueue(req, false);
     this.dirty = true;
+  }
+
+  /** Renewals before new sessions; each group first come first served (a refused one at the head of its group). */
+  private enqueue(req: AdmissionRequest, head: boolean): void {
+    const q = this.state.queue;
+    const renewal = !!req.renewal;
+    let i: number;
+    if (renewal) i = head ? 0 : q.findIndex((r) => !r.renewal);
+    else if (head) i = q.findIndex((r) => !r.renewal);
+    else i = -1;
+    if (i < 0) q.push(req);
+    else q.splice(i, 0, req);
   }
 
   private release(requestId: string): void {
     this.state.holders = this.state.holders.filter((h) => h.requestId !== requestId);
     this.state.queue = this.state.queue.filter((q) => q.requestId !== requestId);
+    this.resend.delete(requestId);
     if (this.granting.has(requestId)) this.releasedWhileGranting.add(requestId);
     this.dirty = true;
   }
 
-  private hold(req: SlotRequest): void {
-    this.state.holders.push({ ...req, grantedAt: new Date(Date.now()).toISOString() });
+  private hold(req: AdmissionRequest): void {
+    this.state.holders.push({ requestId: req.requestId, holder: req.holder, at: req.at, grantedAt: new Date(Date.now()).toISOString() });
     this.state.granted++;
   }
 
-  /** Grants waiting requests in arrival order while capacity lasts, all that fit in one workflow task. */
+  /** The limit grants follow: the learned one while it holds, else the hint, else none (0: admit). */
+  private applyLimit(): void {
+    const { state } = this;
+    if (state.learned !== undefined && state.hint !== undefined && state.learned >= state.hint) state.learned = undefined;
+    const before = state.limit;
+    state.limit = state.learned ?? state.hint ?? 0;
+    state.limitSource = state.learned !== undefined ? 'learned from Runway refusals' : (state.hintSource ?? 'unknown: admitting');
+    if (state.limit !== before) wf.log.info('admission limit changed', { limit: state.limit, from: before, source: state.limitSource });
+  }
+
+  private learn(limit: number, why: string): void {
+    const current = this.state.limit || Infinity;
+    if (limit >= current) return;
+    this.state.learned = limit;
+    wf.log.warn('Runway refused a session: admitting fewer', { limit, why });
+    this.applyLimit();
+  }
+
+  /**
+   * Slots Runway's own count showed free although holders hold them (holders whose Runway session
+   * ended and whose release is on its way: a teardown on a busy or restarting worker takes a while).
+   */
+  extra = 0;
+
+  private room(): number {
+    const { limit, holders } = this.state;
+    return limit === 0 ? MAX_GRANTS_PER_TASK : Math.max(0, limit - holders.length) + this.extra;
+  }
+
+  private hasRoom(): boolean {
+    return this.room() > 0;
+  }
+
+  /** Worth reading Runway's count: sessions wait, every slot is held. */
+  needsReconcile(): boolean {
+    return this.state.limit > 0 && this.state.queue.length > 0 && this.state.holders.length >= this.state.limit && this.extra === 0;
+  }
+
+  /** Reads Runway's count of active sessions and allows that many more grants than the holders' count says. */
+  async reconcile(): Promise<void> {
+    const startedAt = Date.now();
+    let active: number;
+    try {
+      ({ active } = await runwayActiveSessions({ lookbackMinutes: ACTIVE_LOOKBACK_MINUTES }));
+    } catch (err) {
+      wf.log.warn('could not read Runway\'s active sessions; trying again', { error: String(err) });
+      return;
+    }
+    // Granted lately (or since the read began): maybe not at Runway yet, so not in its count.
+    const recent = this.state.holders.filter((h) => Date.parse(h.grantedAt) >= startedAt - CREATE_LEAD_MS).length;
+    const free = Math.max(0, this.state.limit - active - recent);
+    this.extra = Math.max(0, free - Math.max(0, this.state.limit - this.state.holders.length));
+    this.state.runwayActive = { count: active, at: new Date(startedAt).toISOString(), extraGrants: (this.state.runwayActive?.extraGrants ?? 0) };
+    if (this.extra > 0) {
+      wf.log.info('Runway counts fewer active sessions than slots held: granting beyond the holders', { active, holders: this.state.holders.length, extra: this.extra });
+      this.dirty = true;
+    }
+  }
+
+  /** Grants waiting requests (renewals first) while capacity lasts, all that fit in one workflow task; re-sends asked-again grants. */
   async grantWaiting(): Promise<void> {
     const { state } = this;
-    while (state.queue.length && state.holders.length < state.limit) {
-      const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK, state.limit - state.holders.length));
+    while ((state.queue.length && this.hasRoom()) || this.resend.size) {
+      const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK, this.room()));
+      // Grants beyond the holders' count use up what the last reconciliation allowed.
+      const beyond = state.limit === 0 ? 0 : Math.max(0, batch.length - Math.max(0, state.limit - state.holders.length));
+      this.extra = Math.max(0, this.extra - beyond);
+      if (state.runwayActive) state.runwayActive.extraGrants += beyond;
+      const again = [...this.resend].slice(0, MAX_GRANTS_PER_TASK);
+      for (const id of again) this.resend.delete(id);
       for (const r of batch) this.granting.add(r.requestId);
+      const targets = [...batch, ...again.map((id) => state.holders.find((h) => h.requestId === id)).filter((h) => h !== undefined)];
       const sent = await Promise.allSettled(
-        batch.map((r) => wf.getExternalWorkflowHandle(r.holder).signal(slotGrantedSignal, { requestId: r.requestId })),
+        targets.map((r) => wf.getExternalWorkflowHandle(r.holder).signal(slotGrantedSignal, { requestId: r.requestId })),
       );
       batch.forEach((r, i) => {
         this.granting.delete(r.requestId);
@@ -69,15 +225,22 @@ class Controller {
         if (sent[i]!.status === 'rejected' || this.releasedWhileGranting.delete(r.requestId)) return;
         this.hold(r);
       });
+      state.regrants = (state.regrants ?? 0) + (targets.length - batch.length);
     }
     this.dirty = false;
   }
 
-  /** Frees the slots of holders whose workflows closed without releasing. */
+  /** Frees the slots of holders whose workflows closed without releasing; a failed check waits for the next. */
   async dropClosedHolders(): Promise<void> {
     const ids = [...new Set([...this.state.holders, ...this.state.queue].map((h) => h.holder))];
     if (!ids.length) return;
-    const closed = new Set(await closedWorkflows({ workflowIds: ids }));
+    let closed: Set<string>;
+    try {
+      closed = new Set(await closedWorkflows({ workflowIds: ids }));
+    } catch (err) {
+      wf.log.warn('could not check holders for closed workflows; trying again at the next check', { error: String(err) });
+      return;
+    }
     const before = this.state.holders.length + this.state.queue.length;
     this.state.holders = this.state.holders.filter((h) => !closed.has(h.holder));
     this.state.queue = this.state.queue.filter((q) => !closed.has(q.holder));
@@ -85,28 +248,80 @@ class Controller {
     this.dirty = true;
   }
 
+  /** The hint again (a failure or an unknown answer keeps the last good one). */
   async refreshLimit(): Promise<void> {
-    const { limit, source } = await getSessionLimit();
-    this.state.limit = limit;
-    this.state.limitSource = source;
+    try {
+      const hint = await getSessionLimit();
+      if (hint.limit !== undefined) {
+        this.state.hint = hint.limit;
+        this.state.hintSource = hint.source;
+      } else if (this.state.hint === undefined) {
+        this.state.hintSource = hint.source;
+      } else {
+        wf.log.warn('account limit not known now; keeping the last one', { limit: this.state.hint, why: hint.source });
+      }
+    } catch (err) {
+      wf.log.warn('could not read the account limit; keeping the last one', { limit: this.state.hint, error: String(err) });
+    }
+    this.applyLimit();
     this.dirty = true;
+  }
+
+  /** A learned limit gets one more slot after a quiet interval in which sessions waited for one. */
+  probe(): void {
+    const { state } = this;
+    if (state.learned !== undefined && !this.refusedSinceCheck && state.queue.length > 0 && state.holders.length >= state.learned) {
+      state.learned++;
+      this.applyLimit();
+      this.dirty = true;
+    }
+    this.refusedSinceCheck = false;
   }
 }
 
 export async function admissionController(opts: AdmissionOptions = {}, carried?: AdmissionState): Promise<void> {
-  const controller = new Controller(carried ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown' });
+  const controller = new Controller((carried as ControllerState | undefined) ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown: admitting' });
   const checkMs = (opts.checkIntervalSeconds ?? 30) * 1000;
-  if (controller.state.limit === 0) await controller.refreshLimit();
   let lastCheck = Date.now();
+  // The periodic check runs beside granting: its activities may take long (a worker killed under
+  // one costs its timeout), and grants must not wait for them.
+  let checking: Promise<void> | undefined;
+  // Reconciliation with Runway's own count, beside granting too.
+  let reconciling: Promise<void> | undefined;
+  let lastReconcile = 0;
+  if (!carried) {
+    // A fresh controller asks for the hint before its first grants, for a while (a failure, no
+    // answer or no answer yet: it admits, and Runway's refusals teach the limit).
+    let asked = false;
+    checking = controller.refreshLimit().finally(() => {
+      asked = true;
+      checking = undefined;
+    });
+    await wf.condition(() => asked, FIRST_HINT_WAIT_MS);
+  }
   for (;;) {
     await controller.grantWaiting();
-    await wf.condition(() => controller.dirty, Math.max(1000, checkMs - (Date.now() - lastCheck)));
-    if (Date.now() - lastCheck >= checkMs) {
+    await wf.condition(() => controller.dirty, Math.max(1000, Math.min(checkMs - (Date.now() - lastCheck), controller.needsReconcile() ? RECONCILE_EVERY_MS : Infinity)));
+    if (!reconciling && controller.needsReconcile() && Date.now() - lastReconcile >= RECONCILE_EVERY_MS) {
+      lastReconcile = Date.now();
+      reconciling = controller.reconcile().finally(() => {
+        reconciling = undefined;
+      });
+    }
+    if (!checking && Date.now() - lastCheck >= checkMs) {
       lastCheck = Date.now();
-      await controller.dropClosedHolders();
-      await controller.refreshLimit();
+      controller.probe();
+      checking = (async () => {
+        await controller.dropClosedHolders();
+        await controller.refreshLimit();
+      })().finally(() => {
+        checking = undefined;
+        controller.dirty = true;
+      });
     }
     if (wf.workflowInfo().continueAsNewSuggested || wf.workflowInfo().historyLength > 2000) {
+      await checking;
+      await reconciling;
       await wf.condition(wf.allHandlersFinished);
       await wf.continueAsNew<typeof admissionController>(opts, controller.state);
     }

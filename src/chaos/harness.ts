@@ -3,10 +3,15 @@
 // restarted at seeded random points and the Runway simulator injects 5xx, 429, connection resets and
 // lost create answers. At the end, after the reaper has run: every session completed or failed with a
 // reason, no Runway session left billing, no simulator invariant violated, no participant of this
-// service left in any room of either LiveKit server.
+// service left in any room of either LiveKit server, and admission kept up: from the simulator's
+// ledger, no session waited for capacity (or failed capacity_timeout) through a stretch of more than
+// CAPACITY_SLACK_SECONDS while Runway's active sessions were below the account limit and every
+// process was up. The harness never dies without a verdict: an error of its own (or an uncaught one
+// in this process, e.g. from the simulator's rtc-node avatars) is a failed check, and the checks it
+// can still make are made.
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { RoomServiceClient } from 'livekit-server-sdk';
@@ -20,6 +25,7 @@ import { encryptedDataConverter } from '../secrets/payload-codec';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { EndReasonKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE, sessionWorkflowId } from '../../workflows/shared';
 import type { SessionInput, SessionMode, SessionState } from '../../workflows/types';
+import { capacityWaits, type Outage } from './capacity';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -71,6 +77,19 @@ export interface ChaosReport {
   leftoverParticipants: string[];
   /** Session histories that do not replay with the workflow code (nondeterminism). */
   replayFailures: string[];
+  /** Sessions that failed capacity_timeout. */
+  capacityTimeouts: number;
+  /**
+   * The longest stretch (s) a session waited for capacity while Runway's active sessions (plus slots
+   * granted to sessions on their way there) were below the account limit and every process was up;
+   * the check fails above CAPACITY_SLACK_SECONDS. `runwaySeconds`: by Runway's count alone; `raw`:
+   * by Runway's count, counting outages too.
+   */
+  longestCapacityWait: { seconds: number; rawSeconds: number; runwaySeconds: number; conversationId?: string };
+  /** Sessions that waited (or failed capacity_timeout) while Runway had room: the admission invariant. */
+  capacityViolations: string[];
+  /** Processes that died on their own (worker, media worker, Temporal) or errors uncaught in the harness, with the error when known. */
+  crashes: string[];
   elapsedSeconds: number;
   failures: string[];
   ok: boolean;
@@ -78,6 +97,11 @@ export interface ChaosReport {
 
 /** Deterministic PRNG: the simulator's, so a seed means the same thing in both. */
 export const seededRandom = mulberry32;
+
+/** A session may wait this long while Runway has room (a slot is being handed over: release, grant, create). */
+export const CAPACITY_SLACK_SECONDS = 10;
+/** After a process is back, time to catch up (a killed worker's workflow tasks time out after 10 s) before waits count again. */
+const OUTAGE_GRACE_MS = 15_000;
 
 /** Least time a restarted process is up before its next kill (plus up to as much again, at random). */
 const MIN_UP_MS = 5000;
@@ -104,6 +128,10 @@ class WorkerSupervisor {
   child?: ChildProcess;
   kills = 0;
   unexpectedExits = 0;
+  /** Exits on its own, with the last error its log shows. */
+  readonly crashes: string[] = [];
+  /** When it was down (a kill, or an exit on its own) until it polled again. */
+  readonly outages: Outage[] = [];
   private generation = 0;
   private stopping = false;
 
@@ -118,16 +146,22 @@ class WorkerSupervisor {
 
   private spawn(): void {
     const gen = ++this.generation;
-    const { child, started } = spawnServiceProcess(this.kind, this.env(), path.join(this.logDir, `${this.kind}-${gen}.log`));
+    const logFile = path.join(this.logDir, `${this.kind}-${gen}.log`);
+    const { child, started } = spawnServiceProcess(this.kind, this.env(), logFile);
     this.child = child;
     this.ready = false;
     void started.then(() => {
-      if (this.child === child) this.ready = true;
+      if (this.child !== child) return;
+      this.ready = true;
+      const open = this.outages.at(-1);
+      if (open && open.to === undefined) open.to = Date.now();
     }, () => undefined);
     child.once('exit', (code, signal) => {
       if (this.stopping || this.child !== child || signal === 'SIGKILL') return;
       // Exited on its own (Temporal unreachable at start, a crash): count it and start another.
       this.unexpectedExits++;
+      if (this.outages.at(-1)?.to !== undefined || !this.outages.length) this.outages.push({ kind: this.kind, from: Date.now() });
+      this.crashes.push(`${this.kind} #${gen} exited on its own (${code ?? signal}): ${lastErrorLine(logFile)}`);
       this.log(`${this.kind} #${gen} exited on its own (${code ?? signal}); restarting`);
       setTimeout(() => {
         if (!this.stopping && this.child === child) this.spawn();
@@ -145,6 +179,7 @@ class WorkerSupervisor {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    this.outages.push({ kind: this.kind, from: Date.now() });
     child.kill('SIGKILL');
     await exited;
     this.kills++;
@@ -164,6 +199,17 @@ class WorkerSupervisor {
     const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
     clearTimeout(t);
+  }
+}
+
+/** The last line of a log that names an error (what a process died of), or a note that none does. */
+function lastErrorLine(file: string): string {
+  try {
+    const lines = readFileSync(file, 'utf8').split('\n').slice(-200);
+    const line = [...lines].reverse().find((l) => /error|panic|fatal|invalid handle/i.test(l));
+    return line ? line.slice(0, 300) : 'no error in its log';
+  } catch {
+    return 'no log';
   }
 }
 
@@ -207,6 +253,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   // Derived from the seed, so a run's histories (kept in its SQLite file) can be decrypted and replayed.
   const secretsKey = createHash('sha256').update(`chaos-secrets-${opts.seed}`).digest();
   const replayFailures: string[] = [];
+  const outages: Outage[] = [];
+  const crashes: string[] = [];
+  let accountLimit = 0;
+  // Errors nothing caught in this process (the simulator's avatars run here, on rtc-node): a failed
+  // check and a crash in the report, not the end of the run.
+  const onUncaught = (err: unknown) => {
+    const line = `harness process: uncaught ${(err as Error)?.stack?.split('\n').slice(0, 2).join(' ') ?? String(err)}`;
+    crashes.push(line);
+    log(line);
+  };
+  process.on('uncaughtException', onUncaught);
+  process.on('unhandledRejection', onUncaught);
 
   try {
     [customer, runwayLk] = await Promise.all([
@@ -225,6 +283,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       seed: opts.seed,
       defaults: { provisioningMs: 300, avatarMedia: 'light', runtimeCapSeconds: cap },
     });
+    accountLimit = sim.setAccount({}).maxConcurrentSessions;
     const simNow = sim;
     const lkCustomer = customer;
     const workerEnv = (): NodeJS.ProcessEnv => ({
@@ -264,6 +323,18 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       for (const [i, at] of times.entries()) {
         await sleep(Math.max(chaosStart + at, upSince + upFor[i]!) - Date.now());
         const down = downtimes[i]!;
+        // A kill or restart that goes wrong is a failed check; the next kills still happen.
+        try {
+          await killOnce(kind, down);
+        } catch (err) {
+          failures.push(`${kind}: kill ${i + 1} or its restart failed: ${(err as Error).message}`);
+          log(`${kind}: kill ${i + 1} or its restart failed: ${(err as Error).message}`);
+        }
+        upSince = Date.now();
+      }
+    };
+    const killOnce = async (kind: ProcessKind, down: number) => {
+      {
         if (kind === 'temporal') {
           const old = temporal!;
           try {
@@ -271,6 +342,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           } catch {
             old.process.child.kill('SIGKILL');
           }
+          const outage: Outage = { kind: 'temporal', from: Date.now() };
+          outages.push(outage);
           await old.process.exited;
           kills.temporal++;
           log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  SIGKILL temporal (down ${(down / 1000).toFixed(1)} s)`);
@@ -286,7 +359,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
               await sleep(1000);
             }
           }
-          upSince = Date.now();
+          outage.to = Date.now();
         } else {
           const sup = supervisors.find((s) => s.kind === kind)!;
           await sup.kill();
@@ -294,7 +367,6 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  SIGKILL ${kind} (down ${(down / 1000).toFixed(1)} s)`);
           await sleep(down);
           await sup.start();
-          upSince = Date.now();
         }
       }
     };
@@ -305,7 +377,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const conversationId = `chaos-${opts.seed}-${i}-${randomBytes(3).toString('hex')}`;
       runs.push({ conversationId, mode: modes[i % 3]!, startAtMs: rng() * chaosMs * 0.6, liveMs: (liveMin + rng() * (liveMax - liveMin)) * 1000, closed: false });
     }
-    const drainDeadline = chaosStart + chaosMs + (opts.drainSeconds ?? 150) * 1000;
+    // Sessions get drainSeconds after the last kill (kills wait for restarts, so on a loaded machine
+    // the chaos outlasts its window; a deadline from the window's end would cut sessions mid-chaos).
+    const drainMs = (opts.drainSeconds ?? 150) * 1000;
+    let chaosOverAt: number | undefined;
+    const drainDeadlineNow = () => (chaosOverAt ?? Math.max(Date.now(), chaosStart + chaosMs)) + drainMs;
     const drive = async (run: SessionRun) => {
       await sleep(chaosStart + run.startAtMs - Date.now());
       const input: SessionInput = {
@@ -325,12 +401,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           renewalLeadSeconds: 6,
         },
       };
-      const started = await until(() => sessions.startSession(input), Math.max(0, drainDeadline - Date.now()), 500);
+      const started = await until(() => sessions.startSession(input), Math.max(0, drainDeadlineNow() - Date.now()), 500);
       if (!started) return;
       const handle = client.workflow.getHandle(sessionWorkflowId(run.conversationId));
       let liveSince: number | undefined;
       let endSent = false;
-      while (Date.now() < drainDeadline) {
+      while (Date.now() < drainDeadlineNow()) {
         const desc = await handle.describe().catch(() => undefined);
         if (desc && desc.status.name !== 'RUNNING' && desc.status.name !== 'CONTINUED_AS_NEW') {
           // Closed: its final state (a closed workflow's query replays its history on a worker).
@@ -362,15 +438,20 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
     };
 
-    const chaos = Promise.all(KINDS.map((k) => killLoop(k)));
+    const chaos = Promise.all(KINDS.map((k) => killLoop(k))).finally(() => {
+      chaosOverAt = Date.now();
+    });
     await Promise.all([chaos, ...runs.map((r) => drive(r))]);
+    // Sessions still open: their state as it is now (the admission check reads their waits).
+    await Promise.all(runs.filter((r) => !r.closed && !r.state).map(async (r) => {
+      r.state = await sessions.getSession(r.conversationId).catch(() => undefined);
+    }));
     const drained = runs.filter((r) => r.closed).length;
     log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  chaos over; ${drained}/${n} sessions closed`);
 
     // ---- the end checks: every process up, faults off, the reaper, then the ledgers
     for (const s of supervisors) {
       if (!(await s.ensureRunning(90_000))) failures.push(`${s.kind} is not running at the end`);
-      unexpectedExits[s.kind] = s.unexpectedExits;
     }
     sim.configure({ faults: {} });
     const report = await until(
@@ -421,44 +502,95 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   } catch (err) {
     failures.push(`harness error: ${(err as Error).stack ?? String(err)}`);
   } finally {
-    await Promise.allSettled(supervisors.map((s) => s.stop()));
-    await connection?.close().catch(() => undefined);
-    await sim?.stop().catch(() => undefined);
-    await temporal?.stop().catch(() => undefined);
-    await Promise.allSettled([customer?.stop(), runwayLk?.stop()]);
+    // Each stop is bounded: a stop that hangs (rtc-node avatars after an invalid-handle error) is a
+    // failed check, not a run without a verdict.
+    const bounded = async (what: string, fn: () => Promise<unknown> | undefined) => {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 60_000)));
+      const result = await Promise.race([Promise.resolve(fn()).then(() => 'done', () => 'done'), timeout]);
+      clearTimeout(timer);
+      if (result === 'timeout') failures.push(`stopping ${what} took over 60 s; left behind`);
+    };
+    await bounded('the workers', () => Promise.allSettled(supervisors.map((s) => s.stop())));
+    await bounded('the Temporal client', () => connection?.close());
+    await bounded('the Runway simulator', () => sim?.stop());
+    await bounded('Temporal', () => temporal?.stop());
+    await bounded('the LiveKit servers', () => Promise.allSettled([customer?.stop(), runwayLk?.stop()]));
   }
 
+  // The verdict: every check that can still be made is made, whatever failed above.
   const reasons: Record<string, number> = {};
   const modes: Record<string, number> = {};
   let renewals = 0;
   let ambiguousCreates = 0;
+  let capacityTimeouts = 0;
+  let longestCapacityWait: ChaosReport['longestCapacityWait'] = { seconds: 0, rawSeconds: 0, runwaySeconds: 0 };
+  const capacityViolations: string[] = [];
   const outcomes = { completed: 0, failed: 0, unfinished: 0 };
-  for (const r of runs) {
-    const st = r.state;
-    const terminal = r.closed && st && (st.phase === 'completed' || st.phase === 'failed');
-    if (!terminal) {
-      outcomes.unfinished++;
-      failures.push(`session ${r.conversationId} (${r.mode}) did not finish: ${r.closed ? `closed in phase ${st?.phase}` : 'its workflow was still open at the deadline'}`);
-      continue;
-    }
-    outcomes[st.phase as 'completed' | 'failed']++;
-    const reason = `${st.phase}: ${st.endReason ?? '(no reason)'}${st.error ? ` (${st.error.code})` : ''}`;
-    if (r.queryFailed) failures.push(`session ${r.conversationId}: state query of the closed workflow failed: ${r.queryFailed.split('\n')[0]}`);
-    else if (!st.endReason || (st.phase === 'failed' && !st.error)) failures.push(`session ${r.conversationId} ended without a reason`);
-    reasons[reason] = (reasons[reason] ?? 0) + 1;
-    const m = `${r.mode}→${st.mode ?? 'none'}`;
-    modes[m] = (modes[m] ?? 0) + 1;
-    renewals += st.renewals ?? 0;
-    ambiguousCreates += st.ambiguousCreates.length;
+  for (const s of supervisors) {
+    unexpectedExits[s.kind] = s.unexpectedExits;
+    crashes.push(...s.crashes);
+    outages.push(...s.outages.filter((o) => o.kind === 'worker'));
   }
-  // Every session's final state (events included), for reading a run afterwards.
-  writeFileSync(path.join(logDir, 'sessions.json'), JSON.stringify(runs, null, 2));
-  writeFileSync(path.join(logDir, 'runway-ledger.json'), JSON.stringify({ sessions: sim?.sessions().map((s) => ({ ...s, sessionKey: undefined, integration: undefined })), violations: sim?.invariantViolations() }, null, 2));
+  const step = (what: string, fn: () => void) => {
+    try {
+      fn();
+    } catch (err) {
+      failures.push(`harness error in ${what}: ${(err as Error).stack ?? String(err)}`);
+    }
+  };
+  step('the session outcomes', () => {
+    for (const r of runs) {
+      const st = r.state;
+      const terminal = r.closed && st && (st.phase === 'completed' || st.phase === 'failed');
+      if (!terminal) {
+        outcomes.unfinished++;
+        failures.push(`session ${r.conversationId} (${r.mode}) did not finish: ${r.closed ? `closed in phase ${st?.phase}` : 'its workflow was still open at the deadline'}`);
+        continue;
+      }
+      outcomes[st.phase as 'completed' | 'failed']++;
+      const reason = `${st.phase}: ${st.endReason ?? '(no reason)'}${st.error ? ` (${st.error.code})` : ''}`;
+      if (r.queryFailed) failures.push(`session ${r.conversationId}: state query of the closed workflow failed: ${r.queryFailed.split('\n')[0]}`);
+      else if (!st.endReason || (st.phase === 'failed' && !st.error)) failures.push(`session ${r.conversationId} ended without a reason`);
+      if (st.error?.code === 'capacity_timeout') capacityTimeouts++;
+      reasons[reason] = (reasons[reason] ?? 0) + 1;
+      const m = `${r.mode}→${st.mode ?? 'none'}`;
+      modes[m] = (modes[m] ?? 0) + 1;
+      renewals += st.renewals ?? 0;
+      ambiguousCreates += st.ambiguousCreates?.length ?? 0;
+    }
+  });
+  step('the admission check', () => {
+    if (!sim) return void failures.push('admission check not made: no simulator ledger');
+    const result = capacityWaits({
+      sessions: runs.filter((r) => r.state).map((r) => ({ conversationId: r.conversationId, state: r.state! })),
+      ledger: sim.sessions(),
+      limit: accountLimit,
+      outages,
+      outageGraceMs: OUTAGE_GRACE_MS,
+      endMs: Date.now(),
+    });
+    longestCapacityWait = result.longest;
+    for (const w of result.waits) {
+      if (w.roomSeconds > CAPACITY_SLACK_SECONDS) {
+        capacityViolations.push(`${w.conversationId} waited ${w.roomSeconds.toFixed(1)} s for capacity from ${w.roomFrom} while Runway had ${w.activeDuring} of ${accountLimit} sessions active and no other session a slot on its way there (${w.how})`);
+      }
+    }
+    for (const v of capacityViolations) failures.push(`admission fell behind: ${v}`);
+  });
+  step('the run files', () => {
+    // Every session's final state (events included), for reading a run afterwards.
+    writeFileSync(path.join(logDir, 'sessions.json'), JSON.stringify(runs, null, 2));
+    writeFileSync(path.join(logDir, 'runway-ledger.json'), JSON.stringify({ sessions: sim?.sessions().map((s) => ({ ...s, sessionKey: undefined, integration: undefined })), violations: sim?.invariantViolations(), outages }, null, 2));
+  });
+  process.off('uncaughtException', onUncaught);
+  process.off('unhandledRejection', onUncaught);
   const invariantViolations = sim?.invariantViolations() ?? [];
   for (const f of replayFailures) failures.push(`history does not replay: ${f}`);
   if (orphans.length) failures.push(`${orphans.length} Runway session(s) still billing: ${orphans.join(', ')}`);
   if (invariantViolations.length) failures.push(`${invariantViolations.length} simulator invariant violation(s)`);
   if (leftover.length) failures.push(`${leftover.length} participant(s) of this service left: ${leftover.join(', ')}`);
+  for (const c of crashes) failures.push(`process crash: ${c}`);
   for (const k of KINDS) if (kills[k] < killsPerKind) failures.push(`${k}: ${kills[k]} of ${killsPerKind} kills happened`);
   return {
     seed: opts.seed,
@@ -478,6 +610,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     repeatConsumes: sim?.repeatConsumes ?? 0,
     leftoverParticipants: leftover,
     replayFailures,
+    capacityTimeouts,
+    longestCapacityWait,
+    capacityViolations,
+    crashes,
     elapsedSeconds: Math.round((Date.now() - t0) / 100) / 10,
     failures,
     ok: failures.length === 0,
@@ -505,6 +641,10 @@ export function formatChaosReport(r: ChaosReport): string {
     ['repeat consumes (refused)', String(r.repeatConsumes)],
     ['leftover participants', String(r.leftoverParticipants.length)],
     ['histories that do not replay', String(r.replayFailures.length)],
+    ['capacity_timeout failures', String(r.capacityTimeouts)],
+    ['longest capacity wait with room', `${r.longestCapacityWait.seconds.toFixed(1)} s${r.longestCapacityWait.conversationId ? ` (${r.longestCapacityWait.conversationId})` : ''}; by Runway's count alone ${r.longestCapacityWait.runwaySeconds.toFixed(1)} s, counting outages ${r.longestCapacityWait.rawSeconds.toFixed(1)} s`],
+    ['admission violations', String(r.capacityViolations.length)],
+    ['process crashes', String(r.crashes.length)],
     ['elapsed', `${r.elapsedSeconds} s`],
     ['result', r.ok ? 'OK' : 'FAILED'],
   ];

@@ -60,6 +60,13 @@ export interface Account {
   livekitIntegration: boolean;
   maxConcurrentSessions: number;
   concurrencyLimitStatus: 429 | 400;
+  /**
+   * What `GET /v1/organization` answers (the contract calls it a hint that may be missing or refused):
+   * `full` the tier with `gwm1_avatars`' limit; `not_found` 404; `forbidden` 403 (a key without the
+   * scope); `without_avatars` a tier that lists other models only; `malformed` a body that is not
+   * the organization shape.
+   */
+  organization: 'full' | 'not_found' | 'forbidden' | 'without_avatars' | 'malformed';
 }
 
 export interface SimConfig {
@@ -163,7 +170,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
   const apiKey = opts.apiKey ?? `key_${randomBytes(24).toString('hex')}`;
   const controlToken = opts.controlToken ?? randomBytes(16).toString('hex');
   const config: SimConfig = { defaults: { ...opts.defaults }, faults: { ...opts.faults } };
-  const account: Account = { livekitIntegration: true, maxConcurrentSessions: 20, concurrencyLimitStatus: 429, ...opts.account };
+  const account: Account = { livekitIntegration: true, maxConcurrentSessions: 20, concurrencyLimitStatus: 429, organization: 'full', ...opts.account };
   let random = mulberry32(opts.seed ?? 1);
   const sessions = new Map<string, SimSession>();
   const requests: SimRequest[] = [];
@@ -529,6 +536,16 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     if (p === '/v1/organization' && m === 'GET') {
       ctx.endpoint = 'organization';
       needApiKey();
+      if (account.organization === 'not_found') throw new HttpError(404, 'Not found');
+      if (account.organization === 'forbidden') throw new HttpError(403, 'This API key cannot read the organization');
+      if (account.organization === 'malformed') return [200, { organization: { name: 'simulated' }, tier: 'build' }];
+      if (account.organization === 'without_avatars') {
+        return [200, {
+          creditBalance: 100000,
+          tier: { maxMonthlyCreditSpend: 1000000, models: { gen4_turbo: { maxConcurrentGenerations: 2, maxDailyGenerations: 200 } } },
+          usage: { models: {} },
+        }];
+      }
       return [200, {
         creditBalance: 100000,
         tier: { maxMonthlyCreditSpend: 1000000, models: { gwm1_avatars: { maxConcurrentGenerations: account.maxConcurrentSessions, maxDailyGenerations: 10000 } } },
