@@ -9,6 +9,7 @@
 // process was up. The harness never dies without a verdict: an error of its own (or an uncaught one
 // in this process, e.g. from the simulator's rtc-node avatars) is a failed check, and the checks it
 // can still make are made.
+import { isInvalidHandleError } from '../media/rtc-guard';
 import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -259,6 +260,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   // Errors nothing caught in this process (the simulator's avatars run here, on rtc-node): a failed
   // check and a crash in the report, not the end of the run.
   const onUncaught = (err: unknown) => {
+    // rtc-node's invalid-handle error from a finalizer is contained by src/media/rtc-guard.ts (the
+    // process goes on, nothing else ends): logged, not a crash.
+    if (isInvalidHandleError(err)) return log('harness process: rtc-node dropped an already released handle (contained)');
     const line = `harness process: uncaught ${(err as Error)?.stack?.split('\n').slice(0, 2).join(' ') ?? String(err)}`;
     crashes.push(line);
     log(line);
