@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AudioStream, Room, RoomEvent, TrackKind, VideoStream, type RemoteTrack } from '@livekit/rtc-node';
+import { AudioStream, Room, RoomEvent, TrackKind, VideoStream, dispose, type RemoteTrack } from '@livekit/rtc-node';
 import { speakingOfFrame } from '../src/media/frame-code';
 import { startEmbeddedStack, type EmbeddedStack } from './helpers/embedded-stack';
 import { eventually, withTimeout } from './helpers/wait';
@@ -215,6 +215,11 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       await viewer.close();
     }
   });
+});
+
+// rtc-node's native runtime (the viewer) keeps the process alive until disposed: once, at the end.
+after(async () => {
+  await dispose();
 });
 
 describe('README: the agent example', () => {
