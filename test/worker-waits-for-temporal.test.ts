@@ -2,7 +2,7 @@
 // first, a cluster restarting) instead of exiting: it logs each miss and polls once Temporal is up.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { freePort } from '../src/dev/net';
@@ -32,7 +32,8 @@ describe('worker start-up', () => {
     try {
       // Temporal is not there: the worker keeps trying and says so.
       await withTimeout((async () => {
-        while (!/not reachable yet/.test(readFileSync(logFile, 'utf8'))) await new Promise((r) => setTimeout(r, 200));
+        // (The log file appears once the process writes to it.)
+        while (!(existsSync(logFile) && /not reachable yet/.test(readFileSync(logFile, 'utf8')))) await new Promise((r) => setTimeout(r, 200));
       })(), 60_000, 'the worker to report Temporal unreachable');
       assert.equal(worker.child.exitCode, null, 'the worker is still running');
       server = await startTemporalDevServer({ port, logFile: path.join(dir, `worker-waits-temporal-${process.pid}.log`) });
