@@ -8,7 +8,7 @@ The "phrases" are tone sequences standing in for your TTS. With an AgentSession,
 `session.output.audio = DataStreamAudioOutput(...)` and the session calls it for you.
 
 Run it with the Python that `npm run setup` prepares (`.tools/agents/bin/python examples/agent.py`);
-test/livekit-agent.test.ts runs this very file against `npm start`'s stack and the README shows it.
+test/livekit-agent.test.ts runs this very file against `npm start`'s stack; the README shows an excerpt.
 Environment: AVATAR_SESSIONS_URL (http://127.0.0.1:8080), SESSION_API_TOKEN, LIVEKIT_API_KEY and
 LIVEKIT_API_SECRET (to mint the agent's own token), ROOM, AGENT_IDENTITY, CONVERSATION_ID (default ROOM).
 Prints one JSON line per event.

@@ -10,7 +10,8 @@ const flag = z.enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' }).
 const devPort = z.coerce.number().int().min(0, 'must be a port number (0: any free port)').max(65535, 'must be a port number (0: any free port)');
 const optionalString = z.string().min(1).optional();
 
-const schema = z.object({
+/** Every variable the service reads; each is documented in docs/configuration.md (test/config.test.ts). */
+export const envSchema = z.object({
   RUNWAYML_API_SECRET: optionalString,
   RUNWAYML_BASE_URL: z.url().optional(),
   LIVEKIT_URL: z.string().regex(/^(wss?|https?):\/\//, 'must be a ws://, wss://, http:// or https:// URL').optional(),
@@ -71,7 +72,7 @@ const schema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
 });
 
-export type Env = z.infer<typeof schema>;
+export type Env = z.infer<typeof envSchema>;
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -79,7 +80,7 @@ export class ConfigError extends Error {
 
 /** Parses and checks `env`; throws ConfigError listing every bad variable. Registers secrets for redaction. */
 export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
-  const res = schema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
+  const res = envSchema.safeParse(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== '')));
   if (!res.success) {
     const lines = res.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { ConfigError, isPlaceholder, loadEnv, requireServiceConfig } from '../src/config';
+import { ConfigError, envSchema, isPlaceholder, loadEnv, requireServiceConfig } from '../src/config';
 
 const ROOT = path.resolve(__dirname, '..');
 const real = () => ({
@@ -67,5 +67,13 @@ describe('configuration', () => {
     const env = loadEnv(noRunway);
     assert.throws(() => requireServiceConfig(env), /RUNWAYML_API_SECRET/);
     assert.equal(requireServiceConfig(env, { runway: false }).runway.apiKey, '');
+  });
+});
+
+describe('docs/configuration.md', () => {
+  it('documents every variable the service reads', () => {
+    const doc = readFileSync(path.join(__dirname, '..', 'docs', 'configuration.md'), 'utf8');
+    const missing = Object.keys(envSchema.shape).filter((name) => !doc.includes(`\`${name}\``) && !doc.includes(`\`${name.replace(/_[A-Z0-9]+$/, '')}*\``) && !(name.startsWith('RUNWAY_SIM_') && doc.includes('`RUNWAY_SIM_*`')));
+    assert.deepEqual(missing, [], 'variables read by src/config.ts but not in docs/configuration.md');
   });
 });
