@@ -131,6 +131,11 @@ export class MediaWorker implements RunnableWorker {
       ...(opts.identity ? { identity: opts.identity } : {}),
       activities,
       shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
+      // A relay learns that its session ends (cancellation) from a heartbeat's answer; by default
+      // heartbeats reach the server every 0.8 × heartbeat timeout (12 s), so the avatar left the room
+      // up to 12 s after `end`. One heartbeat call per relay per second instead (a media worker holds
+      // a few relays).
+      maxHeartbeatThrottleInterval: '1s',
     })));
     return new MediaWorker(workers, queue, registry);
   }

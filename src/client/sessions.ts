@@ -70,7 +70,7 @@ export class SessionsClient {
       typedSearchAttributes: [
         { key: ConversationIdKey, value: input.conversationId },
         { key: LiveKitRoomKey, value: input.livekit.roomName },
-        { key: PhaseKey, value: 'creating' },
+        { key: PhaseKey, value: 'waiting_capacity' }, // the workflow's first phase: it does not upsert it again
         { key: ModeKey, value: input.mode ?? 'auto' },
       ],
       staticSummary: `Runway avatar for conversation ${input.conversationId}`,

@@ -17,7 +17,15 @@ const NON_RETRYABLE = [
 
 /** How an activity runs: a regular activity (on a task queue) or a local one (inside the workflow task). */
 export type Policy =
-  | { local?: false; options: (t: SessionTiming) => wf.ActivityOptions }
+  | {
+    local?: false;
+    options: (t: SessionTiming) => wf.ActivityOptions;
+    /**
+     * Usually done in well under a second: pending search attribute changes wait for the next longer
+     * wait instead of costing an upsert event of their own (a phase that brief is not worth showing).
+     */
+    brief?: true;
+  }
   | { local: true; options: (t: SessionTiming) => wf.LocalActivityOptions };
 
 const heartbeat = (t: SessionTiming) => t.heartbeatTimeoutSeconds * 1000;
@@ -30,7 +38,7 @@ export const ACTIVITY_POLICIES = {
   // One attempt: a create whose worker died may have reached Runway, and only the workflow can record
   // that for the reaper (workflows/session/create.ts retries clean failures itself). Not a local
   // activity: a local activity lost with its worker would run again unrecorded.
-  createRunwaySession: { options: () => ({ startToCloseTimeout: '45s', retry: { maximumAttempts: 1 } }) },
+  createRunwaySession: { brief: true, options: () => ({ startToCloseTimeout: '45s', retry: { maximumAttempts: 1 } }) },
   // The first READY polls, inside the workflow task: most sessions are READY in a second or two.
   checkReadySoon: {
     local: true,
@@ -54,6 +62,7 @@ export const ACTIVITY_POLICIES = {
   },
   // Consume works once: a retry only helps when the answer never left (the activity checks status first).
   consumeRunwaySession: {
+    brief: true,
     options: () => ({ startToCloseTimeout: '45s', retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } }),
   },
   // A read: safe to run again, so local (no task queue round trip).
@@ -124,7 +133,7 @@ function proxy<K extends keyof AllActivities>(type: K, policy: Policy, t: Sessio
   if (policy.local) return (wf.proxyLocalActivities(policy.options(t)) as unknown as AllActivities)[type];
   const fn = (wf.proxyActivities({ ...policy.options(t), ...(taskQueue ? { taskQueue } : {}) }) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[type]!;
   return ((...args: unknown[]) => {
-    beforeBlocking();
+    if (!policy.brief) beforeBlocking();
     return fn(...args);
   }) as unknown as AllActivities[K];
 }

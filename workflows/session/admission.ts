@@ -44,7 +44,7 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
       run.event('waiting_capacity', 'waiting for a Runway session slot');
     }
     slots.push(requestId); // before asking: teardown releases it whatever happens next
-    await ask(run, admissionRequest(requestId, holder, renewal, false));
+    await ask(run, admissionRequest(requestId, holder, renewal, false), true);
   }
   const deadline = opts.deadline ?? (run.capacityDeadline ??= Date.now() + run.timing.capacityWaitSeconds * 1000);
   let repeatMs = REPEAT_FIRST_MS;
@@ -63,12 +63,14 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
 }
 
 /**
- * Sends a request to the controller as a signal from this workflow (a command: it holds no workflow
- * task open, so waiting sessions never crowd the worker's workflow task slots while Temporal is slow);
- * when no controller runs, the local activity starts one with the request (signal-with-start).
+ * Sends a request to the controller. The first goes out inside the workflow task (a local activity,
+ * signal-with-start: one marker in history, and the session's next task is the grant); repeats go as
+ * signals from this workflow (commands: they hold no workflow task open, so sessions that wait while
+ * Temporal is slow never crowd the worker's workflow task slots), falling back to the local activity
+ * when no controller runs.
  */
-async function ask(run: SessionRun, req: AdmissionRequest): Promise<void> {
-  const sent = await wf.getExternalWorkflowHandle(ADMISSION_WORKFLOW_ID).signal(requestSlotSignal, req).then(() => true, () => false);
+async function ask(run: SessionRun, req: AdmissionRequest, first = false): Promise<void> {
+  const sent = !first && (await wf.getExternalWorkflowHandle(ADMISSION_WORKFLOW_ID).signal(requestSlotSignal, req).then(() => true, () => false));
   if (!sent) await run.acts.requestAdmission(req);
 }
 

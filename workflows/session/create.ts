@@ -69,6 +69,7 @@ export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opt
         if (status !== undefined && status !== 429) recordAmbiguous(run, attemptAt, `create answered ${status}`);
         const delay = retryDelayOf(err) ?? Math.min(10_000, 1000 * 2 ** (transientFailures - 1));
         run.event('create_retry', `create failed (${failureMessage(err)}); trying again in ${delay} ms`);
+        run.publish(); // the create is brief (no upsert before it); this wait is not
         await run.untilEnd(() => wf.sleep(delay));
         continue;
       }
@@ -91,5 +92,6 @@ async function waitForRunwayCapacity(run: SessionRun, err: unknown, waitMs: numb
   if (run.capacityDeadline !== undefined && Date.now() + waitMs > run.capacityDeadline) {
     throw sessionFailure('capacity_timeout', `Runway kept refusing new sessions for ${run.timing.capacityWaitSeconds} s: ${failureMessage(err)}`);
   }
+  run.publish();
   await run.untilEnd(() => wf.sleep(waitMs));
 }

@@ -117,9 +117,11 @@ export class SessionRun {
     this.provisioningMs = carried?.provisioningMs ?? [];
     this.conversationLiveSince = carried?.conversationLiveSince;
     this.endRequested = carried?.endRequested;
-    this.phaseAttribute = carried?.state.phase;
+    // What the start already set (the client sets phase and room) is not upserted again.
+    const startedWith = wf.workflowInfo().typedSearchAttributes;
+    this.phaseAttribute = carried?.state.phase ?? (startedWith.get(PhaseKey) as SessionPhase | undefined);
     this.registerHandlers();
-    if (!carried) this.pendingAttributes.push({ key: LiveKitRoomKey, value: this.room });
+    if (!carried && startedWith.get(LiveKitRoomKey) !== this.room) this.pendingAttributes.push({ key: LiveKitRoomKey, value: this.room });
   }
 
   private registerHandlers(): void {
@@ -232,7 +234,9 @@ export class SessionRun {
   setMode(mode: BridgeMode): void {
     if (this.state.mode === mode) return;
     this.state.mode = mode;
-    this.pendingAttributes.push({ key: ModeKey, value: mode });
+    this.pendingAttributes = this.pendingAttributes.filter((a) => a.key !== ModeKey);
+    // The start set the requested mode; a mode equal to what the attribute shows costs no upsert.
+    if (wf.workflowInfo().typedSearchAttributes.get(ModeKey) !== mode) this.pendingAttributes.push({ key: ModeKey, value: mode });
   }
 
   flag(f: string): void {
