@@ -219,7 +219,7 @@ async function main(): Promise<void> {
         await connection.close();
       },
     });
-    lines.push(`Workers            avatar-sessions + avatar-media (metrics http://127.0.0.1:${env.METRICS_PORT}/metrics)`);
+    lines.push(`Workers            avatar-sessions + avatar-media (${env.METRICS_PORT ? `metrics http://${env.METRICS_HOST}:${env.METRICS_PORT}/metrics` : 'metrics off: METRICS_PORT=0'})`);
     if (env.REAPER_INTERVAL_SECONDS > 0) {
       const client = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)));
       await ensureReaperSchedule(client, { everySeconds: env.REAPER_INTERVAL_SECONDS });
