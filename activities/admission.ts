@@ -1,10 +1,10 @@
 // Admission control's activities: the account's limit (a hint: never an error), asking for and
 // releasing a slot, and finding holders whose workflows closed without releasing.
 import type { Client } from '@temporalio/client';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import type { RunwayClient } from '../src/runway/client';
 import {
-  ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_TASK_QUEUE, releaseSlotSignal, requestSlotSignal, type SlotRequest,
+  ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_TASK_QUEUE, releaseSlotSignal, requestSlotNowUpdate, requestSlotSignal, type SlotRequest,
 } from '../workflows/shared';
 import { avatarConcurrencyLimit } from '../src/runway/types';
 import { isRunwayError } from '../src/runway/errors';
@@ -23,6 +23,14 @@ export interface AdmissionDeps {
 export interface SessionLimitHint {
   limit?: number;
   source: string;
+}
+
+/** How long a request waits for the controller's immediate answer before it queues by signal instead. */
+const UPDATE_WAIT_MS = 2_000;
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
 }
 
 /** Concurrent describes in closedWorkflows. */
@@ -67,16 +75,24 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
       return { active };
     },
 
-    /** Queues a slot request with the controller, starting it if needed (signal-with-start). */
-    async requestAdmission(req: SlotRequest): Promise<void> {
-      await deps.temporal().workflow.signalWithStart(ADMISSION_WORKFLOW_TYPE, {
-        workflowId: ADMISSION_WORKFLOW_ID,
-        taskQueue: SESSION_TASK_QUEUE,
-        args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }],
-        signal: requestSlotSignal,
-        signalArgs: [req],
-        staticSummary: 'Runway session slots (admission control)',
-      });
+    /**
+     * Asks the controller for a slot, starting it if needed. First as an update (one round trip: a
+     * free slot is granted in the answer); when the update cannot be had quickly (the server bounds a
+     * workflow's updates in flight, so a burst overflows; a slow controller), as a signal: queued, the
+     * grant comes as a signal. Both are deduplicated by request id, so trying both is safe.
+     */
+    async requestAdmission(req: SlotRequest & { now?: boolean }): Promise<{ granted: boolean }> {
+      const { now, ...request } = req;
+      const start = { workflowId: ADMISSION_WORKFLOW_ID, taskQueue: SESSION_TASK_QUEUE, args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }] as const, staticSummary: 'Runway session slots (admission control)' };
+      if (now) {
+        const answer = await withTimeout(deps.temporal().workflow.executeUpdateWithStart(requestSlotNowUpdate, {
+          args: [request],
+          startWorkflowOperation: new WithStartWorkflowOperation(ADMISSION_WORKFLOW_TYPE, { ...start, args: [...start.args], workflowIdConflictPolicy: 'USE_EXISTING' }),
+        }), UPDATE_WAIT_MS).catch(() => undefined);
+        if (answer) return answer;
+      }
+      await deps.temporal().workflow.signalWithStart(ADMISSION_WORKFLOW_TYPE, { ...start, args: [...start.args], signal: requestSlotSignal, signalArgs: [request] });
+      return { granted: false };
     },
 
     async releaseAdmission(req: { requestId: string }): Promise<void> {

@@ -1,8 +1,9 @@
 // Admission control: one long-lived workflow holds the account's Runway session slots and grants them,
-// renewals first, then first come first served. A session asks with a signal (signal-with-start, from
-// a local activity) and gets its grant as a signal; every grant that fits goes out in one workflow
-// task. (Not an update: the server allows 10 updates in flight per workflow, and a burst of starts
-// has many more.) Sessions release in teardown.
+// renewals first, then first come first served. A session's first request is an update (with start,
+// from a local activity) answered at once: a free slot with nobody waiting ahead is granted in the
+// answer, one round trip. Otherwise (and when the update cannot be had: the server allows 10 updates
+// in flight per workflow, and a burst of starts has many more) requests are signals and grants come
+// as signals, every grant that fits in one workflow task. Sessions release in teardown.
 //
 // Why it keeps up whatever fails around it:
 // - The limit is a hint, never a gate. `RUNWAY_SESSION_LIMIT` or the organization endpoint give a
@@ -23,7 +24,7 @@
 import * as wf from '@temporalio/workflow';
 import type { AdmissionActivities } from '../activities';
 import {
-  admissionStateQuery, releaseSlotSignal, requestSlotSignal, slotGrantedSignal,
+  admissionStateQuery, releaseSlotSignal, requestSlotNowUpdate, requestSlotSignal, slotGrantedSignal,
   type AdmissionState, type SlotRequest,
 } from './shared';
 
@@ -92,6 +93,7 @@ class Controller {
   constructor(readonly state: ControllerState) {
     wf.setHandler(admissionStateQuery, () => this.state);
     wf.setHandler(requestSlotSignal, (req) => this.request(req as AdmissionRequest));
+    wf.setHandler(requestSlotNowUpdate, (req) => this.requestNow(req as AdmissionRequest));
     wf.setHandler(releaseSlotSignal, ({ requestId }) => this.release(requestId));
   }
 
@@ -117,6 +119,27 @@ class Controller {
     if (this.granting.has(req.requestId) || state.queue.some((q) => q.requestId === req.requestId)) return;
     this.enqueue(req, false);
     this.dirty = true;
+  }
+
+  /**
+   * A session's first request, answered at once: granted in the answer when a slot is free and nobody
+   * waits ahead (no grant signal: the answer is the grant), else queued as a signalled request is.
+   * Asked again (its answer was lost), a holder hears `granted` again.
+   */
+  private requestNow(req: AdmissionRequest): { granted: boolean } {
+    const { state } = this;
+    if (state.holders.some((h) => h.requestId === req.requestId)) return { granted: true };
+    if (!req.refused && !state.queue.length && !this.granting.has(req.requestId) && this.hasRoom()) {
+      if (state.limit !== 0 && state.holders.length >= state.limit) {
+        // A slot only Runway's own count showed free.
+        this.extra = Math.max(0, this.extra - 1);
+        if (state.runwayActive) state.runwayActive.extraGrants++;
+      }
+      this.hold(req);
+      return { granted: true };
+    }
+    this.request(req);
+    return { granted: false };
   }
 
   /** Renewals before new sessions; each group first come first served (a refused one at the head of its group). */

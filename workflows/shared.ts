@@ -91,6 +91,11 @@ export interface AdmissionState {
 }
 /** Asks for a slot (signal-with-start from the session's local activity; deduplicated by request id). */
 export const requestSlotSignal = defineSignal<[SlotRequest]>('requestSlot');
+/**
+ * Asks for a slot and answers at once: `granted` when a slot was free and nobody waited ahead (no
+ * grant signal follows), else the request is queued like the signal's and its grant comes as a signal.
+ */
+export const requestSlotNowUpdate = defineUpdate<{ granted: boolean }, [SlotRequest]>('requestSlotNow');
 export const releaseSlotSignal = defineSignal<[{ requestId: string }]>('releaseSlot');
 export const slotGrantedSignal = defineSignal<[{ requestId: string }]>('slotGranted');
 export const admissionStateQuery = defineQuery<AdmissionState>('admissionState');

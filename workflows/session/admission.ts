@@ -49,6 +49,7 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
   const deadline = opts.deadline ?? (run.capacityDeadline ??= Date.now() + run.timing.capacityWaitSeconds * 1000);
   let repeatMs = REPEAT_FIRST_MS;
   for (;;) {
+    if (run.grantedSlots.has(requestId) || run.ending) break; // granted in the first answer: no wait at all
     const wait = Math.min(repeatMs, deadline - Date.now());
     if (wait <= 0) break;
     if (await run.waitFor(() => run.grantedSlots.has(requestId) || run.ending, wait)) break;
@@ -64,14 +65,17 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
 
 /**
  * Sends a request to the controller. The first goes out inside the workflow task (a local activity,
- * signal-with-start: one marker in history, and the session's next task is the grant); repeats go as
+ * update-with-start: one marker in history; when a slot is free the answer is the grant, and the
+ * create is scheduled in the same workflow task); repeats go as
  * signals from this workflow (commands: they hold no workflow task open, so sessions that wait while
  * Temporal is slow never crowd the worker's workflow task slots), falling back to the local activity
  * when no controller runs.
  */
 async function ask(run: SessionRun, req: AdmissionRequest, first = false): Promise<void> {
   const sent = !first && (await wf.getExternalWorkflowHandle(ADMISSION_WORKFLOW_ID).signal(requestSlotSignal, req).then(() => true, () => false));
-  if (!sent) await run.acts.requestAdmission(req);
+  if (sent) return;
+  const { granted } = await run.acts.requestAdmission({ ...req, ...(first ? { now: true } : {}) });
+  if (granted) run.grantedSlots.add(req.requestId);
 }
 
 function admissionRequest(requestId: string, holder: string, renewal: boolean, refused: boolean): AdmissionRequest {
