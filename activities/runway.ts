@@ -9,6 +9,9 @@ import { DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS, mintAvatarToken, type LiveKitCrede
 import type { AvatarSpec, ToolSpec } from '../workflows/types';
 import { asFailure, fail, retryableFailure } from './failures';
 
+
+/** A create outstanding this long starts heartbeating (at most 0.8 × the heartbeat timeout apart, the SDK throttles). */
+const CREATE_HEARTBEAT_MS = 1_000;
 export interface RunwayActivityDeps {
   runway: RunwayClient;
   sealer: SealedBox;
@@ -122,11 +125,17 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
           ...(req.direct.agentIdentity ? { agentIdentity: req.direct.agentIdentity } : {}),
         };
       }
+      // Heartbeats while a slow create is outstanding, so a worker that dies under it is noticed within
+      // the heartbeat timeout rather than the activity's whole start-to-close (the create is not retried
+      // blindly either way: the workflow records the lost answer). A fast create sends none.
+      const beat = activityInfo().isLocal ? undefined : setInterval(() => heartbeat(), CREATE_HEARTBEAT_MS);
       try {
         const { id } = await deps.runway.createSession(body);
         return { runwaySessionId: id };
       } catch (err) {
         return asFailure(err);
+      } finally {
+        clearInterval(beat);
       }
     },
 

@@ -38,7 +38,8 @@ export const ACTIVITY_POLICIES = {
   // One attempt: a create whose worker died may have reached Runway, and only the workflow can record
   // that for the reaper (workflows/session/create.ts retries clean failures itself). Not a local
   // activity: a local activity lost with its worker would run again unrecorded.
-  createRunwaySession: { brief: true, options: () => ({ startToCloseTimeout: '45s', retry: { maximumAttempts: 1 } }) },
+  // Heartbeats while Runway is slow to answer: a worker lost under it is noticed in the heartbeat timeout.
+  createRunwaySession: { brief: true, options: (t) => ({ startToCloseTimeout: '45s', heartbeatTimeout: heartbeat(t), retry: { maximumAttempts: 1 } }) },
   // The first READY polls, inside the workflow task: most sessions are READY in a second or two.
   checkReadySoon: {
     local: true,
