@@ -26,7 +26,7 @@ export interface SessionLimitHint {
 }
 
 /** How long a request waits for the controller's immediate answer before it queues by signal instead. */
-const UPDATE_WAIT_MS = 2_000;
+const UPDATE_WAIT_MS = 5_000;
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;

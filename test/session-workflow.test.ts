@@ -95,6 +95,25 @@ describe('avatarSession workflow', () => {
     assert.deepEqual(await participantsIn(stack.customer, inp.livekit.roomName), []);
   });
 
+  it('capacity free: the slot comes in the admission request\'s own answer, and the create goes out in the first workflow task', async () => {
+    // A controller that has asked for its limit hint (a fresh one waits for it before granting).
+    const warm = input();
+    await stack.sessions.startAndWaitLive(warm);
+    await stack.sessions.endSession(warm.conversationId);
+    await finalState(stack, warm.conversationId);
+    const inp = input();
+    await stack.sessions.startAndWaitLive(inp);
+    await stack.sessions.endSession(inp.conversationId);
+    await finalState(stack, inp.conversationId);
+    const { events } = await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).fetchHistory();
+    const signals = (events ?? []).flatMap((e) => (e.workflowExecutionSignaledEventAttributes ? [e.workflowExecutionSignaledEventAttributes.signalName] : []));
+    assert.ok(!signals.includes('slotGranted'), `no slotGranted signal (signals: ${signals.join(', ')})`);
+    const firstCompleted = (events ?? []).findIndex((e) => e.workflowTaskCompletedEventAttributes);
+    const createScheduled = (events ?? []).findIndex((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'createRunwaySession');
+    const secondTask = (events ?? []).findIndex((e, i) => i > firstCompleted && e.workflowTaskScheduledEventAttributes);
+    assert.ok(createScheduled > firstCompleted && (secondTask < 0 || createScheduled < secondTask), 'the create is scheduled by the first workflow task');
+  });
+
   it('a second start for a running conversation returns the running session, never a second Runway session', async () => {
     const inp = input();
     const first = await stack.sessions.startSession(inp);

@@ -82,6 +82,8 @@ export interface ControllerState extends AdmissionState {
 
 class Controller {
   dirty = true;
+  /** Granting has begun (a fresh controller first waits a while for the limit hint). */
+  open = false;
   /** A refusal since the last check (a learned limit is not probed upward then). */
   refusedSinceCheck = false;
   /** Grants being signalled right now: a release for one of them must not be lost when it lands. */
@@ -129,7 +131,7 @@ class Controller {
   private requestNow(req: AdmissionRequest): { granted: boolean } {
     const { state } = this;
     if (state.holders.some((h) => h.requestId === req.requestId)) return { granted: true };
-    if (!req.refused && !state.queue.length && !this.granting.has(req.requestId) && this.hasRoom()) {
+    if (this.open && !req.refused && !state.queue.length && !this.granting.has(req.requestId) && this.hasRoom()) {
       if (state.limit !== 0 && state.holders.length >= state.limit) {
         // A slot only Runway's own count showed free.
         this.extra = Math.max(0, this.extra - 1);
@@ -322,6 +324,7 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
     });
     await wf.condition(() => asked, FIRST_HINT_WAIT_MS);
   }
+  controller.open = true;
   for (;;) {
     await controller.grantWaiting();
     await wf.condition(() => controller.dirty, Math.max(1000, Math.min(checkMs - (Date.now() - lastCheck), controller.needsReconcile() ? RECONCILE_EVERY_MS : Infinity)));
