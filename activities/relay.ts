@@ -20,6 +20,9 @@ import { redactString } from '../src/redact';
 import { SealedBox } from '../src/secrets/sealed-box';
 import { relayBridgedSignal } from '../workflows/shared';
 
+
+/** Relay attempts that find the avatar's video stalled before the session gives up on it. */
+const RELAY_STALL_ATTEMPTS = 3;
 export interface RelayRequest {
   conversationId: string;
   runwaySessionId: string;
@@ -209,7 +212,11 @@ export function createRelayActivities(deps: RelayDeps) {
         }
         if (reason === 'stalled') {
           ctx.metricMeter.createCounter('avatar_relay_stalls', 'relays', 'Relays failed for lack of avatar video').add(1);
-          throw ApplicationFailure.retryable(`no avatar video from Runway's room for ${stallSeconds} s`, 'relay_stalled', relay.stats());
+          // A fresh bridge may see video again (a stuck subscription); an avatar still frozen after a
+          // few tries will not recover: the session fails rather than show a frozen face for minutes.
+          const message = `no avatar video from Runway's room for ${stallSeconds} s`;
+          if (ctx.info.attempt >= RELAY_STALL_ATTEMPTS) throw ApplicationFailure.nonRetryable(`${message} (${ctx.info.attempt} tries)`, 'relay_stalled', relay.stats());
+          throw ApplicationFailure.retryable(message, 'relay_stalled', relay.stats());
         }
         return { reason, stats: relay.stats() };
       } catch (err) {
