@@ -9,7 +9,7 @@ import {
 } from '@temporalio/client';
 import { validateSessionInput } from '../../workflows/input';
 import {
-  ConversationIdKey, EndReasonKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
+  BilledSecondsKey, ConversationIdKey, EndReasonKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
   avatarRoomEventSignal, endSignal, sessionWorkflowId, stateQuery, waitLiveUpdate, type AvatarRoomEvent,
 } from '../../workflows/shared';
 import type { avatarSession } from '../../workflows/session';
@@ -50,6 +50,8 @@ export interface SessionSummary {
   phase?: string;
   mode?: string;
   roomName?: string;
+  /** Billed Runway seconds so far (search attribute RunwayBilledSeconds; the state has the exact figure). */
+  billedSeconds?: number;
   startTime: Date;
   closeTime?: Date;
 }
@@ -219,6 +221,7 @@ function summarize(info: WorkflowExecutionInfo): SessionSummary {
     phase: sa.get(PhaseKey),
     mode: sa.get(ModeKey),
     roomName: sa.get(LiveKitRoomKey),
+    billedSeconds: sa.get(BilledSecondsKey),
     startTime: info.startTime,
     closeTime: info.closeTime,
   };
