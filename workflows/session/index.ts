@@ -27,7 +27,8 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
       // A renewal hands the live session to a fresh run: nothing to tear down.
       await settleBilling(run); // the Runway sessions this run ended (a side step: never fails)
       await wf.condition(wf.allHandlersFinished);
-      return await wf.continueAsNew<typeof avatarSession>(input, run.carry(end.next));
+      const continueAsNew = wf.makeContinueAsNewFunc<typeof avatarSession>({ typedSearchAttributes: run.nextRunAttributes() });
+      return await continueAsNew(input, run.carry(end.next));
     }
     run.ended(end.outcome);
   } catch (err) {

@@ -6,7 +6,7 @@
 // record what arrived; the lifecycle acts on it.
 import * as wf from '@temporalio/workflow';
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { SearchAttributeUpdatePair, TypedSearchAttributes } from '@temporalio/common';
 import { resolveTiming } from '../input';
 import {
   BilledSecondsKey, EndReasonKey, FlagsKey, LiveKitRoomKey, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
@@ -325,11 +325,20 @@ export class SessionRun {
   // ---- The end -----------------------------------------------------------------------------------
 
   carry(next: Serving): CarriedSession {
-    this.publish(); // the next run starts with these search attributes
     return {
       state: this.state, flags: [...this.flags], slots: this.slotRequests, provisioningMs: this.provisioningMs,
       conversationLiveSince: this.conversationLiveSince, endRequested: this.endRequested, unbilled: this.unbilled, current: next,
     };
+  }
+
+  /**
+   * The search attributes the next run starts with: this run's, with the changes not sent yet (they go
+   * with continue-as-new instead of an upsert event of their own).
+   */
+  nextRunAttributes(): TypedSearchAttributes {
+    const attributes = wf.workflowInfo().typedSearchAttributes.updateCopy(this.pendingAttributes);
+    this.pendingAttributes = [];
+    return attributes;
   }
 
   ended(outcome: Outcome): void {
