@@ -88,6 +88,15 @@ describe('billed Runway seconds', () => {
     assert.equal(final.billedSeconds, expected, `billed seconds against the simulator's ledger ${JSON.stringify(ledger)}`);
     assert.equal(final.billedSecondsComplete, true);
     assert.equal(final.billedSecondsUnknown, undefined);
+    // The last run (it began with the last renewal) read once: at its end, after teardown.
+    const events = (await handle.fetchHistory()).events ?? [];
+    const reads = events.filter((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+      return data && /"activity_type":"readBilledSeconds"/.test(Buffer.from(data).toString());
+    }).length;
+    // eslint-disable-next-line no-console
+    console.log(`billing: the last run has ${events.length} history events, ${reads} billing read`);
+    assert.equal(reads, 1);
     // One read per Runway session at its end: the conversation record only for the ones not COMPLETED
     // (their status carries no duration), once each.
     const recordReads = stack.sim.requests().filter((r) => r.endpoint === 'conversation').map((r) => r.sessionId).sort();
