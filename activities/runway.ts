@@ -36,6 +36,12 @@ export type ReadyStatus = { expiresAt: string; polls: number; waitedMs: number; 
 export type RunwayStatusSummary = { status: string; failureCode?: string; failure?: string };
 
 
+/**
+ * One ended Runway session's billed seconds: `seconds` when its final duration is known; `later` when
+ * Runway has not finalized it yet (or the read failed; worth another read), with the reason.
+ */
+export type BilledSession = { id: string; seconds: number } | { id: string; later: string };
+
 export type PollProgress = { polls: number; startedAt: number; wasQueued: boolean; delayMs?: number };
 export type NotReadyYet = { ready: false; progress: PollProgress };
 
@@ -98,7 +104,43 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
     }
   }
 
+  /** One attempt at a session's final duration (see readBilledSeconds). */
+  async function billedOnce(id: string): Promise<BilledSession> {
+    const s = await deps.runway.getSession(id);
+    if (s.status === 'COMPLETED') return { id, seconds: s.duration };
+    if (s.status !== 'FAILED' && s.status !== 'CANCELLED') return { id, later: `still ${s.status}` };
+    // FAILED and CANCELLED carry no duration in the status shape: the conversation record does.
+    const c = await deps.runway.getConversation(id);
+    if (c.duration !== null) return { id, seconds: c.duration };
+    // Never started (READY expired, cancelled while provisioning, failed before running): nothing ran.
+    if (c.startedAt === null) return { id, seconds: 0 };
+    return { id, later: 'Runway has not finalized its duration yet' };
+  }
+
   return {
+    /**
+     * The final `duration` (billed seconds) of ended Runway sessions: the status when COMPLETED, else
+     * the conversation record. Never fails for one session: what cannot be read now comes back as
+     * `later` (a transient error gets one more try after 500 ms), so a billing read never holds up
+     * anything else. See docs/cost.md.
+     */
+    async readBilledSeconds(req: { runwaySessionIds: string[] }): Promise<{ sessions: BilledSession[] }> {
+      const sessions = await Promise.all(req.runwaySessionIds.map(async (id): Promise<BilledSession> => {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            return await billedOnce(id);
+          } catch (err) {
+            if (attempt < 2 && isRunwayError(err) && err.retryable) {
+              await sleep(Math.min(err.retryAfterMs ?? 500, 2000));
+              continue;
+            }
+            return { id, later: isRunwayError(err) ? `${err.kind}: ${err.message}` : String(err) };
+          }
+        }
+      }));
+      return { sessions };
+    },
+
     /** POST /v1/realtime_sessions. The integration token is minted here, so it never enters history. */
     async createRunwaySession(req: CreateSessionRequest): Promise<{ runwaySessionId: string }> {
       const body: RealtimeSessionCreateParams = {

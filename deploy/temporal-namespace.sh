@@ -41,7 +41,8 @@ for attr in \
   ConversationId:Keyword \
   AvatarEndReason:Keyword \
   RunwaySessionIds:KeywordList \
-  AvatarFlags:KeywordList
+  AvatarFlags:KeywordList \
+  RunwayBilledSeconds:Int
 do
   name="${attr%%:*}"
   type="${attr##*:}"

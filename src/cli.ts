@@ -98,6 +98,7 @@ export function renderPhases(state: SessionState, now = Date.now()): string[] {
     lines.push(`  ${current ? '▶' : '✓'} ${p.padEnd(16)} ${done ? '' : elapsed(state.phaseTimes[p], next ? state.phaseTimes[next] : undefined, now)}`.trimEnd());
   });
   if (state.endReason) lines.push(`  end reason: ${p(state.endReason)}`);
+  if (over && state.billedSeconds !== undefined) lines.push(`  billed: ${state.billedSeconds} s of Runway time${state.billedSecondsComplete ? '' : ' (incomplete: see docs/cost.md)'}`);
   if (state.error) lines.push(`  error: ${p(state.error.code)}: ${p(state.error.message)}`);
   return lines;
 }

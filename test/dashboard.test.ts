@@ -89,10 +89,10 @@ describe('Grafana dashboard: structure', () => {
     }
   });
 
-  it('covers what operators asked for: phases, time to live, end reasons, renewals and gaps, Runway latency and errors, relay frames and stalls, webhooks, orphans', () => {
+  it('covers what operators asked for: phases, time to live, end reasons, renewals and gaps, Runway latency and errors, relay frames and stalls, webhooks, orphans, billed Runway seconds', () => {
     const exprs = panels.flatMap((p) => p.targets!.map((t) => t.expr!)).join('\n');
     for (const needle of ['avatar_sessions_running', 'avatar_session_phase_seconds_bucket', 'end_reason', 'avatar_session_renewals', 'avatar_gap', 'renewal_failed',
-      'avatar_runway_request_seconds_bucket', 'avatar_runway_errors', 'kind', 'avatar_relay_video_frames', 'avatar_relay_stalls', 'avatar_livekit_webhooks_total', 'avatar_orphans_reaped']) {
+      'avatar_runway_request_seconds_bucket', 'avatar_runway_errors', 'kind', 'avatar_relay_video_frames', 'avatar_relay_stalls', 'avatar_livekit_webhooks_total', 'avatar_orphans_reaped', 'avatar_runway_billed_seconds']) {
       assert.ok(exprs.includes(needle), needle);
     }
   });
@@ -169,7 +169,7 @@ describe('Grafana dashboard: every metric it queries is exported', () => {
     }
     assert.deepEqual(missing, [], `queried by the dashboard but not exported (exported: ${[...exported].filter((n) => n.includes('avatar')).sort().join(', ')})`);
     // The fault-only allowance is not a blanket: what a clean relay session produces must really be there.
-    for (const name of ['avatar_relay_video_frames', 'avatar_relay_mixed_audio_frames', 'avatar_session_renewals', 'avatar_session_phase_entered']) {
+    for (const name of ['avatar_relay_video_frames', 'avatar_relay_mixed_audio_frames', 'avatar_session_renewals', 'avatar_session_phase_entered', 'avatar_runway_billed_seconds']) {
       assert.ok(exported.has(counterName(name)), `${counterName(name)} exported`);
     }
   });

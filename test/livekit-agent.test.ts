@@ -4,13 +4,16 @@
 // sequence) on `lk.audio_stream`, waits for the avatar's lk.playback_started / lk.playback_finished,
 // then interrupts a second phrase with lk.clear_buffer. A viewer in the room (rtc-node) listens to the
 // avatar's own audio track: it must hear the agent's tones in order, never the simulator's 440 Hz tone,
-// and see the speaking marker in the video. The README's agent example is an excerpt of this very file.
+// and see the speaking marker in the video. Without an avatar (a start refused), the same agent falls
+// back to its own audio track, and the user hears the same phrases from it. The README's agent example
+// is an excerpt of this very file.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AudioStream, Room, RoomEvent, TrackKind, VideoStream, dispose, type RemoteTrack } from '@livekit/rtc-node';
+import { RoomServiceClient } from 'livekit-server-sdk';
 import { speakingOfFrame } from '../src/media/frame-code';
 import { startEmbeddedStack, type EmbeddedStack } from './helpers/embedded-stack';
 import { eventually, withTimeout } from './helpers/wait';
@@ -112,6 +115,54 @@ async function listener(url: string, token: string, avatar: string) {
 
 describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in direct mode', () => {
   let stack: EmbeddedStack;
+  /** Runs examples/agent.py to its end: the JSON events it printed, and its stderr. */
+  async function runAgent(room: string, agent: string, env: Record<string, string> = {}, onEvent?: (e: Record<string, unknown>) => void): Promise<{ events: Record<string, unknown>[]; err: string }> {
+    const child = spawn(PYTHON, [EXAMPLE], {
+      cwd: ROOT,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        AVATAR_SESSIONS_URL: stack.apiUrl,
+        SESSION_API_TOKEN: stack.secrets.apiToken,
+        LIVEKIT_API_KEY: 'devkey',
+        LIVEKIT_API_SECRET: stack.secrets.livekitSecret,
+        ROOM: room,
+        AGENT_IDENTITY: agent,
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    let seenLines = 0;
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split('\n').slice(0, -1);
+      for (const l of lines.slice(seenLines)) onEvent?.(JSON.parse(l) as Record<string, unknown>);
+      seenLines = lines.length;
+    });
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 120_000, 'examples/agent.py to finish').catch((e: Error) => {
+      child.kill('SIGKILL');
+      throw new Error(`${e.message}\nstdout:\n${out}\nstderr:\n${err}`);
+    });
+    assert.equal(code, 0, `examples/agent.py exited ${code}\nstdout:\n${out}\nstderr:\n${err}`);
+    const events = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    // eslint-disable-next-line no-console
+    console.log(events.map((e) => JSON.stringify(e)).join('\n'));
+    return { events, err };
+  }
+
+  /** Waits until the viewer's audio stops growing (the track ended or went quiet for good). */
+  async function untilTrackEnds(labels: string[]): Promise<void> {
+    let seen = -1;
+    await eventually('the track to end', () => {
+      const n = labels.length;
+      if (n === seen) return true;
+      seen = n;
+      return undefined;
+    }, 30_000, 1000).catch(() => undefined);
+  }
   const api = (method: string, p: string, body?: unknown) =>
     fetch(stack.apiUrl + p, {
       method,
@@ -144,32 +195,7 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       const before = viewer.labels.length;
       assert.deepEqual([...new Set(viewer.labels)], ['silence'], 'direct mode: silence until the agent speaks (no 440 Hz tone)');
 
-      const child = spawn(PYTHON, [EXAMPLE], {
-        cwd: ROOT,
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          AVATAR_SESSIONS_URL: stack.apiUrl,
-          SESSION_API_TOKEN: stack.secrets.apiToken,
-          LIVEKIT_API_KEY: 'devkey',
-          LIVEKIT_API_SECRET: stack.secrets.livekitSecret,
-          ROOM: room,
-          AGENT_IDENTITY: agent,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-      const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 120_000, 'examples/agent.py to finish').catch((e: Error) => {
-        child.kill('SIGKILL');
-        throw new Error(`${e.message}\nstdout:\n${out}\nstderr:\n${err}`);
-      });
-      assert.equal(code, 0, `examples/agent.py exited ${code}\nstdout:\n${out}\nstderr:\n${err}`);
-      const events = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      // eslint-disable-next-line no-console
-      console.log(events.map((e) => JSON.stringify(e)).join('\n'));
+      const { events, err } = await runAgent(room, agent);
       assert.deepEqual(events.map((e) => `${e.event}${e.phrase ?? ''}`), ['live', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
       assert.deepEqual(events[0], { event: 'live', avatar: live.avatarIdentity, mode: 'direct' });
       // The whole first phrase (3 × 0.4 s), played out; the second (20 s) cut short by clear_buffer.
@@ -185,13 +211,7 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       // What the viewer heard on the avatar's track, in 40 ms blocks: silence, the three tones in
       // order, then the cut second phrase — never the simulator's 440 Hz tone.
       // (The agent ended the session: the avatar leaves, and the track ends.)
-      let seen = -1;
-      await eventually('the avatar track to end', () => {
-        const n = viewer.labels.length;
-        if (n === seen) return true;
-        seen = n;
-        return undefined;
-      }, 30_000, 1000).catch(() => undefined);
+      await untilTrackEnds(viewer.labels);
       const heard = runs(viewer.labels.slice(before));
       // eslint-disable-next-line no-console
       console.log(`heard (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
@@ -211,6 +231,77 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
         const s = (await (await api('GET', `/v1/sessions/${room}`)).json()) as { phase: string; endReason?: string };
         return s.phase === 'completed' ? s : undefined;
       }, 60_000, 250);
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  it('examples/agent.py without an avatar (its session already ended: the start is refused): it speaks on its own track, and the user hears it', async () => {
+    const room = `agent-fallback-${process.pid}-${Date.now().toString(36)}`;
+    const agent = 'my-agent';
+    // The conversation's avatar session came and went (say the first agent process crashed and the
+    // session ended): a new start is refused (409 session_ended), so this agent has no avatar.
+    const started = await api('POST', '/v1/sessions?wait=live', { conversationId: room, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room, agentIdentity: agent }, mode: 'direct' });
+    assert.equal(started.status, 201);
+    const vt = (await (await api('POST', `/v1/sessions/${room}/viewer-token`)).json()) as { url: string; token: string };
+    assert.equal((await api('POST', `/v1/sessions/${room}/end`)).status, 202);
+    await eventually('the session completed', async () => {
+      const s = (await (await api('GET', `/v1/sessions/${room}`)).json()) as { phase: string };
+      return s.phase === 'completed' ? s : undefined;
+    }, 60_000, 250);
+    // A user in the room, listening to the agent itself.
+    const viewer = await listener(vt.url, vt.token, agent);
+    try {
+      const { events } = await runAgent(room, agent, { LIVEKIT_URL: vt.url });
+      assert.deepEqual(events.map((e) => `${e.event}${e.phrase ?? ''}`), ['fallback', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
+      assert.match(String(events[0]!.reason), /409/, 'the refusal is the reason');
+      assert.equal(events[2]!.interrupted, false);
+      assert.ok(Math.abs(Number(events[2]!.playback_position) - 1.2) < 0.05, `phrase 1 position ${events[2]!.playback_position} s, of 1.2 s sent`);
+      assert.equal(events[4]!.interrupted, true);
+      await untilTrackEnds(viewer.labels);
+      const heard = runs(viewer.labels);
+      // eslint-disable-next-line no-console
+      console.log(`heard on the agent's own track (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
+      const tones = runs(heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)), 1);
+      assert.deepEqual(tones.map((r) => r.label), ['600', '900', '1200', '300'], `heard ${JSON.stringify(heard)}`);
+      assert.ok(tones.at(-1)!.blocks * 0.04 < Number(events[4]!.playback_position) + 1, 'the second phrase stops when interrupted');
+    } finally {
+      await viewer.close();
+    }
+  });
+
+  it('examples/agent.py when the avatar session ends early (the avatar leaves the room): it goes on in its own voice', async () => {
+    const room = `agent-early-${process.pid}-${Date.now().toString(36)}`;
+    const agent = 'my-agent';
+    const started = await api('POST', '/v1/sessions?wait=live', { conversationId: room, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room, agentIdentity: agent }, mode: 'direct' });
+    assert.equal(started.status, 201);
+    const vt = (await (await api('POST', `/v1/sessions/${room}/viewer-token`)).json()) as { url: string; token: string };
+    const viewer = await listener(vt.url, vt.token, agent);
+    try {
+      // The avatar is gone as soon as the agent has the session live (as when Runway's avatar crashes
+      // or the cap cuts it with no replacement); its session ends for it.
+      const rooms = new RoomServiceClient(vt.url.replace(/^ws/, 'http'), 'devkey', stack.secrets.livekitSecret);
+      let removed: Promise<void> | undefined;
+      const { events } = await runAgent(room, agent, { AVATAR_START_TIMEOUT: '5' }, (e) => {
+        if (e.event === 'live') removed = rooms.removeParticipant(room, String(e.avatar));
+      });
+      await removed;
+      const names = events.map((e) => `${e.event}${e.phrase ?? ''}`);
+      assert.equal(names[0], 'live');
+      const fallback = names.indexOf('fallback');
+      assert.ok(fallback > 0, `the agent fell back: ${names.join(' ')}`);
+      // Whatever the avatar had started is said again, then the rest, on the agent's own track (the
+      // avatar may have played the first phrase out before it left).
+      const rest = names.slice(fallback + 1);
+      const whole = ['playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended'];
+      assert.ok(JSON.stringify(rest) === JSON.stringify(whole) || JSON.stringify(rest) === JSON.stringify(whole.slice(2)), `after the fallback: ${rest.join(' ')}`);
+      await untilTrackEnds(viewer.labels);
+      const heard = runs(viewer.labels);
+      // eslint-disable-next-line no-console
+      console.log(`heard on the agent's own track after the avatar left (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
+      const tones = runs(heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)), 1).map((r) => r.label);
+      assert.deepEqual(tones.slice(-1), ['300'], `heard ${JSON.stringify(heard)}`);
+      if (rest[0] === 'playback_started1') assert.deepEqual(tones, ['600', '900', '1200', '300'], `heard ${JSON.stringify(heard)}`);
     } finally {
       await viewer.close();
     }

@@ -16,9 +16,11 @@ export const EndReasonKey = defineSearchAttributeKey('AvatarEndReason', SearchAt
 export const RunwaySessionIdsKey = defineSearchAttributeKey('RunwaySessionIds', SearchAttributeType.KEYWORD_LIST);
 /** Markers for operators and the reaper, e.g. 'ambiguous_create', 'fallback_to_relay'. */
 export const FlagsKey = defineSearchAttributeKey('AvatarFlags', SearchAttributeType.KEYWORD_LIST);
+/** Billed Runway seconds of the conversation so far (every Runway session it created that has ended; docs/cost.md). */
+export const BilledSecondsKey = defineSearchAttributeKey('RunwayBilledSeconds', SearchAttributeType.INT);
 
 /** Every custom search attribute this project uses; the dev stack and test servers register them. */
-export const SEARCH_ATTRIBUTES = [PhaseKey, ModeKey, RunwaySessionIdKey, LiveKitRoomKey, ConversationIdKey, EndReasonKey, RunwaySessionIdsKey, FlagsKey];
+export const SEARCH_ATTRIBUTES = [PhaseKey, ModeKey, RunwaySessionIdKey, LiveKitRoomKey, ConversationIdKey, EndReasonKey, RunwaySessionIdsKey, FlagsKey, BilledSecondsKey];
 
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { LiveInfo, SessionState } from './types';

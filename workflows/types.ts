@@ -109,6 +109,20 @@ export interface SessionState {
   ambiguousCreates: { at: string; avatar: AvatarSpec }[];
   /** How many times the Runway session was renewed ahead of its runtime cap. */
   renewals?: number;
+  /**
+   * Billed Runway seconds so far: the sum of the final `duration` of every Runway session this
+   * conversation created that has ended and been read (failed attempts, expired READY sessions and
+   * renewals included). See docs/cost.md.
+   */
+  billedSeconds: number;
+  /**
+   * True when billedSeconds is the conversation's whole cost: every Runway session it created has
+   * ended and its duration was read, and no create was ambiguous. False while it runs, and at the end
+   * when a read failed (those ids are in billedSecondsUnknown) or a create's answer was lost.
+   */
+  billedSecondsComplete: boolean;
+  /** Ended Runway sessions whose final duration could not be read (not in billedSeconds). */
+  billedSecondsUnknown?: string[];
   events: SessionEvent[];
 }
 

@@ -9,7 +9,7 @@ import {
 } from '@temporalio/client';
 import { validateSessionInput } from '../../workflows/input';
 import {
-  ConversationIdKey, EndReasonKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
+  BilledSecondsKey, ConversationIdKey, EndReasonKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
   avatarRoomEventSignal, endSignal, sessionWorkflowId, stateQuery, waitLiveUpdate, type AvatarRoomEvent,
 } from '../../workflows/shared';
 import type { avatarSession } from '../../workflows/session';
@@ -50,6 +50,8 @@ export interface SessionSummary {
   phase?: string;
   mode?: string;
   roomName?: string;
+  /** Billed Runway seconds so far (search attribute RunwayBilledSeconds; the state has the exact figure). */
+  billedSeconds?: number;
   startTime: Date;
   closeTime?: Date;
 }
@@ -72,6 +74,7 @@ export class SessionsClient {
         { key: LiveKitRoomKey, value: input.livekit.roomName },
         { key: PhaseKey, value: 'waiting_capacity' }, // the workflow's first phase: it does not upsert it again
         { key: ModeKey, value: input.mode ?? 'auto' },
+        { key: BilledSecondsKey, value: 0 },
       ],
       staticSummary: `Runway avatar for conversation ${input.conversationId}`,
       staticDetails: `room **${input.livekit.roomName}**, mode **${input.mode ?? 'auto'}**, avatar ${input.avatar.type === 'custom' ? input.avatar.avatarId : input.avatar.presetId}`,
@@ -219,6 +222,7 @@ function summarize(info: WorkflowExecutionInfo): SessionSummary {
     phase: sa.get(PhaseKey),
     mode: sa.get(ModeKey),
     roomName: sa.get(LiveKitRoomKey),
+    billedSeconds: sa.get(BilledSecondsKey),
     startTime: info.startTime,
     closeTime: info.closeTime,
   };

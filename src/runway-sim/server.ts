@@ -717,6 +717,11 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       return queue.length;
     },
     session: (id: string) => sessions.get(id),
+    /** The session's final duration as Runway reports (and bills) it: simulated seconds RUNNING; undefined if it never ran or still runs. */
+    durationOf: (id: string): number | undefined => {
+      const s = sessions.get(id);
+      return s ? durationOf(s) : undefined;
+    },
     sessions: () => [...sessions.values()],
     requests: () => [...requests],
     activeCount: () => active().length,

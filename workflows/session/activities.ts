@@ -113,6 +113,10 @@ export const ACTIVITY_POLICIES = {
     options: (t) => ({ startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000, scheduleToCloseTimeout: '10m', retry: { initialInterval: '1s', maximumInterval: '30s' } }),
   },
   removeServiceParticipants: { local: true, options: () => ({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', retry: { initialInterval: '1s', maximumInterval: '30s' } }) },
+  // Billing: reads of ended sessions' final durations, a side step. Local (one marker event per read,
+  // batched: one call for all sessions ended since the last). It never fails for one session, and a
+  // timed-out read is not retried: what it could not read is read again later or reported unknown.
+  readBilledSeconds: { local: true, options: () => ({ startToCloseTimeout: '15s', retry: { maximumAttempts: 1 } }) },
   // Admission: idempotent by request id, so local (asked inside the workflow task that needs the slot).
   requestAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
   releaseAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', scheduleToCloseTimeout: '10m', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
@@ -157,6 +161,7 @@ export function sessionActivities(t: SessionTiming, beforeBlocking: () => void =
     sendEndCallToAvatar: proxy('sendEndCallToAvatar', p.sendEndCallToAvatar, t, beforeBlocking),
     endRunwaySession: proxy('endRunwaySession', p.endRunwaySession, t, beforeBlocking),
     removeServiceParticipants: proxy('removeServiceParticipants', p.removeServiceParticipants, t, beforeBlocking),
+    readBilledSeconds: proxy('readBilledSeconds', p.readBilledSeconds, t, beforeBlocking),
     requestAdmission: proxy('requestAdmission', p.requestAdmission, t, beforeBlocking),
     releaseAdmission: proxy('releaseAdmission', p.releaseAdmission, t, beforeBlocking),
   };

@@ -6,6 +6,7 @@ import * as wf from '@temporalio/workflow';
 import { ApplicationFailure } from '@temporalio/workflow';
 import { InvalidInputError, validateSessionInput } from '../input';
 import type { SessionInput, SessionState } from '../types';
+import { settleBilling } from './billing';
 import { bringUp } from './bring-up';
 import { stayLive } from './live';
 import { SessionRun, type CarriedSession } from './run';
@@ -24,8 +25,10 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     const end = await stayLive(run, serving);
     if (end.kind === 'renewed') {
       // A renewal hands the live session to a fresh run: nothing to tear down.
+      await settleBilling(run); // the Runway sessions this run ended (a side step: never fails)
       await wf.condition(wf.allHandlersFinished);
-      return await wf.continueAsNew<typeof avatarSession>(input, run.carry(end.next));
+      const continueAsNew = wf.makeContinueAsNewFunc<typeof avatarSession>({ typedSearchAttributes: run.nextRunAttributes() });
+      return await continueAsNew(input, run.carry(end.next));
     }
     run.ended(end.outcome);
   } catch (err) {
@@ -33,6 +36,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     rethrow = run.failed(err); // ended by request, cancelled (rethrown after teardown), or a failure
   }
   await teardown(run); // never cancelled; each step on its own
+  await settleBilling(run, { final: true }); // after teardown, never in its way
   run.finish();
   await wf.condition(wf.allHandlersFinished);
   if (rethrow) throw rethrow;

@@ -6,10 +6,10 @@
 // record what arrived; the lifecycle acts on it.
 import * as wf from '@temporalio/workflow';
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { SearchAttributeUpdatePair, TypedSearchAttributes } from '@temporalio/common';
 import { resolveTiming } from '../input';
 import {
-  EndReasonKey, FlagsKey, LiveKitRoomKey, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
+  BilledSecondsKey, EndReasonKey, FlagsKey, LiveKitRoomKey, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
   avatarRoomEventSignal, bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, slotGrantedSignal, stateQuery, waitLiveUpdate,
 } from '../shared';
 import type { BridgeMode, EndReason, LiveInfo, SessionInput, SessionMode, SessionPhase, SessionState, SessionTiming } from '../types';
@@ -40,6 +40,8 @@ export interface CarriedSession {
   provisioningMs: number[];
   conversationLiveSince?: number;
   endRequested?: string;
+  /** Ended Runway sessions whose billed seconds were not read yet (workflows/session/billing.ts). */
+  unbilled?: string[];
   current: Serving;
 }
 
@@ -59,6 +61,8 @@ export class SessionRun {
   readonly state: SessionState;
   /** Every Runway session this run must see ended (teardown ends whatever is left here). */
   readonly ownedRunwaySessionIds: Set<string>;
+  /** Ended Runway sessions whose billed seconds are still to be read (workflows/session/billing.ts). */
+  readonly unbilled: string[];
   /** Admission slot requests this session holds or waits for; [0] the session's, [1] a renewal's extra. */
   readonly slotRequests: string[];
   readonly grantedSlots = new Set<string>();
@@ -91,6 +95,7 @@ export class SessionRun {
     ended: wf.metricMeter.createCounter('avatar_sessions_ended', 'sessions', 'Sessions ended, by end reason'),
     flags: wf.metricMeter.createCounter('avatar_session_flags', 'events', 'Fallbacks to relay, ambiguous creates, failed renewals'),
     renewals: wf.metricMeter.createCounter('avatar_session_renewals', 'renewals', 'Runway sessions renewed ahead of the runtime cap'),
+    billedSeconds: wf.metricMeter.createCounter('avatar_runway_billed_seconds', 's', 'Billed Runway seconds of ended conversations (every Runway session each created), by end reason and mode'),
   };
 
   constructor(readonly input: SessionInput, carried?: CarriedSession) {
@@ -109,10 +114,13 @@ export class SessionRun {
       ...(input.livekit.endUserIdentity ? { endUserIdentity: input.livekit.endUserIdentity } : {}),
       phaseTimes: {},
       ambiguousCreates: [],
+      billedSeconds: 0,
+      billedSecondsComplete: false,
       events: [],
     };
     this.flags = new Set(carried?.flags ?? []);
     this.ownedRunwaySessionIds = new Set(carried ? [carried.current.id] : []);
+    this.unbilled = [...(carried?.unbilled ?? [])];
     this.slotRequests = carried?.slots ?? [];
     this.provisioningMs = carried?.provisioningMs ?? [];
     this.conversationLiveSince = carried?.conversationLiveSince;
@@ -121,7 +129,11 @@ export class SessionRun {
     const startedWith = wf.workflowInfo().typedSearchAttributes;
     this.phaseAttribute = carried?.state.phase ?? (startedWith.get(PhaseKey) as SessionPhase | undefined);
     this.registerHandlers();
-    if (!carried && startedWith.get(LiveKitRoomKey) !== this.room) this.pendingAttributes.push({ key: LiveKitRoomKey, value: this.room });
+    if (!carried) {
+      if (startedWith.get(LiveKitRoomKey) !== this.room) this.pendingAttributes.push({ key: LiveKitRoomKey, value: this.room });
+      // Sortable from the start (the typed client sets it at start: then no upsert here).
+      if (startedWith.get(BilledSecondsKey) === undefined) this.pendingAttributes.push({ key: BilledSecondsKey, value: 0 });
+    }
   }
 
   private registerHandlers(): void {
@@ -276,6 +288,14 @@ export class SessionRun {
     this.event('live', `avatar live in ${this.room} (${serving.mode}, Runway session ${serving.id})`);
   }
 
+  /** `seconds` more billed Runway seconds, read from `sessions` ended Runway sessions. */
+  billed(seconds: number, sessions: number): void {
+    if (!sessions) return;
+    this.state.billedSeconds += seconds;
+    this.pendingAttributes = this.pendingAttributes.filter((a) => a.key !== BilledSecondsKey);
+    this.pendingAttributes.push({ key: BilledSecondsKey, value: Math.round(this.state.billedSeconds) });
+  }
+
   renewed(): void {
     this.state.renewals = (this.state.renewals ?? 0) + 1;
     this.metrics.renewals.add(1);
@@ -313,11 +333,20 @@ export class SessionRun {
   // ---- The end -----------------------------------------------------------------------------------
 
   carry(next: Serving): CarriedSession {
-    this.publish(); // the next run starts with these search attributes
     return {
       state: this.state, flags: [...this.flags], slots: this.slotRequests, provisioningMs: this.provisioningMs,
-      conversationLiveSince: this.conversationLiveSince, endRequested: this.endRequested, current: next,
+      conversationLiveSince: this.conversationLiveSince, endRequested: this.endRequested, unbilled: this.unbilled, current: next,
     };
+  }
+
+  /**
+   * The search attributes the next run starts with: this run's, with the changes not sent yet (they go
+   * with continue-as-new instead of an upsert event of their own).
+   */
+  nextRunAttributes(): TypedSearchAttributes {
+    const attributes = wf.workflowInfo().typedSearchAttributes.updateCopy(this.pendingAttributes);
+    this.pendingAttributes = [];
+    return attributes;
   }
 
   ended(outcome: Outcome): void {
@@ -347,7 +376,9 @@ export class SessionRun {
     this.setPhase(this.state.error ? 'failed' : 'completed');
     this.publish();
     this.event('ended', `session ${this.state.phase}: ${this.state.endReason}`);
-    this.metrics.ended.add(1, { end_reason: this.state.endReason ?? 'failed', outcome: this.state.phase, mode: this.state.mode ?? 'none' });
+    const labels = { end_reason: this.state.endReason ?? 'failed', mode: this.state.mode ?? 'none' };
+    this.metrics.ended.add(1, { ...labels, outcome: this.state.phase });
+    this.metrics.billedSeconds.add(Math.round(this.state.billedSeconds), labels);
   }
 
   /** The workflow's result: the state, or the session's failure carrying it. */

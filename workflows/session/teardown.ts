@@ -15,6 +15,7 @@ export async function endRunwaySession(run: SessionRun, runwaySessionId: string,
     }
     const { finalStatus, cancelled } = await run.acts.endRunwaySession({ runwaySessionId, graceSeconds: run.timing.endCallGraceSeconds });
     run.ownedRunwaySessionIds.delete(runwaySessionId);
+    run.unbilled.push(runwaySessionId); // its billed seconds are read later (workflows/session/billing.ts)
     run.event('runway_session_ended', `Runway session ${runwaySessionId} ended: ${finalStatus}${cancelled ? ' (cancelled)' : ''}`);
   });
 }
