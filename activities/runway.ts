@@ -122,11 +122,13 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
           ...(req.direct.agentIdentity ? { agentIdentity: req.direct.agentIdentity } : {}),
         };
       }
+      // When the request left: a lost answer's session, if any, was made after this (the reaper's window).
+      const sentAt = Date.now();
       try {
         const { id } = await deps.runway.createSession(body);
         return { runwaySessionId: id };
       } catch (err) {
-        return asFailure(err);
+        return asFailure(err, { sentAt });
       }
     },
 
