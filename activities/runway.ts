@@ -8,6 +8,7 @@ import type { SealedBox } from '../src/secrets/sealed-box';
 import { DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS, mintAvatarToken, type LiveKitCredentials } from '../src/livekit/tokens';
 import type { AvatarSpec, ToolSpec } from '../workflows/types';
 import { asFailure, fail, retryableFailure } from './failures';
+import { heartbeatWhile } from './heartbeat';
 
 export interface RunwayActivityDeps {
   runway: RunwayClient;
@@ -53,7 +54,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
     for (;;) {
       let wait = 0;
       try {
-        const s = await deps.runway.getSession(req.runwaySessionId);
+        const s = await heartbeatWhile(deps.runway.getSession(req.runwaySessionId), { polls, startedAt, wasQueued, delayMs: delay });
         polls++;
         switch (s.status) {
           case 'READY':
@@ -186,7 +187,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       const terminal = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'NOT_FOUND']);
       const statusOf = async () => {
         try {
-          return (await deps.runway.getSession(req.runwaySessionId)).status as string;
+          return (await heartbeatWhile(deps.runway.getSession(req.runwaySessionId))).status as string;
         } catch (err) {
           if (isRunwayError(err) && err.kind === 'not_found') return 'NOT_FOUND';
           return retryableFailure(err);
@@ -204,7 +205,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       }
       if (terminal.has(status)) return { finalStatus: status, cancelled: false };
       try {
-        await deps.runway.cancelSession(req.runwaySessionId);
+        await heartbeatWhile(deps.runway.cancelSession(req.runwaySessionId));
       } catch (err) {
         if (!(isRunwayError(err) && err.kind === 'not_found')) {
           // Refused (e.g. 400/409): if the session ended meanwhile, that is what we wanted.
