@@ -83,6 +83,36 @@ describe('ghost avatars of lost creates', () => {
     assert.deepEqual(stack.sim.orphans(), []);
   });
 
+  it('a renewal\'s lost create: its ghost is removed, the next avatar takes over under the next identity, the conversation goes on', async () => {
+    const base = input();
+    const inp = { ...base, timing: { ...base.timing, sessionCapSeconds: 14, renewalLeadSeconds: 7 } };
+    const room = inp.livekit.roomName;
+    // The first session serves; the renewal's first create is made but its answer is lost.
+    stack.sim.nextSessions([{}, { loseAnswer: true, provisioningMs: 500 }]);
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    assert.equal(live.avatarIdentity, `runway-avatar-${inp.conversationId}`);
+    const next = `runway-avatar-${inp.conversationId}~1`;
+    const state = await eventually('renewed under the next identity', async () => {
+      const s = await stack.sessions.getSession(inp.conversationId);
+      return (s?.renewals ?? 0) >= 1 && s?.avatarIdentity === next ? s : undefined;
+    }, 60_000, 200);
+    assert.equal(state.ambiguousCreates.length, 1);
+    assert.equal(state.ambiguousCreates[0]!.avatarIdentity, live.avatarIdentity);
+    const ghost = stack.sim.sessions().find((s) => JSON.stringify(s.body).includes(room) && !state.runwaySessionIds.includes(s.id));
+    assert.ok(ghost, 'the lost answer left a Runway session only Runway knows about');
+    await eventually('the ghost\'s Runway session ended', async () => (ENDED.includes(stack.sim.session(ghost.id)!.status) ? true : undefined), 30_000, 100);
+    await eventually('only the new avatar in the room, publishing', async () => {
+      const avatars = await avatarsIn(room);
+      return avatars.length === 1 && avatars[0]!.identity === next && avatars[0]!.video ? true : undefined;
+    }, 20_000);
+    const now = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(now?.phase, 'live');
+    await stack.sessions.endSession(inp.conversationId);
+    await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result();
+    await eventually('no avatar left in the room', async () => ((await avatarsIn(room)).length === 0 ? true : undefined), 10_000);
+    assert.deepEqual(stack.sim.orphans(), []);
+  });
+
   it('an avatar under the session\'s own identity that is not a lost create\'s is left alone', async () => {
     // A join webhook for the live avatar itself (and for any identity no lost create used) removes nothing.
     const inp = input();
