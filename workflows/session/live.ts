@@ -92,6 +92,7 @@ async function waitWhileLive(run: SessionRun, serving: Serving, act: ServingActi
  */
 async function untilBridged(run: SessionRun, serving: Serving, stopped: () => boolean): Promise<void> {
   const bridged = () => stopped() || serving.mode === 'direct' || run.bridgedRunwaySessionId === serving.id;
+  if (bridged()) return; // direct mode, or reported already: no timer
   const reportWaitMs = Math.max(30, run.timing.avatarJoinTimeoutSeconds) * 1000;
   while (!(await run.waitFor(bridged, reportWaitMs))) {
     try {
