@@ -8,20 +8,23 @@ import { NON_RETRYABLE_KINDS } from '../workflows/types';
 
 export { NON_RETRYABLE_KINDS };
 
-export function runwayFailure(err: RunwayError): ApplicationFailure {
+export function runwayFailure(err: RunwayError, extra?: Record<string, unknown>): ApplicationFailure {
   const nonRetryable = (NON_RETRYABLE_KINDS as readonly string[]).includes(err.kind) || !err.retryable;
   return ApplicationFailure.create({
     type: err.kind,
     message: redactString(err.message),
     nonRetryable,
     nextRetryDelay: err.retryAfterMs !== undefined ? Math.max(100, err.retryAfterMs) : undefined,
-    details: [{ kind: err.kind, status: err.status, runwayMessage: err.runwayMessage }],
+    details: [{ kind: err.kind, status: err.status, runwayMessage: err.runwayMessage, ...extra }],
   });
 }
 
-/** Rethrows anything as a Temporal failure with secrets scrubbed; Runway errors keep their kind. */
-export function asFailure(err: unknown): never {
-  if (isRunwayError(err)) throw runwayFailure(err);
+/**
+ * Rethrows anything as a Temporal failure with secrets scrubbed; Runway errors keep their kind (and
+ * carry `extra` in their details, e.g. when the request was sent).
+ */
+export function asFailure(err: unknown, extra?: Record<string, unknown>): never {
+  if (isRunwayError(err)) throw runwayFailure(err, extra);
   if (err instanceof ApplicationFailure) throw err;
   if (err instanceof Error && (err.name === 'CancelledFailure' || err.name === 'AbortError')) throw err;
   const message = redactString(err instanceof Error ? err.message : String(err));

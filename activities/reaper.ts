@@ -35,6 +35,9 @@ function sameAvatar(spec: AvatarSpec, conv: { avatar?: unknown }): boolean {
   return a.type === 'custom' && a.id === spec.avatarId;
 }
 
+/** How far Runway's clock may be from ours when an ambiguous create's window is matched. */
+export const CLOCK_MARGIN_MS = 10_000;
+
 export function createReaperActivities(deps: ReaperDeps) {
   return {
     /**
@@ -47,7 +50,7 @@ export function createReaperActivities(deps: ReaperDeps) {
       const scan: OrphanScan = { inProgress: 0, owned: 0, notOurs: 0, tooYoung: 0, orphans: [] };
       const since = new Date(Date.now() - req.lookbackHours * 3600_000);
       // Ambiguous creates of our workflows (open or closed) in the lookback window.
-      let ambiguous: { workflowId: string; at: number; avatar: AvatarSpec; running: boolean }[] | undefined;
+      let ambiguous: { workflowId: string; from: number; to: number; avatar: AvatarSpec; running: boolean }[] | undefined;
       const loadAmbiguous = async () => {
         if (ambiguous) return ambiguous;
         ambiguous = [];
@@ -55,7 +58,11 @@ export function createReaperActivities(deps: ReaperDeps) {
         for await (const wf of client.workflow.list({ query })) {
           const state = await client.workflow.getHandle(wf.workflowId, wf.runId).query(stateQuery).catch(() => undefined as SessionState | undefined);
           for (const a of state?.ambiguousCreates ?? []) {
-            ambiguous.push({ workflowId: wf.workflowId, at: Date.parse(a.at), avatar: a.avatar, running: wf.status.name === 'RUNNING' });
+            // Between the send and the failure, with a margin for the clocks (Runway's, ours); a record
+            // without an end (written before it was kept) is matched around its time.
+            const at = Date.parse(a.at);
+            const window = a.until ? { from: at - CLOCK_MARGIN_MS, to: Date.parse(a.until) + CLOCK_MARGIN_MS } : { from: at - 60_000, to: at + 60_000 };
+            ambiguous.push({ workflowId: wf.workflowId, ...window, avatar: a.avatar, running: wf.status.name === 'RUNNING' });
           }
         }
         return ambiguous;
@@ -83,7 +90,7 @@ export function createReaperActivities(deps: ReaperDeps) {
             continue;
           }
           // Not recorded anywhere: ours only if it matches an ambiguous create (same avatar, created around then).
-          const match = (await loadAmbiguous()).find((a) => sameAvatar(a.avatar, c) && createdAt >= a.at - 60_000 && createdAt <= a.at + 60_000);
+          const match = (await loadAmbiguous()).find((a) => sameAvatar(a.avatar, c) && createdAt >= a.from && createdAt <= a.to);
           if (match) scan.orphans.push({ runwaySessionId: c.id, reason: 'ambiguous_create', owner: match.workflowId, createdAt: c.createdAt });
           else scan.notOurs++;
         }

@@ -12,6 +12,7 @@
 // after a while.
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { codecKeys, type ServiceConfig } from '../src/config';
 import { mintAvatarToken } from '../src/livekit/tokens';
 import { MediaRelay, RelayError, type RelayStats } from '../src/media/relay';
@@ -118,13 +119,29 @@ export function createRelayActivities(deps: RelayDeps) {
     }
   }
 
-  /** Tells the workflow the avatar is in the customer's room, and which worker queue holds the relay. */
+  /**
+   * Tells the workflow the avatar is in the customer's room, and which worker queue holds the relay.
+   * Repeated until Temporal takes the signal (it may be briefly unreachable), for at most a minute; the
+   * workflow also stops waiting for it after a while and asks LiveKit instead.
+   */
   function reportBridged(ctx: Context, runwaySessionId: string): void {
     const { workflowExecution } = ctx.info;
     if (!workflowExecution) return; // started outside a workflow (never in this service)
-    void ctx.client.workflow.getHandle(workflowExecution.workflowId, workflowExecution.runId)
-      .signal(relayBridgedSignal, { runwaySessionId, bridgedAt: new Date().toISOString(), ...(deps.workerQueue ? { workerQueue: deps.workerQueue } : {}) })
-      .catch((err) => ctx.log.warn('could not report the bridge to the workflow', { error: redactString(String(err)) }));
+    const handle = ctx.client.workflow.getHandle(workflowExecution.workflowId, workflowExecution.runId);
+    const report = { runwaySessionId, bridgedAt: new Date().toISOString(), ...(deps.workerQueue ? { workerQueue: deps.workerQueue } : {}) };
+    void (async () => {
+      for (let attempt = 1, waitMs = 500; ; attempt++, waitMs = Math.min(10_000, waitMs * 2)) {
+        try {
+          return await handle.signal(relayBridgedSignal, report);
+        } catch (err) {
+          // The run is over (not found): nobody to tell. Otherwise try again, up to about a minute.
+          if (err instanceof WorkflowNotFoundError || attempt >= 8) {
+            return ctx.log.warn('could not report the bridge to the workflow', { error: redactString(String(err)), attempt });
+          }
+          await new Promise((r) => setTimeout(r, waitMs));
+        }
+      }
+    })();
   }
 
   /** A parked relay for this session, taken over by the calling activity; or a fresh one. */

@@ -5,6 +5,7 @@ import type { CustomerRooms } from '../src/livekit/room-service';
 import type { RunwayClient } from '../src/runway/client';
 import { isRunwayError } from '../src/runway/errors';
 import { asFailure, fail } from './failures';
+import { heartbeatWhile } from './heartbeat';
 
 export interface RoomActivityDeps {
   rooms: CustomerRooms;
@@ -28,7 +29,7 @@ export function createRoomActivities(deps: RoomActivityDeps) {
       let last = { joined: false, publishingVideo: false } as Awaited<ReturnType<CustomerRooms['presence']>>;
       while (Date.now() - started < req.timeoutSeconds * 1000) {
         try {
-          last = await deps.rooms.presence(req.roomName, req.avatarIdentity);
+          last = await heartbeatWhile(deps.rooms.presence(req.roomName, req.avatarIdentity), { joined: last.joined, publishingVideo: last.publishingVideo });
         } catch (err) {
           asFailure(err);
         }
@@ -54,13 +55,13 @@ export function createRoomActivities(deps: RoomActivityDeps) {
       for (;;) {
         heartbeat();
         try {
-          const s = await deps.runway.getSession(req.runwaySessionId);
+          const s = await heartbeatWhile(deps.runway.getSession(req.runwaySessionId));
           if (s.status === 'COMPLETED' || s.status === 'FAILED' || s.status === 'CANCELLED') {
             return { reason: 'runway_ended', status: s.status, ...(s.status === 'FAILED' ? { failureCode: s.failureCode } : {}) };
           }
-          const presence = await deps.rooms.presence(req.roomName, req.avatarIdentity);
+          const presence = await heartbeatWhile(deps.rooms.presence(req.roomName, req.avatarIdentity));
           if (!presence.joined) {
-            if (!(await deps.rooms.roomExists(req.roomName))) return { reason: 'room_closed' };
+            if (!(await heartbeatWhile(deps.rooms.roomExists(req.roomName)))) return { reason: 'room_closed' };
             return { reason: 'avatar_left', status: s.status };
           }
         } catch (err) {

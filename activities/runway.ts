@@ -8,6 +8,7 @@ import type { SealedBox } from '../src/secrets/sealed-box';
 import { DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS, mintAvatarToken, type LiveKitCredentials } from '../src/livekit/tokens';
 import type { AvatarSpec, ToolSpec } from '../workflows/types';
 import { asFailure, fail, retryableFailure } from './failures';
+import { heartbeatWhile } from './heartbeat';
 
 
 /** A create outstanding this long starts heartbeating (at most 0.8 × the heartbeat timeout apart, the SDK throttles). */
@@ -62,7 +63,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
     for (;;) {
       let wait = 0;
       try {
-        const s = await deps.runway.getSession(req.runwaySessionId);
+        const s = await heartbeatWhile(deps.runway.getSession(req.runwaySessionId), { polls, startedAt, wasQueued, delayMs: delay });
         polls++;
         switch (s.status) {
           case 'READY':
@@ -167,6 +168,8 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
           ...(req.direct.agentIdentity ? { agentIdentity: req.direct.agentIdentity } : {}),
         };
       }
+      // When the request left: a lost answer's session, if any, was made after this (the reaper's window).
+      const sentAt = Date.now();
       // Heartbeats while a slow create is outstanding, so a worker that dies under it is noticed within
       // the heartbeat timeout rather than the activity's whole start-to-close (the create is not retried
       // blindly either way: the workflow records the lost answer). A fast create sends none.
@@ -175,7 +178,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
         const { id } = await deps.runway.createSession(body);
         return { runwaySessionId: id };
       } catch (err) {
-        return asFailure(err);
+        return asFailure(err, { sentAt });
       } finally {
         clearInterval(beat);
       }
@@ -235,7 +238,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       const terminal = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'NOT_FOUND']);
       const statusOf = async () => {
         try {
-          return (await deps.runway.getSession(req.runwaySessionId)).status as string;
+          return (await heartbeatWhile(deps.runway.getSession(req.runwaySessionId))).status as string;
         } catch (err) {
           if (isRunwayError(err) && err.kind === 'not_found') return 'NOT_FOUND';
           return retryableFailure(err);
@@ -253,7 +256,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       }
       if (terminal.has(status)) return { finalStatus: status, cancelled: false };
       try {
-        await deps.runway.cancelSession(req.runwaySessionId);
+        await heartbeatWhile(deps.runway.cancelSession(req.runwaySessionId));
       } catch (err) {
         if (!(isRunwayError(err) && err.kind === 'not_found')) {
           // Refused (e.g. 400/409): if the session ended meanwhile, that is what we wanted.

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ACTIVITY_POLICIES, activityTypeOf, type Policy } from '../workflows/session/activities';
-import { DEFAULT_TIMING } from '../workflows/types';
+import { msToNumber } from '@temporalio/common/lib/time';
+import { RUNWAY_CALL_DEADLINE_MS } from '../src/runway/types';
+import { DEFAULT_TIMING, type SessionTiming } from '../workflows/types';
 import { loadHistories } from './helpers/histories';
 
 const SESSION_DIR = path.join(__dirname, '..', 'workflows', 'session');
@@ -46,6 +48,27 @@ describe('activity policies of the session workflow', () => {
     for (const [name, p] of Object.entries(policies)) {
       const options = p.options(DEFAULT_TIMING);
       assert.ok(options.startToCloseTimeout, `${name} has no startToCloseTimeout`);
+    }
+  });
+
+  it('every activity that calls Runway outlasts its calls: an attempt never ends while a call may still answer', () => {
+    // What each attempt may do one after another (activities/runway.ts): Runway calls, each up to the
+    // client's deadline, and its own waiting.
+    const runway: Record<string, { calls: number; waitMs: (t: SessionTiming) => number }> = {
+      createRunwaySession: { calls: 1, waitMs: () => 0 },
+      checkReadySoon: { calls: 1, waitMs: () => 1500 }, // its window (bring-up.ts)
+      waitUntilReady: { calls: 1, waitMs: (t) => t.readyDeadlineSeconds * 1000 },
+      consumeRunwaySession: { calls: 2, waitMs: () => 0 }, // status, consume
+      getRunwaySessionStatus: { calls: 1, waitMs: () => 0 },
+      endRunwaySession: { calls: 4, waitMs: (t) => t.endCallGraceSeconds * 1000 }, // status at the grace's end, DELETE, status, status
+    };
+    const short: SessionTiming = { ...DEFAULT_TIMING, readyDeadlineSeconds: 5, endCallGraceSeconds: 1, heartbeatTimeoutSeconds: 2 };
+    for (const timing of [DEFAULT_TIMING, short]) {
+      for (const [name, { calls, waitMs }] of Object.entries(runway)) {
+        const bound = msToNumber(policies[name]!.options(timing).startToCloseTimeout!);
+        const needs = waitMs(timing) + calls * RUNWAY_CALL_DEADLINE_MS;
+        assert.ok(bound > needs, `${name}: start-to-close ${bound} ms, but its ${calls} Runway call(s) and waiting may take ${needs} ms`);
+      }
     }
   });
 

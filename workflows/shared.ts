@@ -41,8 +41,14 @@ export function sessionWorkflowId(conversationId: string): string {
 export function bridgeIdentity(conversationId: string): string {
   return `avatar-bridge-${conversationId}`;
 }
-export function directAvatarIdentity(conversationId: string): string {
-  return `runway-avatar-${conversationId}`;
+/**
+ * The identity Runway's avatar joins the customer's room with (direct mode). It stays the same across
+ * renewals (an agent keeps sending its audio to it); it changes only after a create whose answer was
+ * lost used it (`generation` counts those), because that create's ghost avatar may join with it at
+ * any moment, and LiveKit then drops whichever participant held it before (duplicate identity).
+ */
+export function directAvatarIdentity(conversationId: string, generation = 0): string {
+  return generation > 0 ? `runway-avatar-${conversationId}~${generation}` : `runway-avatar-${conversationId}`;
 }
 
 /**
@@ -56,7 +62,8 @@ export const relayBridgedSignal = defineSignal<[info: { runwaySessionId: string;
  * the session; no polling needed to notice the avatar leave or stop publishing video).
  */
 export interface AvatarRoomEvent {
-  event: 'participant_left' | 'video_unpublished';
+  /** `participant_joined`: the session removes an avatar that is not its own (a lost create's ghost). */
+  event: 'participant_left' | 'video_unpublished' | 'participant_joined';
   roomName: string;
   identity: string;
   participantSid: string;
@@ -65,7 +72,7 @@ export const avatarRoomEventSignal = defineSignal<[AvatarRoomEvent]>('avatarRoom
 
 /** The conversation a service participant identity belongs to (direct avatar or relay bridge). */
 export function conversationOfIdentity(identity: string): string | undefined {
-  const m = /^(?:runway-avatar|avatar-bridge)-(.+)$/.exec(identity);
+  const m = /^(?:runway-avatar|avatar-bridge)-(.+?)(?:~\d+)?$/.exec(identity);
   return m?.[1];
 }
 

@@ -90,6 +90,19 @@ export interface SessionEvent {
   message: string;
 }
 
+/**
+ * A create that may have made a Runway session nobody knows the id of. The reaper matches Runway
+ * sessions created between `at` (the request was about to be sent) and `until` (its failure was
+ * known), with a small margin for clock skew.
+ */
+export interface AmbiguousCreate {
+  at: string;
+  until?: string;
+  avatar: AvatarSpec;
+  /** Direct mode: the identity its avatar would join the customer's room with (a ghost if it does). */
+  avatarIdentity?: string;
+}
+
 export interface SessionState {
   conversationId: string;
   phase: SessionPhase;
@@ -106,7 +119,9 @@ export interface SessionState {
   endReason?: EndReason;
   error?: SessionError;
   /** Creates whose answer was lost: a session may exist that only the reaper can find. */
-  ambiguousCreates: { at: string; avatar: AvatarSpec }[];
+  ambiguousCreates: AmbiguousCreate[];
+  /** Direct mode: how many avatar identities lost creates used up (see `directAvatarIdentity`). */
+  avatarGeneration?: number;
   /** How many times the Runway session was renewed ahead of its runtime cap. */
   renewals?: number;
   /**

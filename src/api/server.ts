@@ -311,12 +311,12 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     const room = event.room?.name;
     if (!identity || !room || !identity.startsWith('runway-avatar-')) return false;
     const videoGone = event.event === 'track_unpublished' && event.track?.type === TrackType.VIDEO;
-    if (event.event !== 'participant_left' && !videoGone) return false;
+    // A join too: an avatar that is not the session's own (a lost create's ghost) is removed by it.
+    if (event.event !== 'participant_left' && event.event !== 'participant_joined' && !videoGone) return false;
     const conversationId = conversationOfIdentity(identity);
     if (!conversationId) return false;
-    return await sessions.notifyAvatarRoomEvent(conversationId, {
-      event: videoGone ? 'video_unpublished' : 'participant_left', roomName: room, identity, participantSid: event.participant!.sid,
-    });
+    const kind = videoGone ? 'video_unpublished' : (event.event as 'participant_left' | 'participant_joined');
+    return await sessions.notifyAvatarRoomEvent(conversationId, { event: kind, roomName: room, identity, participantSid: event.participant!.sid });
   }
 
   // ---- LiveKit webhooks: a session's room closing, or its end user leaving, ends the session ----

@@ -7,6 +7,7 @@ import type { ZodType } from 'zod';
 import { pinSecret, registerSecret } from '../redact';
 import { RunwayError, classifyHttpError, type RunwayErrorKind } from './errors';
 import {
+  RUNWAY_CALL_DEADLINE_MS,
   RUNWAY_API_VERSION, RUNWAY_DEFAULT_BASE_URL,
   conversationPageSchema, conversationSchema, createResponseSchema, credentialsSchema, organizationSchema, realtimeSessionSchema,
   type AvatarConversation, type BackendCredentials, type ConsumeSessionResponse, type ConversationListParams, type ConversationPage,
@@ -77,7 +78,7 @@ export class RunwayClient {
     this.apiKey = opts.apiKey;
     pinSecret(opts.apiKey);
     this.baseUrl = (opts.baseUrl ?? process.env.RUNWAYML_BASE_URL ?? RUNWAY_DEFAULT_BASE_URL).replace(/\/+$/, '');
-    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.timeoutMs = opts.timeoutMs ?? RUNWAY_CALL_DEADLINE_MS;
     this.headersMs = opts.timeouts?.headersMs ?? 15_000;
     this.bodyMs = opts.timeouts?.bodyMs ?? 15_000;
     this.logger = opts.logger;

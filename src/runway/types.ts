@@ -4,6 +4,12 @@
 // the two cannot drift apart either.
 import { z } from 'zod';
 
+/**
+ * The Runway client's deadline for one whole call (headers and body). Activity timeouts are derived
+ * from it (workflows/session/activities.ts): an activity always outlasts the calls it makes.
+ */
+export const RUNWAY_CALL_DEADLINE_MS = 30_000;
+
 // ---------------------------------------------------------------------------------------------------
 // Constants
 // ---------------------------------------------------------------------------------------------------

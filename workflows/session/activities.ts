@@ -5,6 +5,7 @@
 // has its entry here.
 import * as wf from '@temporalio/workflow';
 import type { MediaActivities, SessionActivities } from '../../activities';
+import { RUNWAY_CALL_DEADLINE_MS } from '../../src/runway/types';
 import { MEDIA_TASK_QUEUE } from '../shared';
 import { NON_RETRYABLE_KINDS, type SessionTiming } from '../types';
 
@@ -31,6 +32,14 @@ export type Policy =
 const heartbeat = (t: SessionTiming) => t.heartbeatTimeoutSeconds * 1000;
 
 /**
+ * An attempt's start-to-close bound for an activity that makes up to `calls` Runway calls one after
+ * another (each may take the client's whole deadline) on top of `ms` of its own waiting: an attempt
+ * never times out while the call it waits on may still answer. (Heartbeating activities heartbeat
+ * while a call is in flight: activities/heartbeat.ts.)
+ */
+export const outlastingRunwayCalls = (calls: number, ms = 0) => ms + calls * RUNWAY_CALL_DEADLINE_MS + 10_000;
+
+/**
  * One entry per activity the session workflow calls. The media activities pinned to one media
  * worker (`adoptRelay`, `switchRelaySource`) take that worker's queue at the call.
  */
@@ -39,17 +48,18 @@ export const ACTIVITY_POLICIES = {
   // that for the reaper (workflows/session/create.ts retries clean failures itself). Not a local
   // activity: a local activity lost with its worker would run again unrecorded.
   // Heartbeats while Runway is slow to answer: a worker lost under it is noticed in the heartbeat timeout.
-  createRunwaySession: { brief: true, options: (t) => ({ startToCloseTimeout: '45s', heartbeatTimeout: heartbeat(t), retry: { maximumAttempts: 1 } }) },
+  createRunwaySession: { brief: true, options: (t) => ({ startToCloseTimeout: outlastingRunwayCalls(1), heartbeatTimeout: heartbeat(t), retry: { maximumAttempts: 1 } }) },
   // The first READY polls, inside the workflow task: most sessions are READY in a second or two.
   checkReadySoon: {
     local: true,
-    options: () => ({ startToCloseTimeout: '30s', retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } }),
+    // The window (1.5 s: bring-up.ts) and the call that may start at its very end.
+    options: () => ({ startToCloseTimeout: outlastingRunwayCalls(1, 5000), retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } }),
   },
   // Then, if not READY yet (queued sessions can take minutes): polls on a task queue, resuming its
   // backoff from its heartbeat on another worker.
   waitUntilReady: {
     options: (t) => ({
-      startToCloseTimeout: (t.readyDeadlineSeconds + 60) * 1000, heartbeatTimeout: heartbeat(t),
+      startToCloseTimeout: outlastingRunwayCalls(1, t.readyDeadlineSeconds * 1000 + 30_000), heartbeatTimeout: heartbeat(t),
       retry: { initialInterval: '1s', maximumInterval: '10s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
     }),
   },
@@ -64,12 +74,13 @@ export const ACTIVITY_POLICIES = {
   // Consume works once: a retry only helps when the answer never left (the activity checks status first).
   consumeRunwaySession: {
     brief: true,
-    options: () => ({ startToCloseTimeout: '45s', retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } }),
+    // Two calls: the status (for the session key), then consume.
+    options: () => ({ startToCloseTimeout: outlastingRunwayCalls(2), retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: NON_RETRYABLE } }),
   },
   // A read: safe to run again, so local (no task queue round trip).
   getRunwaySessionStatus: {
     local: true,
-    options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE } }),
+    options: () => ({ startToCloseTimeout: outlastingRunwayCalls(1), retry: { initialInterval: '500ms', maximumInterval: '5s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE } }),
   },
   // The direct session's slow safety check; TRY_CANCEL so `end` does not wait for its sleep.
   monitorDirectSession: {
@@ -110,7 +121,9 @@ export const ACTIVITY_POLICIES = {
   // holding the workflow task that long (queries wait) is cheaper than a task-queue round trip.
   endRunwaySession: {
     local: true,
-    options: (t) => ({ startToCloseTimeout: (t.endCallGraceSeconds + 30) * 1000, scheduleToCloseTimeout: '10m', retry: { initialInterval: '1s', maximumInterval: '30s' } }),
+    // Up to four calls past the grace: a status read begun at its end, DELETE, a status read if the
+    // DELETE was refused, the final status.
+    options: (t) => ({ startToCloseTimeout: outlastingRunwayCalls(4, t.endCallGraceSeconds * 1000), scheduleToCloseTimeout: '10m', retry: { initialInterval: '1s', maximumInterval: '30s' } }),
   },
   removeServiceParticipants: { local: true, options: () => ({ startToCloseTimeout: '30s', scheduleToCloseTimeout: '10m', retry: { initialInterval: '1s', maximumInterval: '30s' } }) },
   // Billing: reads of ended sessions' final durations, a side step. Local (one marker event per read,

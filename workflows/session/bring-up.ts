@@ -83,13 +83,15 @@ function fallBackToRelay(run: SessionRun, message: string): void {
 /** Direct: wait until Runway's avatar is in the customer's room publishing video. */
 async function joinDirect(run: SessionRun, id: string, startedAt: number): Promise<Attempt> {
   run.setPhase('bridging');
+  const avatarIdentity = run.avatarIdentityOf.get(id) ?? run.directAvatarIdentity;
   try {
     const { sid, joinedAtMs } = await run.untilEnd(() => run.acts.waitForAvatarInRoom({
-      roomName: run.room, avatarIdentity: run.directAvatarIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds,
+      roomName: run.room, avatarIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds,
     }));
-    run.state.avatarIdentity = run.directAvatarIdentity;
+    run.ownAvatar(sid);
+    run.state.avatarIdentity = avatarIdentity;
     run.provisioned(startedAt);
-    return { serving: { id, mode: 'direct', avatarSid: sid, liveSince: capClockStart(joinedAtMs) } };
+    return { serving: { id, mode: 'direct', avatarSid: sid, avatarIdentity, liveSince: capClockStart(joinedAtMs) } };
   } catch (err) {
     if (failureType(err) !== 'avatar_not_joined' || !canFallBack(run, 'direct')) throw err;
     fallBackToRelay(run, `${failureMessage(err)}; cancelling that session and falling back to relay`);

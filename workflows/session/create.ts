@@ -6,7 +6,7 @@ import * as wf from '@temporalio/workflow';
 import { runwayMaxDuration } from '../input';
 import type { BridgeMode } from '../types';
 import { acquireSlot } from './admission';
-import { answeredStatus, failureMessage, failureType, isTransient, retryDelayOf, sessionFailure, timedOut } from './failures';
+import { answeredStatus, failureMessage, failureType, isTransient, retryDelayOf, sentAt, sessionFailure, timedOut } from './failures';
 import type { SessionRun } from './run';
 
 /** A direct-mode avatar token lives as long as one Runway session may (at most 30 min), plus a margin. */
@@ -15,7 +15,7 @@ function tokenTtlSeconds(run: SessionRun): number {
 }
 
 /** One create call: not cancellable (a create in flight must return its id so teardown can end it). */
-async function createOnce(run: SessionRun, mode: BridgeMode): Promise<string> {
+async function createOnce(run: SessionRun, mode: BridgeMode, avatarIdentity: string): Promise<string> {
   const { input } = run;
   const { runwaySessionId } = await wf.CancellationScope.nonCancellable(() => run.acts.createRunwaySession({
     conversationId: input.conversationId,
@@ -25,9 +25,10 @@ async function createOnce(run: SessionRun, mode: BridgeMode): Promise<string> {
     startScript: input.startScript,
     tools: input.tools,
     ...(mode === 'direct'
-      ? { direct: { roomName: run.room, avatarIdentity: run.directAvatarIdentity, agentIdentity: input.livekit.agentIdentity, tokenTtlSeconds: tokenTtlSeconds(run) } }
+      ? { direct: { roomName: run.room, avatarIdentity, agentIdentity: input.livekit.agentIdentity, tokenTtlSeconds: tokenTtlSeconds(run) } }
       : {}),
   }));
+  if (mode === 'direct') run.avatarIdentityOf.set(runwaySessionId, avatarIdentity);
   run.created(runwaySessionId, mode);
   return runwaySessionId;
 }
@@ -48,10 +49,12 @@ export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opt
       await acquireSlot(run);
       run.setPhase('creating');
     }
-    const attemptAt = new Date(Date.now()).toISOString();
+    const attemptAt = Date.now();
+    const avatarIdentity = run.directAvatarIdentity;
     try {
-      return await createOnce(run, mode);
+      return await createOnce(run, mode, avatarIdentity);
     } catch (err) {
+      const attempt: Attempt = { at: sentAt(err) ?? attemptAt, mode, avatarIdentity };
       const type = failureType(err);
       if (type === 'concurrency_limited') {
         // Runway counts more sessions than we do (another client on the account): wait, then try again.
@@ -66,24 +69,41 @@ export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opt
         // Only "not sent" and 429 are clean. Any other answer to a request that reached Runway (500,
         // 502, 503, 408, 409) may have come after the session was made: recorded for the reaper too.
         const status = answeredStatus(err);
-        if (status !== undefined && status !== 429) recordAmbiguous(run, attemptAt, `create answered ${status}`);
+        if (status !== undefined && status !== 429) recordAmbiguous(run, attempt, `create answered ${status}`);
         const delay = retryDelayOf(err) ?? Math.min(10_000, 1000 * 2 ** (transientFailures - 1));
         run.event('create_retry', `create failed (${failureMessage(err)}); trying again in ${delay} ms`);
         run.publish(); // the create is brief (no upsert before it); this wait is not
         await run.untilEnd(() => wf.sleep(delay));
         continue;
       }
-      recordAmbiguous(run, attemptAt, `create answer was lost (${failureMessage(err)})`);
+      recordAmbiguous(run, attempt, `create answer was lost (${failureMessage(err)})`);
       lostAnswers++;
     }
   }
 }
 
-/** A create that may have made a Runway session nobody knows the id of: the reaper matches it by time and avatar. */
-function recordAmbiguous(run: SessionRun, at: string, why: string): void {
-  run.state.ambiguousCreates.push({ at, avatar: run.input.avatar });
+interface Attempt {
+  /** When the request was sent (the activity's word), else when it was scheduled. */
+  at: number;
+  mode: BridgeMode;
+  avatarIdentity: string;
+}
+
+/**
+ * A create that may have made a Runway session nobody knows the id of: the reaper matches it by avatar
+ * and by the time it was made, between the send and now (the failure is known). In direct mode its
+ * avatar may still join the customer's room: its identity is used up (see SessionRun.usedUpAvatarIdentity).
+ */
+function recordAmbiguous(run: SessionRun, attempt: Attempt, why: string): void {
+  const direct = attempt.mode === 'direct';
+  run.state.ambiguousCreates.push({
+    at: new Date(attempt.at).toISOString(), until: new Date(Date.now()).toISOString(), avatar: run.input.avatar,
+    ...(direct ? { avatarIdentity: attempt.avatarIdentity } : {}),
+  });
+  if (run.state.ambiguousCreates.length > 50) run.state.ambiguousCreates.splice(0, run.state.ambiguousCreates.length - 50);
   run.flag('ambiguous_create');
   run.event('ambiguous_create', `${why}: a Runway session may exist; recorded for the reaper, creating again`);
+  if (direct) run.usedUpAvatarIdentity(attempt.avatarIdentity);
 }
 
 async function waitForRunwayCapacity(run: SessionRun, err: unknown, waitMs: number): Promise<void> {

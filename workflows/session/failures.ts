@@ -62,3 +62,10 @@ export function answeredStatus(err: unknown): number | undefined {
   const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as { status?: unknown } | undefined) : undefined;
   return typeof details?.status === 'number' ? details.status : undefined;
 }
+
+/** When the failed request was sent (ms since the epoch), when the activity said so (a create's failure does). */
+export function sentAt(err: unknown): number | undefined {
+  const cause = causeOf(err);
+  const details = cause instanceof ApplicationFailure ? (cause.details?.[0] as { sentAt?: unknown } | undefined) : undefined;
+  return typeof details?.sentAt === 'number' ? details.sentAt : undefined;
+}

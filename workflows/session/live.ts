@@ -6,7 +6,7 @@ import * as wf from '@temporalio/workflow';
 import { isCancellation } from '@temporalio/workflow';
 import { releaseExtraSlot } from './admission';
 import { bringUp } from './bring-up';
-import { EndRequested } from './failures';
+import { EndRequested, failureType } from './failures';
 import { renew } from './renewal';
 import type { Outcome, Serving, SessionRun } from './run';
 import { startServingActivity, type ServingActivity } from './serving-activity';
@@ -68,7 +68,7 @@ function renewalRetryDelay(run: SessionRun, serving: Serving, failures: number):
 async function waitWhileLive(run: SessionRun, serving: Serving, act: ServingActivity, deadline: () => number): Promise<boolean> {
   const stopped = () => act.settled() || run.ending || run.avatarDeparted(serving);
   if (run.state.phase !== 'live') {
-    await run.waitFor(() => stopped() || serving.mode === 'direct' || run.bridgedRunwaySessionId === serving.id);
+    await untilBridged(run, serving, stopped);
     if (!stopped()) run.wentLive(serving);
   }
   const until = deadline();
@@ -82,6 +82,28 @@ async function waitWhileLive(run: SessionRun, serving: Serving, act: ServingActi
   }
   if (run.ending) throw new EndRequested();
   return due;
+}
+
+/**
+ * Relay: waits for the relay's report that the avatar is published in the customer's room. The report
+ * is a signal (repeated until Temporal takes it); when none came for a while, LiveKit is asked whether
+ * the bridge publishes video (then the session is live). A relay that cannot bridge ends its activity
+ * (its own deadlines), which stops the wait.
+ */
+async function untilBridged(run: SessionRun, serving: Serving, stopped: () => boolean): Promise<void> {
+  const bridged = () => stopped() || serving.mode === 'direct' || run.bridgedRunwaySessionId === serving.id;
+  if (bridged()) return; // direct mode, or reported already: no timer
+  const reportWaitMs = Math.max(30, run.timing.avatarJoinTimeoutSeconds) * 1000;
+  while (!(await run.waitFor(bridged, reportWaitMs))) {
+    try {
+      await run.untilEnd(() => run.acts.waitForAvatarInRoom({ roomName: run.room, avatarIdentity: run.bridgeIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds }));
+    } catch (err) {
+      if (failureType(err) !== 'avatar_not_joined') throw err;
+      continue; // not published yet: the relay is still at it, or ends with its own failure
+    }
+    if (!bridged()) run.event('bridge_unconfirmed', `no report from the relay of Runway session ${serving.id}, but LiveKit shows ${run.bridgeIdentity} publishing: live`);
+    return;
+  }
 }
 
 /** What a finished serving activity (or LiveKit's word that the avatar left) means for the conversation. */

@@ -1,7 +1,8 @@
 // Renewal: Runway cuts every session at about five minutes, so the next Runway session is made READY
 // ahead of the cap (with a second admission slot: the two overlap briefly), brought in the mode's way,
 // and the old one ended; the driver then continues as new so a long conversation's history stays small.
-// Direct: the new avatar joins under the same identity (LiveKit swaps the participant). Relay: the new
+// Direct: the new avatar joins under the same identity (LiveKit swaps the participant), unless a lost
+// create used that identity up (then under the next one: workflows/shared.ts directAvatarIdentity). Relay: the new
 // session is consumed while the relay keeps serving, then the relay switches its source room.
 import { isCancellation } from '@temporalio/workflow';
 import { acquireSlot, releaseExtraSlot } from './admission';
@@ -48,10 +49,17 @@ export async function renew(run: SessionRun, serving: Serving, act: ServingActiv
  * is cancelled after the grace.
  */
 async function directTakeOver(run: SessionRun, serving: Serving, id: string): Promise<Serving> {
+  const avatarIdentity = run.avatarIdentityOf.get(id) ?? run.directAvatarIdentity;
   const { sid, joinedAtMs } = await run.untilEnd(() => run.acts.waitForAvatarInRoom({
-    roomName: run.room, avatarIdentity: run.directAvatarIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds, excludeSid: serving.avatarSid,
+    roomName: run.room, avatarIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds, excludeSid: serving.avatarSid,
   }));
-  return { id, mode: 'direct', avatarSid: sid, liveSince: capClockStart(joinedAtMs) };
+  run.ownAvatar(sid);
+  if (run.state.avatarIdentity !== avatarIdentity) {
+    // Only after a lost create used the identity up (a ghost may hold it): the agent must address this one now.
+    run.event('avatar_identity_changed', `the avatar is now ${avatarIdentity} in ${run.room} (${run.state.avatarIdentity} was used by a create whose answer was lost)`);
+    run.state.avatarIdentity = avatarIdentity;
+  }
+  return { id, mode: 'direct', avatarSid: sid, avatarIdentity, liveSince: capClockStart(joinedAtMs) };
 }
 
 /**

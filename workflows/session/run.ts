@@ -10,7 +10,7 @@ import type { SearchAttributeUpdatePair, TypedSearchAttributes } from '@temporal
 import { resolveTiming } from '../input';
 import {
   BilledSecondsKey, EndReasonKey, FlagsKey, LiveKitRoomKey, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
-  avatarRoomEventSignal, bridgeIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, slotGrantedSignal, stateQuery, waitLiveUpdate,
+  avatarRoomEventSignal, bridgeIdentity, conversationOfIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, slotGrantedSignal, stateQuery, waitLiveUpdate,
 } from '../shared';
 import type { BridgeMode, EndReason, LiveInfo, SessionInput, SessionMode, SessionPhase, SessionState, SessionTiming } from '../types';
 import { sessionActivities, type SessionActivityCalls } from './activities';
@@ -24,6 +24,8 @@ export interface Serving {
   liveSince: number;
   /** Direct mode: the avatar participant's sid (a renewal waits for a different one). */
   avatarSid?: string;
+  /** Direct mode: the avatar's identity in the customer's room (absent: the conversation's first one). */
+  avatarIdentity?: string;
   /** Relay mode: Runway's room credentials, sealed. */
   sealedCredentials?: string;
   /** Relay mode: when bring-up started (provisioning time is measured when the relay reports bridged). */
@@ -56,7 +58,6 @@ export class SessionRun {
   readonly acts: SessionActivityCalls;
   readonly room: string;
   readonly requestedMode: SessionMode;
-  readonly directAvatarIdentity: string;
   readonly bridgeIdentity: string;
   readonly state: SessionState;
   /** Every Runway session this run must see ended (teardown ends whatever is left here). */
@@ -80,6 +81,14 @@ export class SessionRun {
   bridgedRunwaySessionId?: string;
   /** Direct avatars (participant sids) LiveKit reported gone from the room or no longer publishing video. */
   readonly departedAvatarSids = new Set<string>();
+  /** Direct avatars (participant sids) of this conversation's own Runway sessions. */
+  readonly ownAvatarSids = new Set<string>();
+  /** The last participant LiveKit reported joining under each avatar identity of this conversation. */
+  private readonly joinedAvatars = new Map<string, string>();
+  /** Ghost avatars (participant sids) removed or being removed. */
+  private readonly ghostsRemoved = new Set<string>();
+  /** Direct mode: the identity each Runway session's avatar was given (this run's creates). */
+  readonly avatarIdentityOf = new Map<string, string>();
   private readonly flags: Set<string>;
   private phaseSince = Date.now();
   /**
@@ -103,7 +112,6 @@ export class SessionRun {
     this.acts = sessionActivities(this.timing, () => this.publish());
     this.room = input.livekit.roomName;
     this.requestedMode = input.mode ?? 'auto';
-    this.directAvatarIdentity = directAvatarIdentity(input.conversationId);
     this.bridgeIdentity = bridgeIdentity(input.conversationId);
     this.state = carried?.state ?? {
       conversationId: input.conversationId,
@@ -121,6 +129,7 @@ export class SessionRun {
     this.flags = new Set(carried?.flags ?? []);
     this.ownedRunwaySessionIds = new Set(carried ? [carried.current.id] : []);
     this.unbilled = [...(carried?.unbilled ?? [])];
+    if (carried?.current.avatarSid) this.ownAvatarSids.add(carried.current.avatarSid);
     this.slotRequests = carried?.slots ?? [];
     this.provisioningMs = carried?.provisioningMs ?? [];
     this.conversationLiveSince = carried?.conversationLiveSince;
@@ -148,8 +157,13 @@ export class SessionRun {
       if (workerQueue) this.relayQueues.set(runwaySessionId, workerQueue);
       if (runwaySessionId === this.state.runwaySessionId) this.bridgedRunwaySessionId = runwaySessionId;
     });
-    wf.setHandler(avatarRoomEventSignal, (ev) => {
-      if (ev.roomName !== this.room || ev.identity !== this.directAvatarIdentity) return;
+    wf.setHandler(avatarRoomEventSignal, async (ev) => {
+      if (ev.roomName !== this.room || !ev.identity.startsWith('runway-avatar-') || conversationOfIdentity(ev.identity) !== this.input.conversationId) return;
+      if (ev.event === 'participant_joined') {
+        this.joinedAvatars.set(ev.identity, ev.participantSid);
+        await this.removeGhost(ev.identity);
+        return;
+      }
       this.departedAvatarSids.add(ev.participantSid);
       if (this.departedAvatarSids.size > 20) this.departedAvatarSids.delete(this.departedAvatarSids.values().next().value!);
     });
@@ -169,6 +183,55 @@ export class SessionRun {
     const { phase, mode, runwaySessionId, avatarIdentity, conversationId } = this.state;
     if (phase !== 'live' || !mode || !runwaySessionId || !avatarIdentity) return undefined;
     return { conversationId, roomName: this.room, mode, runwaySessionId, avatarIdentity, ...(mode === 'direct' ? { audioStreamTopic: 'lk.audio_stream' } : {}) };
+  }
+
+  /**
+   * The identity the next direct-mode Runway session's avatar gets: the conversation's usual one,
+   * until a create whose answer was lost used it up (its ghost may join with it any time).
+   */
+  get directAvatarIdentity(): string {
+    return directAvatarIdentity(this.input.conversationId, this.state.avatarGeneration ?? 0);
+  }
+
+  /** Every direct avatar identity this conversation used (teardown removes them all). */
+  avatarIdentities(): string[] {
+    return Array.from({ length: (this.state.avatarGeneration ?? 0) + 1 }, (_, g) => directAvatarIdentity(this.input.conversationId, g));
+  }
+
+  /**
+   * A create whose answer was lost used `identity`: no later Runway session of this conversation
+   * gets it, and an avatar joining with it is not ours to keep (removed as soon as LiveKit reports it).
+   */
+  usedUpAvatarIdentity(identity: string): void {
+    if (identity !== this.directAvatarIdentity) return;
+    this.state.avatarGeneration = (this.state.avatarGeneration ?? 0) + 1;
+    void this.removeGhost(identity); // it may have joined before the create's failure was known
+  }
+
+  /**
+   * Removes the avatar that joined under `identity` if it is a ghost: the identity was given to a
+   * create whose answer was lost, and the participant is none of this conversation's own avatars.
+   * Removing by identity also revokes the tokens minted for it (LiveKit's RemoveParticipant), so the
+   * ghost cannot join again; Runway's session behind it ends without its room, or the reaper ends it.
+   */
+  private async removeGhost(identity: string): Promise<void> {
+    const sid = this.joinedAvatars.get(identity);
+    const usedUp = this.state.ambiguousCreates.some((a) => a.avatarIdentity === identity);
+    if (!sid || !usedUp || this.ownAvatarSids.has(sid) || this.ghostsRemoved.has(sid)) return;
+    this.ghostsRemoved.add(sid);
+    this.flag('ghost_avatar');
+    this.event('ghost_avatar', `an avatar of a create whose answer was lost joined ${this.room} as ${identity}: removing it`);
+    try {
+      await wf.CancellationScope.nonCancellable(() => this.acts.removeServiceParticipants({ roomName: this.room, identities: [identity] }));
+    } catch (err) {
+      this.event('ghost_avatar', `could not remove ${identity} (${failureMessage(err)}); the reaper ends its Runway session`);
+    }
+  }
+
+  /** A direct avatar of this conversation's own Runway session is in the room. */
+  ownAvatar(sid: string): void {
+    this.ownAvatarSids.add(sid);
+    if (this.ownAvatarSids.size > 20) this.ownAvatarSids.delete(this.ownAvatarSids.values().next().value!);
   }
 
   /** LiveKit reported this direct avatar gone (left, or stopped publishing video). */

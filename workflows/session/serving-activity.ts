@@ -3,6 +3,7 @@
 // relay was handed over inside the media worker that holds it, so it is asked there first (it adopts
 // the running relay: no new join); if that worker is gone, any media worker starts it afresh.
 import * as wf from '@temporalio/workflow';
+import { directAvatarIdentity } from '../shared';
 import { notPickedUp } from './failures';
 import type { Serving, SessionRun } from './run';
 
@@ -26,7 +27,7 @@ export function startServingActivity(run: SessionRun, serving: Serving): Serving
     },
   };
   const running = scope.run((): Promise<ServingEnd> => serving.mode === 'direct'
-    ? run.acts.monitorDirectSession({ runwaySessionId: serving.id, roomName: run.room, avatarIdentity: run.directAvatarIdentity, intervalSeconds: run.timing.monitorIntervalSeconds })
+    ? run.acts.monitorDirectSession({ runwaySessionId: serving.id, roomName: run.room, avatarIdentity: serving.avatarIdentity ?? directAvatarIdentity(run.input.conversationId), intervalSeconds: run.timing.monitorIntervalSeconds })
     : relayMedia(run, serving),
   ).then((o) => void (act.outcome = o), (err) => void (act.failure = err));
   return act;

@@ -11,7 +11,8 @@ import type { SessionRun } from './run';
 export async function endRunwaySession(run: SessionRun, runwaySessionId: string, mode: BridgeMode | undefined): Promise<void> {
   await wf.CancellationScope.nonCancellable(async () => {
     if (mode === 'direct') {
-      await run.acts.sendEndCallToAvatar({ roomName: run.room, avatarIdentity: run.directAvatarIdentity }).catch(() => undefined);
+      const avatarIdentity = run.avatarIdentityOf.get(runwaySessionId) ?? run.state.avatarIdentity ?? run.directAvatarIdentity;
+      await run.acts.sendEndCallToAvatar({ roomName: run.room, avatarIdentity }).catch(() => undefined);
     }
     const { finalStatus, cancelled } = await run.acts.endRunwaySession({ runwaySessionId, graceSeconds: run.timing.endCallGraceSeconds });
     run.ownedRunwaySessionIds.delete(runwaySessionId);
@@ -38,7 +39,7 @@ export async function teardown(run: SessionRun): Promise<void> {
       await step(run, `ending Runway session ${id}`, () => endRunwaySession(run, id, run.state.mode));
     }
     await step(run, 'removing participants', async () => {
-      const { removed } = await run.acts.removeServiceParticipants({ roomName: run.room, identities: [run.bridgeIdentity, run.directAvatarIdentity] });
+      const { removed } = await run.acts.removeServiceParticipants({ roomName: run.room, identities: [run.bridgeIdentity, ...run.avatarIdentities()] });
       if (removed.length) run.event('participants_removed', `removed ${removed.join(', ')} from ${run.room}`);
     });
     for (const requestId of run.slotRequests.splice(0)) {
