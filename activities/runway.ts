@@ -8,6 +8,7 @@ import type { SealedBox } from '../src/secrets/sealed-box';
 import { DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS, mintAvatarToken, type LiveKitCredentials } from '../src/livekit/tokens';
 import type { AvatarSpec, ToolSpec } from '../workflows/types';
 import { asFailure, fail, retryableFailure } from './failures';
+import { CONTEXT_MAX_CHARS, PERSONALITY_MAX_CHARS, conversationSoFar } from './transcript';
 
 export interface RunwayActivityDeps {
   runway: RunwayClient;
@@ -25,6 +26,13 @@ export interface CreateSessionRequest {
   personality?: string;
   startScript?: string;
   tools?: ToolSpec[];
+  /**
+   * The conversation was live before (a renewal, or a replacement after a cut): no opening line
+   * (`startScript: ''` overrides the avatar's default one, which Runway uses when it is absent), and
+   * with `carryContext` (relay mode, where Runway's character converses) the conversation so far,
+   * read from these earlier Runway sessions, is added to `personality`.
+   */
+  continuation?: { previousRunwaySessionIds: string[]; carryContext: boolean };
   /** Direct mode: Runway's worker joins this room of the customer's LiveKit. */
   direct?: { roomName: string; avatarIdentity: string; agentIdentity?: string; tokenTtlSeconds: number };
 }
@@ -37,6 +45,15 @@ export type PollProgress = { polls: number; startedAt: number; wasQueued: boolea
 export type NotReadyYet = { ready: false; progress: PollProgress };
 
 export function createRunwayActivities(deps: RunwayActivityDeps) {
+  /** A continuation's create body: no opening line, and (relay) the conversation so far in `personality`. */
+  async function continueConversation(body: RealtimeSessionCreateParams, c: NonNullable<CreateSessionRequest['continuation']>): Promise<void> {
+    body.startScript = '';
+    if (!c.carryContext || body.personality === undefined) return;
+    const room = PERSONALITY_MAX_CHARS - body.personality.length;
+    const context = await conversationSoFar(deps.runway, c.previousRunwaySessionIds.slice(-6), Math.min(room, CONTEXT_MAX_CHARS));
+    if (context) body.personality += context;
+  }
+
   const poll = { initialMs: 250, maxMs: 2000, queuedMs: 5000, ...deps.poll };
 
   /** The READY poll loop; stops with `{ready: false}` at `windowEnd` (ms) if READY has not come by then. */
@@ -122,10 +139,22 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
           ...(req.direct.agentIdentity ? { agentIdentity: req.direct.agentIdentity } : {}),
         };
       }
+      if (req.continuation) await continueConversation(body, req.continuation);
       try {
         const { id } = await deps.runway.createSession(body);
         return { runwaySessionId: id };
       } catch (err) {
+        if (req.continuation && body.startScript === '' && isRunwayError(err) && err.kind === 'invalid_request' && /startScript/i.test(err.message)) {
+          // Refused before anything was made (a 400): Runway would not take an empty opening line. Without
+          // it the avatar's default opening line may play again, which beats no renewal.
+          log.warn('Runway refused an empty startScript; renewing without it', { error: err.message });
+          delete body.startScript;
+          try {
+            return { runwaySessionId: (await deps.runway.createSession(body)).id };
+          } catch (again) {
+            return asFailure(again);
+          }
+        }
         return asFailure(err);
       }
     },

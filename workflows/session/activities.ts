@@ -106,6 +106,11 @@ export const ACTIVITY_POLICIES = {
   // Admission: idempotent by request id, so local (asked inside the workflow task that needs the slot).
   requestAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
   releaseAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', scheduleToCloseTimeout: '10m', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
+  // After the session (its own workflow, avatarTranscript): waits within its bound for Runway to
+  // finalize, then answers with what it has; a worker lost mid-wait costs an attempt (heartbeat).
+  fetchConversationTranscript: {
+    options: () => ({ startToCloseTimeout: '20m', heartbeatTimeout: '2m', retry: { initialInterval: '5s', maximumInterval: '30s', maximumAttempts: 3 } }),
+  },
 } satisfies Partial<Record<keyof AllActivities | 'adoptRelay', Policy>>;
 
 export type SessionActivityName = keyof typeof ACTIVITY_POLICIES;
@@ -149,6 +154,7 @@ export function sessionActivities(t: SessionTiming, beforeBlocking: () => void =
     removeServiceParticipants: proxy('removeServiceParticipants', p.removeServiceParticipants, t, beforeBlocking),
     requestAdmission: proxy('requestAdmission', p.requestAdmission, t, beforeBlocking),
     releaseAdmission: proxy('releaseAdmission', p.releaseAdmission, t, beforeBlocking),
+    fetchConversationTranscript: proxy('fetchConversationTranscript', p.fetchConversationTranscript, t, beforeBlocking),
   };
 }
 

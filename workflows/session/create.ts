@@ -24,12 +24,23 @@ async function createOnce(run: SessionRun, mode: BridgeMode): Promise<string> {
     personality: input.personality,
     startScript: input.startScript,
     tools: input.tools,
+    ...continuation(run, mode),
     ...(mode === 'direct'
       ? { direct: { roomName: run.room, avatarIdentity: run.directAvatarIdentity, agentIdentity: input.livekit.agentIdentity, tokenTtlSeconds: tokenTtlSeconds(run) } }
       : {}),
   }));
   run.created(runwaySessionId, mode);
   return runwaySessionId;
+}
+
+/**
+ * A conversation that was live before (renewal, or a replacement after a cut) continues: no opening
+ * line; in relay mode (Runway's character converses) the conversation so far goes with it. Direct
+ * mode's avatar only voices the customer's agent, which keeps its own context.
+ */
+function continuation(run: SessionRun, mode: BridgeMode) {
+  if (run.conversationLiveSince === undefined) return {};
+  return { continuation: { previousRunwaySessionIds: run.state.runwaySessionIds.slice(-6), carryContext: mode === 'relay' } };
 }
 
 /**
