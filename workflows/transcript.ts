@@ -8,14 +8,12 @@ import { DEFAULT_TIMING, type ConversationTranscript } from './types';
 
 export const TRANSCRIPT_WORKFLOW_TYPE = 'avatarTranscript';
 
-/** How long Runway gets to finalize every session's transcript before the answer says `incomplete`. */
-export const TRANSCRIPT_WAIT_SECONDS = 300;
-
 export interface TranscriptInput {
   conversationId: string;
   /** The conversation's Runway sessions, in creation order. */
   runwaySessionIds: string[];
-  waitSeconds?: number;
+  /** How long Runway gets to finalize every session's transcript before the answer says `incomplete`. */
+  waitSeconds: number;
 }
 
 export async function avatarTranscript(input: TranscriptInput): Promise<ConversationTranscript> {
@@ -24,7 +22,7 @@ export async function avatarTranscript(input: TranscriptInput): Promise<Conversa
     return await acts.fetchConversationTranscript({
       conversationId: input.conversationId,
       runwaySessionIds: input.runwaySessionIds,
-      waitSeconds: input.waitSeconds ?? TRANSCRIPT_WAIT_SECONDS,
+      waitSeconds: input.waitSeconds,
     });
   } catch (err) {
     // Every attempt failed (workers lost mid-wait): say so rather than fail.

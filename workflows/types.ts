@@ -65,6 +65,8 @@ export interface SessionTiming {
   capacityWaitSeconds: number;
   /** Heartbeat timeout of long activities: how fast a dead worker's work moves to another worker. */
   heartbeatTimeoutSeconds: number;
+  /** After the session: how long Runway gets to finalize the transcript before it is stored `incomplete`. */
+  transcriptWaitSeconds: number;
 }
 
 export const DEFAULT_TIMING: SessionTiming = {
@@ -77,6 +79,7 @@ export const DEFAULT_TIMING: SessionTiming = {
   capacityWaitSeconds: 600,
   sessionCapSeconds: 300,
   renewalLeadSeconds: 20,
+  transcriptWaitSeconds: 300,
 };
 
 export interface SessionError {

@@ -17,7 +17,7 @@ export async function startTranscript(run: SessionRun): Promise<void> {
   try {
     await wf.CancellationScope.nonCancellable(() => wf.startChild(TRANSCRIPT_WORKFLOW_TYPE, {
       workflowId,
-      args: [{ conversationId: run.input.conversationId, runwaySessionIds } satisfies TranscriptInput],
+      args: [{ conversationId: run.input.conversationId, runwaySessionIds, waitSeconds: run.timing.transcriptWaitSeconds } satisfies TranscriptInput],
       parentClosePolicy: wf.ParentClosePolicy.ABANDON,
       workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     }));
