@@ -153,22 +153,33 @@ export function createTranscriptActivities(deps: TranscriptDeps) {
   };
 }
 
+/** How long a renewal's create may spend reading the context (create has 45 s, one attempt: a timeout there is an ambiguous create). */
+export const CONTEXT_READ_BUDGET_MS = 5000;
+
 /**
  * The conversation so far, from the Runway sessions before the next one (newest first, each read
- * once, stopping once the budget is full), as context text; '' when Runway gives nothing. Errors are
- * logged and skipped: a renewal without context is better than no renewal.
+ * once, stopping once the budget of characters or of time is spent), as context text; '' when Runway
+ * gives nothing. Errors are logged and skipped: a renewal without context is better than no renewal.
  */
-export async function conversationSoFar(runway: RunwayClient, previousIds: string[], maxChars = CONTEXT_MAX_CHARS): Promise<string> {
+export async function conversationSoFar(runway: RunwayClient, previousIds: string[], maxChars = CONTEXT_MAX_CHARS, budgetMs = CONTEXT_READ_BUDGET_MS): Promise<string> {
   const turns: { role: string; content: string | null }[] = [];
+  const deadline = Date.now() + budgetMs;
   let chars = 0;
   for (const id of [...previousIds].reverse()) {
-    if (chars >= maxChars) break;
+    const left = deadline - Date.now();
+    if (chars >= maxChars || left <= 0) break;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const c = await runway.getConversation(id);
+      const c = await Promise.race([
+        runway.getConversation(id),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${budgetMs} ms`)), left))),
+      ]);
       turns.unshift(...c.transcript);
       chars += c.transcript.reduce((n, e) => n + (e.content?.length ?? 0), 0);
     } catch (err) {
       log.warn('could not read an earlier Runway session for the renewal context', { runwaySessionId: id, error: redactString(String(err)) });
+    } finally {
+      clearTimeout(timer);
     }
   }
   return contextText(turns, maxChars);

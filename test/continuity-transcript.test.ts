@@ -8,7 +8,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { CONTEXT_MAX_CHARS, TRANSCRIPT_MAX_BYTES, contextText, stitch } from '../activities/transcript';
 import { createLogger } from '../src/log';
+import type { AvatarConversation } from '../src/runway/types';
 import { startApiServer } from '../src/api/server';
 import { startProcessAvatar, stopAvatarRunner } from '../src/runway-sim/avatar-process';
 import { SIM_DEFAULT_GREETING } from '../src/runway-sim/server';
@@ -167,6 +169,32 @@ describe('continuity across renewals, and the transcript after the call', () => 
       stack.sim.configure({ faults: {} });
     }
     assert.deepEqual(stack.sim.orphans(), []);
+  });
+});
+
+describe('bounds of what is carried and stored', () => {
+  it('the renewal context keeps the most recent turns within its budget, written oldest first', () => {
+    const turns = Array.from({ length: 500 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i} ${'x'.repeat(40)}` }));
+    const text = contextText(turns);
+    assert.ok(text.length <= CONTEXT_MAX_CHARS, `${text.length} characters`);
+    assert.match(text, /You: turn 499 /, 'the last turn is in');
+    assert.doesNotMatch(text, /: turn 0 /, 'the oldest ones are left out');
+    assert.ok(text.indexOf('turn 498 ') < text.indexOf('turn 499 '), 'oldest first');
+    assert.equal(contextText([{ role: 'user', content: '  ' }, { role: 'assistant', content: null }]), '', 'nothing said: no context');
+  });
+
+  it('a stored transcript is bounded: turns past the bound are left out and it says so', () => {
+    const big = (id: string): AvatarConversation => ({
+      id, status: 'ended', endedAt: null, avatar: null, createdAt: '', duration: 1, maxDuration: 300, name: '', recordingUrl: `https://r/${id}`, startedAt: null, tools: [],
+      transcript: Array.from({ length: 400 }, (_, i) => ({ role: 'user' as const, content: `${id} ${i} ${'y'.repeat(500)}`, timestamp: null })),
+    });
+    const ids = ['a', 'b'];
+    const t = stitch('c', ids, new Map(ids.map((id) => [id, { conversation: big(id), final: true }])));
+    assert.equal(t.truncated, true);
+    assert.equal(t.status, 'complete', 'every session was final');
+    assert.ok(Buffer.byteLength(JSON.stringify(t.turns)) <= TRANSCRIPT_MAX_BYTES + 1000);
+    assert.equal(t.turns[0]?.content?.startsWith('a 0 '), true, 'from the start, in order');
+    assert.deepEqual(t.sessions.map((s) => s.recordingUrl), ['https://r/a', 'https://r/b']);
   });
 });
 
