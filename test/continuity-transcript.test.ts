@@ -7,6 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { temporal } from '@temporalio/proto';
 import path from 'node:path';
 import { CONTEXT_MAX_CHARS, TRANSCRIPT_MAX_BYTES, contextText, stitch } from '../activities/transcript';
 import { createLogger } from '../src/log';
@@ -114,6 +115,12 @@ describe('continuity across renewals, and the transcript after the call', () => 
     assert.equal(t.turns[0]?.content, OPENING);
     assert.ok(t.turns.length >= 4 * 3, `${t.turns.length} turns`);
     assert.equal(t.truncated, false);
+    // Encrypted in history like every payload: the transcript workflow's history holds none of the words.
+    const state = await stack.sessions.getSession(inp.conversationId);
+    const history = await stack.env.client.workflow.getHandle(state!.transcript!.workflowId).fetchHistory();
+    const raw = Buffer.from(temporal.api.history.v1.History.encode(history).finish());
+    assert.ok(!raw.includes(Buffer.from(OPENING)) && !raw.includes(Buffer.from('Simulated user turn')), 'transcript text in plaintext in history');
+    assert.ok(raw.includes(Buffer.from('binary/encrypted')));
 
     const res = await fetch(`${api.url}/v1/sessions/${inp.conversationId}/transcript`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(res.status, 200);

@@ -252,6 +252,8 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
    * every turnIntervalSeconds.
    */
   function converse(s: SimSession): void {
+    // The client can join (RUNNING) while the avatar is still publishing its tracks: it speaks once it is up.
+    if (s.behavior.avatarMedia !== 'off' && !avatars.get(s.id)?.length) return void later(s.id, 100, () => converse(s));
     say(s, { type: 'client_event', name: 'show_card', args: { title: 'simulated' } });
     if (!s.consumedAt) return;
     const opening = s.body.startScript === undefined ? SIM_DEFAULT_GREETING : String(s.body.startScript);
