@@ -32,7 +32,12 @@ export interface CreateSessionRequest {
    * with `carryContext` (relay mode, where Runway's character converses) the conversation so far,
    * read from these earlier Runway sessions, is added to `personality`.
    */
-  continuation?: { previousRunwaySessionIds: string[]; carryContext: boolean };
+  continuation?: {
+    previousRunwaySessionIds: string[];
+    carryContext: boolean;
+    /** Relay mode: what the relay saw said in the session being replaced (read from Runway when absent or empty). */
+    current?: { runwaySessionId: string; turns: { role: 'user' | 'assistant'; content: string }[] };
+  };
   /** Direct mode: Runway's worker joins this room of the customer's LiveKit. */
   direct?: { roomName: string; avatarIdentity: string; agentIdentity?: string; tokenTtlSeconds: number };
 }
@@ -50,7 +55,9 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
     body.startScript = '';
     if (!c.carryContext || body.personality === undefined) return;
     const room = PERSONALITY_MAX_CHARS - body.personality.length;
-    const context = await conversationSoFar(deps.runway, c.previousRunwaySessionIds.slice(-6), Math.min(room, CONTEXT_MAX_CHARS));
+    const seen = c.current?.turns.length ? c.current : undefined;
+    const earlier = c.previousRunwaySessionIds.filter((id) => id !== seen?.runwaySessionId).slice(-6);
+    const context = await conversationSoFar(deps.runway, earlier, Math.min(room, CONTEXT_MAX_CHARS), undefined, seen?.turns);
     if (context) body.personality += context;
   }
 

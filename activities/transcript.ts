@@ -158,13 +158,17 @@ export const CONTEXT_READ_BUDGET_MS = 5000;
 
 /**
  * The conversation so far, from the Runway sessions before the next one (newest first, each read
- * once, stopping once the budget of characters or of time is spent), as context text; '' when Runway
+ * once, after `latest`, stopping once the budget of characters or of time is spent), as context text; '' when Runway
  * gives nothing. Errors are logged and skipped: a renewal without context is better than no renewal.
  */
-export async function conversationSoFar(runway: RunwayClient, previousIds: string[], maxChars = CONTEXT_MAX_CHARS, budgetMs = CONTEXT_READ_BUDGET_MS): Promise<string> {
-  const turns: { role: string; content: string | null }[] = [];
+export async function conversationSoFar(
+  runway: RunwayClient, previousIds: string[], maxChars = CONTEXT_MAX_CHARS, budgetMs = CONTEXT_READ_BUDGET_MS,
+  latest: { role: string; content: string | null }[] = [],
+): Promise<string> {
+  // `latest`: the turns of the session being replaced as the relay saw them (the newest part).
+  const turns: { role: string; content: string | null }[] = [...latest];
   const deadline = Date.now() + budgetMs;
-  let chars = 0;
+  let chars = latest.reduce((n, e) => n + (e.content?.length ?? 0), 0);
   for (const id of [...previousIds].reverse()) {
     const left = deadline - Date.now();
     if (chars >= maxChars || left <= 0) break;

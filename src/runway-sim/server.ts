@@ -44,6 +44,8 @@ export interface SessionBehavior {
   turnIntervalSeconds?: number;
   /** How long after the session ended its conversation still reads `in_progress` (Runway finalizing the transcript). */
   transcriptFinalizeMs?: number;
+  /** false: an `in_progress` conversation shows no transcript yet (whether Runway shows it early is unverified). Default true. */
+  transcriptWhileInProgress?: boolean;
 }
 
 export interface FaultSpec {
@@ -413,7 +415,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       maxDuration: (s.body.maxDuration as number | undefined) ?? 300,
       recordingUrl: null,
       tools: toolsOf(s),
-      transcript: s.transcript.map((e) => ({ ...e })),
+      transcript: status === 'in_progress' && s.behavior.transcriptWhileInProgress === false ? [] : s.transcript.map((e) => ({ ...e })),
       ...(status === 'failed' ? { failure: s.failure, failureCode: s.failureCode } : {}),
     };
   }

@@ -24,7 +24,7 @@ const heartbeat = (t: SessionTiming) => t.heartbeatTimeoutSeconds * 1000;
 
 /**
  * One entry per activity the session workflow calls. The media activities pinned to one media
- * worker (`adoptRelay`, `switchRelaySource`) take that worker's queue at the call.
+ * worker (`adoptRelay`, `switchRelaySource`, `relayTranscript`) take that worker's queue at the call.
  */
 export const ACTIVITY_POLICIES = {
   // One attempt: a create whose worker died may have reached Runway, and only the workflow can record
@@ -91,6 +91,11 @@ export const ACTIVITY_POLICIES = {
       retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE, 'relay_not_here', 'relay_switch_failed'] },
     }),
   },
+  // Renewal (relay): what the relay saw said so far, from the media worker holding it; fails fast
+  // (the create then reads Runway's conversation endpoint instead).
+  relayTranscript: {
+    options: () => ({ scheduleToStartTimeout: '5s', startToCloseTimeout: '10s', retry: { maximumAttempts: 1 } }),
+  },
   // Short teardown steps, safe to repeat, are local. END_CALL is best effort (cancel is the fallback).
   // The others retry until done, each within its own bound (10 minutes): a step that still fails is
   // recorded (teardown_incomplete) and the next one runs; the reaper ends a Runway session left over.
@@ -149,6 +154,7 @@ export function sessionActivities(t: SessionTiming, beforeBlocking: () => void =
     /** The relay on the media worker queue that holds it (a renewal parked it there). */
     adoptRelay: (queue: string, ...args: Parameters<AllActivities['relayMedia']>) => proxy('relayMedia', p.adoptRelay, t, beforeBlocking, queue)(...args),
     switchRelaySource: (queue: string, ...args: Parameters<AllActivities['switchRelaySource']>) => proxy('switchRelaySource', p.switchRelaySource, t, beforeBlocking, queue)(...args),
+    relayTranscript: (queue: string, ...args: Parameters<AllActivities['relayTranscript']>) => proxy('relayTranscript', p.relayTranscript, t, beforeBlocking, queue)(...args),
     sendEndCallToAvatar: proxy('sendEndCallToAvatar', p.sendEndCallToAvatar, t, beforeBlocking),
     endRunwaySession: proxy('endRunwaySession', p.endRunwaySession, t, beforeBlocking),
     removeServiceParticipants: proxy('removeServiceParticipants', p.removeServiceParticipants, t, beforeBlocking),

@@ -15,7 +15,7 @@ function tokenTtlSeconds(run: SessionRun): number {
 }
 
 /** One create call: not cancellable (a create in flight must return its id so teardown can end it). */
-async function createOnce(run: SessionRun, mode: BridgeMode): Promise<string> {
+async function createOnce(run: SessionRun, mode: BridgeMode, current?: CurrentTurns): Promise<string> {
   const { input } = run;
   const { runwaySessionId } = await wf.CancellationScope.nonCancellable(() => run.acts.createRunwaySession({
     conversationId: input.conversationId,
@@ -24,7 +24,7 @@ async function createOnce(run: SessionRun, mode: BridgeMode): Promise<string> {
     personality: input.personality,
     startScript: input.startScript,
     tools: input.tools,
-    ...continuation(run, mode),
+    ...continuation(run, mode, current),
     ...(mode === 'direct'
       ? { direct: { roomName: run.room, avatarIdentity: run.directAvatarIdentity, agentIdentity: input.livekit.agentIdentity, tokenTtlSeconds: tokenTtlSeconds(run) } }
       : {}),
@@ -38,16 +38,19 @@ async function createOnce(run: SessionRun, mode: BridgeMode): Promise<string> {
  * line; in relay mode (Runway's character converses) the conversation so far goes with it. Direct
  * mode's avatar only voices the customer's agent, which keeps its own context.
  */
-function continuation(run: SessionRun, mode: BridgeMode) {
+function continuation(run: SessionRun, mode: BridgeMode, current?: CurrentTurns) {
   if (run.conversationLiveSince === undefined) return {};
-  return { continuation: { previousRunwaySessionIds: run.state.runwaySessionIds.slice(-6), carryContext: mode === 'relay' } };
+  return { continuation: { previousRunwaySessionIds: run.state.runwaySessionIds.slice(-7), carryContext: mode === 'relay', ...(current ? { current } : {}) } };
 }
+
+/** Relay renewal: what the relay saw said in the session being replaced. */
+export type CurrentTurns = { runwaySessionId: string; turns: { role: 'user' | 'assistant'; content: string }[] };
 
 /**
  * Creates a Runway session for `mode`, waiting for a slot first (a renewal holds its own). Gives up
  * after `maxCreateAttempts` lost answers, or 6 failed answers, in a row.
  */
-export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opts: { renewal?: boolean } = {}): Promise<string> {
+export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opts: { renewal?: boolean; current?: CurrentTurns } = {}): Promise<string> {
   let limitedWaitMs = 1000;
   let transientFailures = 0;
   let lostAnswers = 0;
@@ -61,7 +64,7 @@ export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opt
     }
     const attemptAt = new Date(Date.now()).toISOString();
     try {
-      return await createOnce(run, mode);
+      return await createOnce(run, mode, opts.current);
     } catch (err) {
       const type = failureType(err);
       if (type === 'concurrency_limited') {
