@@ -1,7 +1,8 @@
 // What happens in a session, top to bottom: admit → create a Runway session → wait until READY →
 // bring the avatar into the customer's LiveKit room (direct: Runway joins it; relay: consume and relay)
 // → live until the conversation is over, renewing ahead of Runway's cap (then continuing as new) →
-// tear everything down, always; then the transcript is fetched on the side. Each phase is a module beside this one; SessionRun owns the state.
+// tear everything down, always; then the transcript is fetched on the side (workflows/transcript.ts).
+// Each phase is a module beside this one; SessionRun owns the state.
 import * as wf from '@temporalio/workflow';
 import { ApplicationFailure } from '@temporalio/workflow';
 import { InvalidInputError, validateSessionInput } from '../input';
