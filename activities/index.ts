@@ -4,6 +4,7 @@ import { createRoomActivities, type RoomActivityDeps } from './room';
 import { createRelayActivities, type RelayDeps } from './relay';
 import { createReaperActivities, type ReaperDeps } from './reaper';
 import { createAdmissionActivities, type AdmissionDeps } from './admission';
+import { createTranscriptActivities } from './transcript';
 
 export type SessionActivityDeps = RunwayActivityDeps & Omit<RoomActivityDeps, 'runway'> & Pick<ReaperDeps, 'temporal'> & Omit<AdmissionDeps, 'runway' | 'temporal'>;
 
@@ -14,6 +15,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
     ...createRoomActivities(deps),
     ...createReaperActivities(deps),
     ...createAdmissionActivities(deps),
+    ...createTranscriptActivities(deps),
   };
 }
 

@@ -262,6 +262,17 @@ export function createRelayActivities(deps: RelayDeps) {
     },
 
     /**
+     * Renewal: what was said so far in the Runway session this process relays (the transcript segments
+     * Runway's character sent on the data channel; the recent part), for the next session's context.
+     * Routed to the worker queue that runs the relay; `relay_not_here` when this process has none.
+     */
+    async relayTranscript(req: { conversationId: string; runwaySessionId: string }): Promise<{ turns: { role: 'user' | 'assistant'; content: string }[] }> {
+      const entry = relays.get(req.conversationId);
+      if (!entry || entry.relay.isStopped) throw ApplicationFailure.nonRetryable(`this media worker has no live relay of conversation ${req.conversationId}`, 'relay_not_here');
+      return { turns: entry.relay.transcriptOf(req.runwaySessionId).map(({ role, content }) => ({ role, content })) };
+    },
+
+    /**
      * Renewal: switches this process's live relay of the conversation to the next Runway session
      * (consumed credentials), with no unpublish in the customer's room; the old session gets END_CALL.
      * Routed to the worker queue that runs the relay. Fails `relay_not_here` when this process has no

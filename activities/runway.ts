@@ -9,6 +9,7 @@ import { DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS, mintAvatarToken, type LiveKitCrede
 import type { AvatarSpec, ToolSpec } from '../workflows/types';
 import { asFailure, fail, retryableFailure } from './failures';
 import { heartbeatWhile } from './heartbeat';
+import { CONTEXT_MAX_CHARS, PERSONALITY_MAX_CHARS, conversationSoFar } from './transcript';
 
 
 /** A create outstanding this long starts heartbeating (at most 0.8 × the heartbeat timeout apart, the SDK throttles). */
@@ -29,6 +30,18 @@ export interface CreateSessionRequest {
   personality?: string;
   startScript?: string;
   tools?: ToolSpec[];
+  /**
+   * The conversation was live before (a renewal, or a replacement after a cut): no opening line
+   * (`startScript: ''` overrides the avatar's default one, which Runway uses when it is absent), and
+   * with `carryContext` (relay mode, where Runway's character converses) the conversation so far,
+   * read from these earlier Runway sessions, is added to `personality`.
+   */
+  continuation?: {
+    previousRunwaySessionIds: string[];
+    carryContext: boolean;
+    /** Relay mode: what the relay saw said in the session being replaced (read from Runway when absent or empty). */
+    current?: { runwaySessionId: string; turns: { role: 'user' | 'assistant'; content: string }[] };
+  };
   /** Direct mode: Runway's worker joins this room of the customer's LiveKit. */
   direct?: { roomName: string; avatarIdentity: string; agentIdentity?: string; tokenTtlSeconds: number };
 }
@@ -47,6 +60,17 @@ export type PollProgress = { polls: number; startedAt: number; wasQueued: boolea
 export type NotReadyYet = { ready: false; progress: PollProgress };
 
 export function createRunwayActivities(deps: RunwayActivityDeps) {
+  /** A continuation's create body: no opening line, and (relay) the conversation so far in `personality`. */
+  async function continueConversation(body: RealtimeSessionCreateParams, c: NonNullable<CreateSessionRequest['continuation']>): Promise<void> {
+    body.startScript = '';
+    if (!c.carryContext || body.personality === undefined) return;
+    const room = PERSONALITY_MAX_CHARS - body.personality.length;
+    const seen = c.current?.turns.length ? c.current : undefined;
+    const earlier = c.previousRunwaySessionIds.filter((id) => id !== seen?.runwaySessionId).slice(-6);
+    const context = await conversationSoFar(deps.runway, earlier, Math.min(room, CONTEXT_MAX_CHARS), undefined, seen?.turns);
+    if (context) body.personality += context;
+  }
+
   const poll = { initialMs: 250, maxMs: 2000, queuedMs: 5000, ...deps.poll };
 
   /** The READY poll loop; stops with `{ready: false}` at `windowEnd` (ms) if READY has not come by then. */
@@ -168,6 +192,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
           ...(req.direct.agentIdentity ? { agentIdentity: req.direct.agentIdentity } : {}),
         };
       }
+      if (req.continuation) await continueConversation(body, req.continuation);
       // When the request left: a lost answer's session, if any, was made after this (the reaper's window).
       const sentAt = Date.now();
       // Heartbeats while a slow create is outstanding, so a worker that dies under it is noticed within
@@ -178,6 +203,17 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
         const { id } = await deps.runway.createSession(body);
         return { runwaySessionId: id };
       } catch (err) {
+        if (req.continuation && body.startScript === '' && isRunwayError(err) && err.kind === 'invalid_request' && /startScript/i.test(err.message)) {
+          // Refused before anything was made (a 400): Runway would not take an empty opening line. Without
+          // it the avatar's default opening line may play again, which beats no renewal.
+          log.warn('Runway refused an empty startScript; renewing without it', { error: err.message });
+          delete body.startScript;
+          try {
+            return { runwaySessionId: (await deps.runway.createSession(body)).id };
+          } catch (again) {
+            return asFailure(again, { sentAt });
+          }
+        }
         return asFailure(err, { sentAt });
       } finally {
         clearInterval(beat);

@@ -12,7 +12,7 @@ import { PROJECT_ROOT } from './dev/tools';
 import { redactString } from './redact';
 import { RUNWAY_PRESET_IDS } from './runway/types';
 import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../workflows/input';
-import { SESSION_PHASES, type SessionInput, type SessionPhase, type SessionState } from '../workflows/types';
+import { SESSION_PHASES, type ConversationTranscript, type SessionInput, type SessionPhase, type SessionState } from '../workflows/types';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { temporalConnectConfig } from './temporal';
 
@@ -26,11 +26,14 @@ export const USAGE = `usage: avatar-sessions <command> [options]
   end     CONVERSATION_ID
   list    [--phase PHASE] [--running] [--room ROOM] [--limit N] [--json]
   watch   CONVERSATION_ID [--interval MS]     phases with elapsed times; exits when the session ends
+  transcript CONVERSATION_ID [--json] [--wait [--timeout SECONDS]]
+                                              what was said, every Runway session in order; with --wait:
+                                              until it is fetched (default 300 s)
 
 Temporal: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE (default localhost:7233, default), or a temporal.toml profile.
 History key: SESSION_SECRETS_KEY (else .data/dev-secrets.json of the embedded stack).
 Exit codes: 0 ok · 1 failed (session failed, Temporal unreachable) · 2 bad usage · 3 no such session
-            · 4 start --wait timed out before the session was live
+            · 4 start --wait timed out before the session was live; transcript: not fetched yet
             · 5 start: the conversation's session already ended (--restart starts a new one).`;
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, timeout: 4, ended: 5 } as const;
@@ -104,6 +107,20 @@ export function renderPhases(state: SessionState, now = Date.now()): string[] {
 }
 
 /** Rewrites the last frame in place on a terminal: cursor up over what was drawn, clear to the end, draw. */
+/** A transcript as lines: one header per Runway session, then its turns (`HH:MM:SS role: text`). */
+export function renderTranscript(t: ConversationTranscript): string[] {
+  const lines = [`conversation ${t.conversationId}: ${t.status}${t.truncated ? ' (truncated)' : ''}, ${t.sessions.length} Runway session(s), ${t.turns.length} turn(s)`];
+  for (const s of t.sessions) {
+    lines.push(`-- Runway session ${s.runwaySessionId} (${s.status}${s.error ? `: ${s.error}` : ''})${s.recordingUrl ? ` recording: ${s.recordingUrl}` : ''}`);
+    for (const turn of t.turns.filter((x) => x.runwaySessionId === s.runwaySessionId)) {
+      const at = turn.timestamp ? turn.timestamp.slice(11, 19) : '--:--:--';
+      const tools = turn.toolCalls?.length ? ` [tools: ${turn.toolCalls.map((c) => c.name).join(', ')}]` : '';
+      lines.push(printable(`${at} ${turn.role}: ${turn.content ?? ''}${tools}`));
+    }
+  }
+  return lines;
+}
+
 export function redraw(previousLines: number, lines: string[]): string {
   return `${previousLines ? `\x1b[${previousLines}A\x1b[J` : ''}${lines.join('\n')}\n`;
 }
@@ -164,6 +181,7 @@ export async function main(argv: string[]): Promise<number> {
     end: [],
     list: ['phase', 'running', 'room', 'limit', 'json'],
     watch: ['interval'],
+    transcript: ['json', 'wait', 'timeout'],
   };
   if (!allowed[command]) throw new UsageError(`unknown command "${command}"; commands: ${Object.keys(allowed).join(', ')}`);
   let parsed;
@@ -306,6 +324,36 @@ export async function main(argv: string[]): Promise<number> {
           lastPhase = state.phase;
           if (over) return state.phase === 'completed' ? EXIT.ok : EXIT.failed;
           await sleep(intervalMs);
+        }
+      };
+      break;
+    }
+    case 'transcript': {
+      const id = conversationIdArg(command, positionals);
+      const timeoutMs = v.wait ? positiveInt('transcript: --timeout', v.timeout, 300) * 1000 : 0;
+      if (v.timeout !== undefined && !v.wait) throw new UsageError('transcript: --timeout needs --wait');
+      run = async (sessions) => {
+        const until = Date.now() + timeoutMs;
+        for (;;) {
+          const answer = await sessions.getTranscript(id);
+          if (!answer) {
+            console.error(`no session for conversation ${id}`);
+            return EXIT.notFound;
+          }
+          if (answer.status === 'none') {
+            console.error(printable(`conversation ${id} has no transcript: ${answer.reason}`));
+            return EXIT.notFound;
+          }
+          if (answer.status === 'pending') {
+            if (Date.now() < until) {
+              await sleep(1000);
+              continue;
+            }
+            console.error(printable(`transcript of ${id} not available yet: ${answer.reason}`));
+            return EXIT.timeout;
+          }
+          console.log(v.json ? JSON.stringify(answer, null, 2) : renderTranscript(answer).join('\n'));
+          return EXIT.ok;
         }
       };
       break;

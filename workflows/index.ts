@@ -2,3 +2,4 @@
 export { avatarSession } from './session/index';
 export { reconcileRunwaySessions } from './reaper';
 export { admissionController } from './admission';
+export { avatarTranscript } from './transcript';

@@ -34,6 +34,7 @@ const timingSchema = z.object({
   capacityWaitSeconds: z.number().positive().max(24 * 3600),
   sessionCapSeconds: z.number().min(0).max(3600),
   renewalLeadSeconds: z.number().min(1).max(600),
+  transcriptWaitSeconds: z.number().min(0).max(3600),
 }).partial().strict();
 
 export const sessionInputSchema = z.object({

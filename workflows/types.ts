@@ -65,6 +65,8 @@ export interface SessionTiming {
   capacityWaitSeconds: number;
   /** Heartbeat timeout of long activities: how fast a dead worker's work moves to another worker. */
   heartbeatTimeoutSeconds: number;
+  /** After the session: how long Runway gets to finalize the transcript before it is stored `incomplete`. */
+  transcriptWaitSeconds: number;
 }
 
 export const DEFAULT_TIMING: SessionTiming = {
@@ -77,6 +79,7 @@ export const DEFAULT_TIMING: SessionTiming = {
   capacityWaitSeconds: 600,
   sessionCapSeconds: 300,
   renewalLeadSeconds: 20,
+  transcriptWaitSeconds: 300,
 };
 
 export interface SessionError {
@@ -138,7 +141,50 @@ export interface SessionState {
   billedSecondsComplete: boolean;
   /** Ended Runway sessions whose final duration could not be read (not in billedSeconds). */
   billedSecondsUnknown?: string[];
+  /**
+   * Set once the session ended: where its transcript is fetched (a workflow of its own, so the fetch
+   * never delays or fails the session; GET /v1/sessions/:id/transcript reads it).
+   */
+  transcript?: { workflowId: string };
   events: SessionEvent[];
+}
+
+/** One turn of a conversation's transcript, from the Runway session it was said in. */
+export interface TranscriptTurn {
+  runwaySessionId: string;
+  role: 'user' | 'assistant';
+  /** null for tool-only turns. */
+  content: string | null;
+  timestamp: string | null;
+  toolCalls?: { name: string; arguments: Record<string, unknown>; id?: string }[];
+  toolResults?: { name: string; id?: string; durationMs?: number | null; error?: string | null; result?: unknown }[];
+}
+
+/** What Runway said about one of the conversation's Runway sessions. */
+export interface TranscriptSession {
+  runwaySessionId: string;
+  /** Runway's conversation status; `unavailable` when it could not be read. */
+  status: 'in_progress' | 'ended' | 'failed' | 'unavailable';
+  /** Expires within 24-48 h (Runway's word): fetch the conversation again for a fresh one. */
+  recordingUrl: string | null;
+  startedAt: string | null;
+  endedAt: string | null;
+  turns: number;
+  error?: string;
+}
+
+/**
+ * A conversation's transcript: every Runway session it created, in order, their turns stitched into
+ * one list. `incomplete`: Runway had not finalized (or would not give) every session's transcript
+ * within the wait; `truncated`: turns past the size bound (TRANSCRIPT_MAX_BYTES) were left out.
+ */
+export interface ConversationTranscript {
+  conversationId: string;
+  status: 'complete' | 'incomplete';
+  sessions: TranscriptSession[];
+  turns: TranscriptTurn[];
+  truncated: boolean;
+  fetchedAt: string;
 }
 
 /** What a caller needs to join the customer's room and talk to the avatar. */

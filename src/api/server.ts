@@ -287,6 +287,17 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     return reply.send({ ...rest, events: events.slice(-20), ambiguousCreates: ambiguousCreates.length });
   });
 
+  // The conversation's transcript (every Runway session, stitched), once it ended and Runway finalized
+  // it: 200 the transcript (`status` complete or incomplete), 202 not yet, 404 none.
+  app.get('/v1/sessions/:conversationId/transcript', async (req, reply) => {
+    const { conversationId } = parse(conversationIdParam, req.params, 'path');
+    const answer = await sessions.getTranscript(conversationId);
+    if (!answer) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);
+    if (answer.status === 'none') throw new ApiError(404, 'no_transcript', `conversation ${conversationId} has no transcript: ${answer.reason}`);
+    if (answer.status === 'pending') return reply.code(202).send({ conversationId, status: 'pending', reason: answer.reason });
+    return reply.send(answer);
+  });
+
   app.post('/v1/sessions/:conversationId/end', async (req, reply) => {
     const { conversationId } = parse(conversationIdParam, req.params, 'path');
     if (!(await sessions.endSession(conversationId, 'api'))) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);

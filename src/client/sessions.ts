@@ -13,7 +13,8 @@ import {
   avatarRoomEventSignal, endSignal, sessionWorkflowId, stateQuery, waitLiveUpdate, type AvatarRoomEvent,
 } from '../../workflows/shared';
 import type { avatarSession } from '../../workflows/session';
-import type { LiveInfo, SessionInput, SessionPhase, SessionState } from '../../workflows/types';
+import type { avatarTranscript } from '../../workflows/transcript';
+import { TERMINAL_PHASES, type ConversationTranscript, type LiveInfo, type SessionInput, type SessionPhase, type SessionState } from '../../workflows/types';
 
 export interface StartedSession {
   conversationId: string;
@@ -41,6 +42,13 @@ export interface StartOptions {
   /** Start a new session even if the conversation's last one ended (otherwise: SessionEndedError). */
   restart?: boolean;
 }
+
+/**
+ * A conversation's transcript, or why there is none yet: `pending` while the session runs or Runway
+ * finalizes (ask again later), `none` when the session ended without one (it created no Runway
+ * session, or the fetch could not start; the session's events say which).
+ */
+export type TranscriptAnswer = ConversationTranscript | { status: 'pending'; reason: string } | { status: 'none'; reason: string };
 
 export interface SessionSummary {
   conversationId: string;
@@ -164,6 +172,26 @@ export class SessionsClient {
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return undefined;
       throw err;
+    }
+  }
+
+  /** The conversation's transcript (see TranscriptAnswer), or undefined for an unknown conversation. */
+  async getTranscript(conversationId: string): Promise<TranscriptAnswer | undefined> {
+    const state = await this.getSession(conversationId);
+    if (!state) return undefined;
+    if (!state.transcript) {
+      if (!TERMINAL_PHASES.includes(state.phase)) return { status: 'pending', reason: 'the session has not ended yet' };
+      const desc = await this.client.workflow.getHandle(sessionWorkflowId(conversationId)).describe();
+      if (desc.status.name === 'RUNNING') return { status: 'pending', reason: 'the session is ending' };
+      return { status: 'none', reason: state.runwaySessionIds.length ? 'the transcript fetch could not start (see the session events)' : 'the session created no Runway session' };
+    }
+    const handle = this.client.workflow.getHandle<typeof avatarTranscript>(state.transcript.workflowId);
+    const desc = await handle.describe();
+    if (desc.status.name === 'RUNNING') return { status: 'pending', reason: 'waiting for Runway to finalize the transcript' };
+    try {
+      return await handle.result();
+    } catch (err) {
+      return { status: 'none', reason: `the transcript fetch failed: ${(err as Error).message}` };
     }
   }
 

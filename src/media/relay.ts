@@ -130,8 +130,37 @@ interface PendingSwitch {
   reject: (err: Error) => void;
 }
 
+/** A transcript segment Runway's character sent on the data channel, as the relay saw it. */
+export interface RelayedTurn {
+  runwaySessionId?: string;
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+/** How much of what was said the relay keeps (characters): a renewal's context needs the recent part only. */
+const TRANSCRIPT_KEEP_CHARS = 8000;
+
+/**
+ * A final transcript segment in a Runway data message, if it is one: `{type:'transcript', role,
+ * content}` (`final: false` marks an interim segment, skipped). Runway's exact shape is not
+ * documented; anything else is ignored, and a renewal then reads Runway's conversation endpoint.
+ */
+export function transcriptSegment(payload: Uint8Array): { role: 'user' | 'assistant'; content: string } | undefined {
+  try {
+    const m = JSON.parse(new TextDecoder().decode(payload)) as { type?: unknown; role?: unknown; content?: unknown; text?: unknown; final?: unknown };
+    const content = typeof m.content === 'string' ? m.content : typeof m.text === 'string' ? m.text : undefined;
+    if (m.type !== 'transcript' || m.final === false || !content?.trim()) return undefined;
+    return { role: m.role === 'user' ? 'user' : 'assistant', content };
+  } catch {
+    return undefined;
+  }
+}
+
 export class MediaRelay {
   private readonly customerRoom = new Room();
+  /** Recent transcript segments of every Runway session this relay served (bounded: TRANSCRIPT_KEEP_CHARS). */
+  private readonly turns: RelayedTurn[] = [];
+  private turnChars = 0;
   /** The Runway room whose avatar is relayed now. */
   private active: RunwaySide;
   /** The next Runway room, joined by switchSource() and not relayed until its avatar's video flows. */
@@ -193,6 +222,19 @@ export class MediaRelay {
     return this.stopped;
   }
 
+  /** What Runway's character and the user said in `runwaySessionId` (the recent part), oldest first. */
+  transcriptOf(runwaySessionId: string): RelayedTurn[] {
+    return this.turns.filter((t) => t.runwaySessionId === runwaySessionId);
+  }
+
+  private noteTurn(side: RunwaySide, payload: Uint8Array): void {
+    const seg = transcriptSegment(payload);
+    if (!seg) return;
+    this.turns.push({ runwaySessionId: side.id, ...seg });
+    this.turnChars += seg.content.length;
+    while (this.turnChars > TRANSCRIPT_KEEP_CHARS && this.turns.length > 1) this.turnChars -= this.turns.shift()!.content.length;
+  }
+
   private finish(r: RelayEnd | Error): void {
     if (this.stopped) return;
     if (r instanceof Error) this.rejectEnd(r);
@@ -249,6 +291,7 @@ export class MediaRelay {
         this.sideLost(side, 'runway_ended');
       });
       room.on(RoomEvent.DataReceived, (payload, p) => {
+        if (p && !this.stopped) this.noteTurn(side, payload);
         if (!p || this.stopped || side !== this.active || !this.customerRoom.isConnected) return;
         this.stats_.dataMessagesForwarded++;
         void this.customerRoom.localParticipant?.publishData(payload, { reliable: true, topic: RUNWAY_EVENTS_TOPIC }).catch(() => undefined);

@@ -40,6 +40,8 @@ export interface SimAvatar {
   stats(): SimAvatarStats;
   /** Sends a client_event tool call as a JSON data message (the simulator does this once after it starts publishing). */
   sendClientEvent(name: string, args: Record<string, unknown>): Promise<void>;
+  /** Sends one JSON data message on topic 'runway' (the simulator's transcript segments and tool calls). */
+  sendData(msg: Record<string, unknown>): Promise<void>;
   /** Stops sending video frames while staying in the room (a stalled avatar). */
   freezeVideo(): void;
   /** Leaves the room and releases every track and source. Idempotent. */

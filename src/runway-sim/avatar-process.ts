@@ -129,6 +129,11 @@ export const startProcessAvatar: StartSimAvatar = async (opts) => {
       proc.send({ op: 'event', id, name, args });
       stats = { ...stats, dataMessagesSent: stats.dataMessagesSent + 1 };
     },
+    sendData: async (msg) => {
+      if (stopped) return;
+      proc.send({ op: 'data', id, msg });
+      stats = { ...stats, dataMessagesSent: stats.dataMessagesSent + 1 };
+    },
     freezeVideo: () => proc.send({ op: 'freeze', id }),
     async stop() {
       if (stopped) return;

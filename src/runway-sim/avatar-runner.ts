@@ -12,6 +12,7 @@ export type RunnerCommand =
   | { op: 'start'; id: string; opts: Omit<SimAvatarOptions, 'onPeerJoined' | 'onEndCall' | 'onDisconnected'> }
   | { op: 'stop'; id: string }
   | { op: 'event'; id: string; name: string; args: Record<string, unknown> }
+  | { op: 'data'; id: string; msg: Record<string, unknown> }
   | { op: 'freeze'; id: string };
 
 export type RunnerEvent =
@@ -77,6 +78,7 @@ process.on('message', (cmd: RunnerCommand) => {
     starting.set(id, p);
   } else if (cmd.op === 'stop') void stop(cmd.id);
   else if (cmd.op === 'event') void avatars.get(cmd.id)?.sendClientEvent(cmd.name, cmd.args).catch(() => undefined);
+  else if (cmd.op === 'data') void avatars.get(cmd.id)?.sendData(cmd.msg).catch(() => undefined);
   else if (cmd.op === 'freeze') avatars.get(cmd.id)?.freezeVideo();
 });
 

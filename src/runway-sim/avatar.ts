@@ -1,5 +1,5 @@
 // The simulator's avatar participant: publishes a camera track whose frames carry a counter and a
-// microphone track, listens to what others publish, sends Runway-style data messages, and ends on END_CALL.
+// microphone track, listens to what others publish, sends the data messages the simulator gives it (server.ts), and ends on END_CALL.
 // In Runway's room (relay path) its microphone carries a 440 Hz tone: Runway's own character speaking.
 // In the customer's room (direct mode) it behaves like LiveKit avatar workers: it plays the audio the
 // customer's agent streams to it on `lk.audio_stream` (avatar-speech.ts), silence otherwise, and
@@ -89,11 +89,9 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   await room.connect(opts.url, opts.token, { autoSubscribe: true, dynacast: false });
   let video: VideoSource | undefined;
   let audio: AudioSource | undefined;
-  let greet: NodeJS.Timeout | undefined;
   let released: Promise<void> | undefined;
   const release = () => (released ??= (async () => {
     stopped = true;
-    clearTimeout(greet);
     speech?.close();
     for (const t of timers) clearTimeout(t);
     clearTimeout(pumpTimer);
@@ -194,16 +192,14 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     await room.localParticipant!.publishData(new TextEncoder().encode(JSON.stringify(msg)), { reliable: true, topic: 'runway' });
     stats.dataMessagesSent++;
   };
-  // Runway's character greets and calls a client_event tool once it is up (topic 'runway').
-  greet = setTimeout(() => {
-    void publish({ type: 'transcript', role: 'assistant', content: 'Hello! I am a simulated Runway avatar.', final: true }).catch(() => undefined);
-    void publish({ type: 'client_event', name: 'show_card', args: { title: 'simulated' } }).catch(() => undefined);
-  }, 300);
+  // What Runway's character says (its opening line, transcript segments, tool calls) comes from the
+  // simulator's server (server.ts: converse), which keeps the session's transcript.
 
   return {
     identity: room.localParticipant?.identity ?? opts.identity,
     stats: () => ({ ...stats, ...(speech ? { speech: { ...speech.stats } } : {}) }),
     sendClientEvent: (name, args) => publish({ type: 'client_event', name, args }),
+    sendData: (msg) => publish(msg),
     freezeVideo: () => void (frozen = true),
     stop: () => release(),
   };

@@ -204,6 +204,7 @@ export const startPionAvatar: StartSimAvatar = async (opts: SimAvatarOptions): P
     identity,
     stats: () => ({ ...stats }),
     sendClientEvent: (name, args) => publish({ type: 'client_event', name, args }),
+    sendData: (msg) => publish(msg),
     freezeVideo: () => proc.send({ op: 'freeze', id }),
     async stop() {
       if (stopped) return;

@@ -36,6 +36,16 @@ export interface SessionBehavior {
   timeScale?: number;
   /** Create succeeds but its answer is lost (the connection drops): exactly this session, deterministically. */
   loseAnswer?: boolean;
+  /**
+   * Relay sessions (consumed): simulated seconds between two exchanges (a user turn and the
+   * character's answer), each recorded in the session's transcript and sent as transcript segments on
+   * the data channel, as Runway's character does (default 20; 0: none). Scaled by timeScale.
+   */
+  turnIntervalSeconds?: number;
+  /** How long after the session ended its conversation still reads `in_progress` (Runway finalizing the transcript). */
+  transcriptFinalizeMs?: number;
+  /** false: an `in_progress` conversation shows no transcript yet (whether Runway shows it early is unverified). Default true. */
+  transcriptWhileInProgress?: boolean;
 }
 
 export interface FaultSpec {
@@ -110,6 +120,8 @@ export interface SimSession {
   failureCode?: string;
   roomName?: string;
   integration?: { url: string; token: string; roomName: string; agentIdentity?: string };
+  /** What was said (relay sessions): the opening line, then simulated exchanges. */
+  transcript: { role: 'user' | 'assistant'; content: string; timestamp: string }[];
 }
 
 export interface SimRequest {
@@ -131,7 +143,12 @@ const DEFAULT_BEHAVIOR: SessionBehavior = {
   joinCustomerRoom: true,
   runtimeCapSeconds: 300,
   timeScale: 1,
+  turnIntervalSeconds: 20,
+  transcriptFinalizeMs: 0,
 };
+
+/** What the simulated character says when a session has no startScript (Runway: the avatar's default opening line). */
+export const SIM_DEFAULT_GREETING = 'Hello! I am a simulated Runway avatar.';
 
 /** Runway's own avatar worker: its identity in its room starts with `worker:` (contract). */
 const WORKER_IDENTITY_PREFIX = 'worker:';
@@ -220,7 +237,39 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       const maxDuration = Number(s.body.maxDuration ?? 300);
       const capped = s.behavior.runtimeCapSeconds < maxDuration;
       later(s.id, (Math.min(maxDuration, s.behavior.runtimeCapSeconds) * 1000) / scaleOf(s), () => end(s, 'COMPLETED', capped ? 'runtime_cap' : 'max_duration'));
+      later(s.id, 300, () => converse(s));
     }
+  }
+
+  /** Something the session's avatar says on the data channel (topic 'runway'); a transcript segment is also recorded. */
+  function say(s: SimSession, msg: { type: string; role?: 'user' | 'assistant'; content?: string; [k: string]: unknown }): void {
+    if (TERMINAL.includes(s.status)) return;
+    if (msg.type === 'transcript' && msg.role && msg.content) s.transcript.push({ role: msg.role, content: msg.content, timestamp: now() });
+    void avatars.get(s.id)?.at(-1)?.sendData(msg).catch(() => undefined);
+  }
+
+  /**
+   * Once RUNNING: a client_event tool call; and in Runway's own room (relay, where Runway's character
+   * converses) the opening line (startScript; absent: the avatar's default; '': none), then an exchange
+   * every turnIntervalSeconds.
+   */
+  function converse(s: SimSession): void {
+    // The client can join (RUNNING) while the avatar is still publishing its tracks: it speaks once it is up.
+    if (s.behavior.avatarMedia !== 'off' && !avatars.get(s.id)?.length) return void later(s.id, 100, () => converse(s));
+    say(s, { type: 'client_event', name: 'show_card', args: { title: 'simulated' } });
+    if (!s.consumedAt) return;
+    const opening = s.body.startScript === undefined ? SIM_DEFAULT_GREETING : String(s.body.startScript);
+    if (opening) say(s, { type: 'transcript', role: 'assistant', content: opening, final: true });
+    const every = ((s.behavior.turnIntervalSeconds ?? 0) * 1000) / scaleOf(s);
+    if (!(every > 0)) return;
+    let n = 0;
+    const exchange = () => {
+      n++;
+      say(s, { type: 'transcript', role: 'user', content: `Simulated user turn ${n} in session ${s.id.slice(0, 8)}`, final: true });
+      say(s, { type: 'transcript', role: 'assistant', content: `Simulated answer ${n} in session ${s.id.slice(0, 8)}`, final: true });
+      later(s.id, every, exchange);
+    };
+    later(s.id, every, exchange);
   }
 
   function scaleOf(s: SimSession): number {
@@ -342,7 +391,12 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     }
   }
 
-  const conversationStatus = (s: SimSession) => (TERMINAL.includes(s.status) ? (s.status === 'FAILED' ? 'failed' : 'ended') : 'in_progress');
+  /** Ended sessions read `in_progress` until Runway has finalized their transcript (transcriptFinalizeMs). */
+  const conversationStatus = (s: SimSession) => {
+    if (!TERMINAL.includes(s.status)) return 'in_progress';
+    if (s.endedAt && Date.now() < Date.parse(s.endedAt) + (s.behavior.transcriptFinalizeMs ?? 0)) return 'in_progress';
+    return s.status === 'FAILED' ? 'failed' : 'ended';
+  };
   const toolsOf = (s: SimSession) => ((s.body.tools as { type: string; name: string; description: string }[] | undefined) ?? []).map(({ type, name, description }) => ({ type, name, description }));
 
   /** GET /v1/avatar_conversations/{id} (@runwayml/sdk AvatarConversationRetrieveResponse). */
@@ -361,8 +415,8 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       maxDuration: (s.body.maxDuration as number | undefined) ?? 300,
       recordingUrl: null,
       tools: toolsOf(s),
-      transcript: [],
-      ...(s.status === 'FAILED' ? { failure: s.failure, failureCode: s.failureCode } : {}),
+      transcript: status === 'in_progress' && s.behavior.transcriptWhileInProgress === false ? [] : s.transcript.map((e) => ({ ...e })),
+      ...(status === 'failed' ? { failure: s.failure, failureCode: s.failureCode } : {}),
     };
   }
 
@@ -416,7 +470,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       const behavior: SessionBehavior = { ...DEFAULT_BEHAVIOR, ...config.defaults, ...(queue.shift() ?? {}) };
       createIndex++;
       const id = randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
-      const s: SimSession = { id, createdAt: now(), body: redactBody(b), behavior, status: 'NOT_READY', queued: behavior.queuedMs > 0, history: [{ status: 'NOT_READY', at: now() }] };
+      const s: SimSession = { id, createdAt: now(), body: redactBody(b), behavior, status: 'NOT_READY', queued: behavior.queuedMs > 0, history: [{ status: 'NOT_READY', at: now() }], transcript: [] };
       const integ = (b.integration ?? b.livekit) as SimSession['integration'] & { type?: string } | undefined;
       if (integ && integ.type !== 'elevenlabs') s.integration = { url: integ.url, token: integ.token, roomName: integ.roomName, agentIdentity: integ.agentIdentity };
       sessions.set(id, s);

@@ -41,7 +41,7 @@ export const outlastingRunwayCalls = (calls: number, ms = 0) => ms + calls * RUN
 
 /**
  * One entry per activity the session workflow calls. The media activities pinned to one media
- * worker (`adoptRelay`, `switchRelaySource`) take that worker's queue at the call.
+ * worker (`adoptRelay`, `switchRelaySource`, `relayTranscript`) take that worker's queue at the call.
  */
 export const ACTIVITY_POLICIES = {
   // One attempt: a create whose worker died may have reached Runway, and only the workflow can record
@@ -112,6 +112,11 @@ export const ACTIVITY_POLICIES = {
       retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE, 'relay_not_here', 'relay_switch_failed'] },
     }),
   },
+  // Renewal (relay): what the relay saw said so far, from the media worker holding it; fails fast
+  // (the create then reads Runway's conversation endpoint instead).
+  relayTranscript: {
+    options: () => ({ scheduleToStartTimeout: '5s', startToCloseTimeout: '10s', retry: { maximumAttempts: 1 } }),
+  },
   // Short teardown steps, safe to repeat, are local. END_CALL is best effort (cancel is the fallback).
   // The others retry until done, each within its own bound (10 minutes): a step that still fails is
   // recorded (teardown_incomplete) and the next one runs; the reaper ends a Runway session left over.
@@ -133,6 +138,11 @@ export const ACTIVITY_POLICIES = {
   // Admission: idempotent by request id, so local (asked inside the workflow task that needs the slot).
   requestAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
   releaseAdmission: { local: true, options: () => ({ startToCloseTimeout: '20s', scheduleToCloseTimeout: '10m', retry: { initialInterval: '500ms', maximumInterval: '10s' } }) },
+  // After the session (its own workflow, avatarTranscript): waits within its bound for Runway to
+  // finalize, then answers with what it has; a worker lost mid-wait costs an attempt (heartbeat).
+  fetchConversationTranscript: {
+    options: () => ({ startToCloseTimeout: '20m', heartbeatTimeout: '2m', retry: { initialInterval: '5s', maximumInterval: '30s', maximumAttempts: 3 } }),
+  },
 } satisfies Partial<Record<keyof AllActivities | 'adoptRelay', Policy>>;
 
 export type SessionActivityName = keyof typeof ACTIVITY_POLICIES;
@@ -171,12 +181,14 @@ export function sessionActivities(t: SessionTiming, beforeBlocking: () => void =
     /** The relay on the media worker queue that holds it (a renewal parked it there). */
     adoptRelay: (queue: string, ...args: Parameters<AllActivities['relayMedia']>) => proxy('relayMedia', p.adoptRelay, t, beforeBlocking, queue)(...args),
     switchRelaySource: (queue: string, ...args: Parameters<AllActivities['switchRelaySource']>) => proxy('switchRelaySource', p.switchRelaySource, t, beforeBlocking, queue)(...args),
+    relayTranscript: (queue: string, ...args: Parameters<AllActivities['relayTranscript']>) => proxy('relayTranscript', p.relayTranscript, t, beforeBlocking, queue)(...args),
     sendEndCallToAvatar: proxy('sendEndCallToAvatar', p.sendEndCallToAvatar, t, beforeBlocking),
     endRunwaySession: proxy('endRunwaySession', p.endRunwaySession, t, beforeBlocking),
     removeServiceParticipants: proxy('removeServiceParticipants', p.removeServiceParticipants, t, beforeBlocking),
     readBilledSeconds: proxy('readBilledSeconds', p.readBilledSeconds, t, beforeBlocking),
     requestAdmission: proxy('requestAdmission', p.requestAdmission, t, beforeBlocking),
     releaseAdmission: proxy('releaseAdmission', p.releaseAdmission, t, beforeBlocking),
+    fetchConversationTranscript: proxy('fetchConversationTranscript', p.fetchConversationTranscript, t, beforeBlocking),
   };
 }
 

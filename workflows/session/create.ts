@@ -15,7 +15,7 @@ function tokenTtlSeconds(run: SessionRun): number {
 }
 
 /** One create call: not cancellable (a create in flight must return its id so teardown can end it). */
-async function createOnce(run: SessionRun, mode: BridgeMode, avatarIdentity: string): Promise<string> {
+async function createOnce(run: SessionRun, mode: BridgeMode, avatarIdentity: string, current?: CurrentTurns): Promise<string> {
   const { input } = run;
   const { runwaySessionId } = await wf.CancellationScope.nonCancellable(() => run.acts.createRunwaySession({
     conversationId: input.conversationId,
@@ -24,6 +24,7 @@ async function createOnce(run: SessionRun, mode: BridgeMode, avatarIdentity: str
     personality: input.personality,
     startScript: input.startScript,
     tools: input.tools,
+    ...continuation(run, mode, current),
     ...(mode === 'direct'
       ? { direct: { roomName: run.room, avatarIdentity, agentIdentity: input.livekit.agentIdentity, tokenTtlSeconds: tokenTtlSeconds(run) } }
       : {}),
@@ -34,10 +35,23 @@ async function createOnce(run: SessionRun, mode: BridgeMode, avatarIdentity: str
 }
 
 /**
+ * A conversation that was live before (renewal, or a replacement after a cut) continues: no opening
+ * line; in relay mode (Runway's character converses) the conversation so far goes with it. Direct
+ * mode's avatar only voices the customer's agent, which keeps its own context.
+ */
+function continuation(run: SessionRun, mode: BridgeMode, current?: CurrentTurns) {
+  if (run.conversationLiveSince === undefined) return {};
+  return { continuation: { previousRunwaySessionIds: run.state.runwaySessionIds.slice(-7), carryContext: mode === 'relay', ...(current ? { current } : {}) } };
+}
+
+/** Relay renewal: what the relay saw said in the session being replaced. */
+export type CurrentTurns = { runwaySessionId: string; turns: { role: 'user' | 'assistant'; content: string }[] };
+
+/**
  * Creates a Runway session for `mode`, waiting for a slot first (a renewal holds its own). Gives up
  * after `maxCreateAttempts` lost answers, or 6 failed answers, in a row.
  */
-export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opts: { renewal?: boolean } = {}): Promise<string> {
+export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opts: { renewal?: boolean; current?: CurrentTurns } = {}): Promise<string> {
   let limitedWaitMs = 1000;
   let transientFailures = 0;
   let lostAnswers = 0;
@@ -52,7 +66,7 @@ export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opt
     const attemptAt = Date.now();
     const avatarIdentity = run.directAvatarIdentity;
     try {
-      return await createOnce(run, mode, avatarIdentity);
+      return await createOnce(run, mode, avatarIdentity, opts.current);
     } catch (err) {
       const attempt: Attempt = { at: sentAt(err) ?? attemptAt, mode, avatarIdentity };
       const type = failureType(err);

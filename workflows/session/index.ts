@@ -1,7 +1,8 @@
 // What happens in a session, top to bottom: admit → create a Runway session → wait until READY →
 // bring the avatar into the customer's LiveKit room (direct: Runway joins it; relay: consume and relay)
 // → live until the conversation is over, renewing ahead of Runway's cap (then continuing as new) →
-// tear everything down, always. Each phase is a module beside this one; SessionRun owns the state.
+// tear everything down, always; then the transcript is fetched on the side (workflows/transcript.ts).
+// Each phase is a module beside this one; SessionRun owns the state.
 import * as wf from '@temporalio/workflow';
 import { ApplicationFailure } from '@temporalio/workflow';
 import { InvalidInputError, validateSessionInput } from '../input';
@@ -11,6 +12,7 @@ import { bringUp } from './bring-up';
 import { stayLive } from './live';
 import { SessionRun, type CarriedSession } from './run';
 import { teardown } from './teardown';
+import { startTranscript } from './transcript';
 
 export type { CarriedSession } from './run';
 
@@ -38,6 +40,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   await teardown(run); // never cancelled; each step on its own
   await settleBilling(run, { final: true }); // after teardown, never in its way
   run.finish();
+  await startTranscript(run); // after teardown, never before: a side dependency
   await wf.condition(wf.allHandlersFinished);
   if (rethrow) throw rethrow;
   return run.result();

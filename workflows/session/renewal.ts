@@ -7,7 +7,7 @@
 import { isCancellation } from '@temporalio/workflow';
 import { acquireSlot, releaseExtraSlot } from './admission';
 import { capClockStart, waitReady } from './bring-up';
-import { createRunwaySession } from './create';
+import { createRunwaySession, type CurrentTurns } from './create';
 import { EndRequested, failureMessage } from './failures';
 import type { Serving, SessionRun } from './run';
 import { relayQueueOf, type ServingActivity } from './serving-activity';
@@ -23,7 +23,7 @@ export async function renew(run: SessionRun, serving: Serving, act: ServingActiv
   let id: string | undefined;
   try {
     await acquireSlot(run, { extra: true, deadline: run.capEnd(serving) });
-    id = await createRunwaySession(run, serving.mode, { renewal: true });
+    id = await createRunwaySession(run, serving.mode, { renewal: true, current: await relayedTurns(run, serving) });
     await waitReady(run, id, serving.mode);
     const next = serving.mode === 'direct' ? await directTakeOver(run, serving, id) : await relaySwitch(run, serving, id, act!);
     run.provisioned(startedAt);
@@ -39,6 +39,23 @@ export async function renew(run: SessionRun, serving: Serving, act: ServingActiv
     if (id !== undefined && id !== serving.id) await endRunwaySession(run, id, undefined);
     // The extra slot (held or still asked for) is kept for the next attempt: releasing and asking
     // again on every retry flooded admission control with signals at scale.
+    return undefined;
+  }
+}
+
+/**
+ * Relay: what the relay saw said in the current session (Runway's transcript segments on the data
+ * channel), for the next session's context; undefined when it cannot be had (the create then reads
+ * Runway's conversation endpoint). A side dependency: never fails the renewal.
+ */
+async function relayedTurns(run: SessionRun, serving: Serving): Promise<CurrentTurns | undefined> {
+  const queue = serving.mode === 'relay' ? relayQueueOf(run, serving) : undefined;
+  if (!queue) return undefined;
+  try {
+    const { turns } = await run.untilEnd(() => run.acts.relayTranscript(queue, { conversationId: run.input.conversationId, runwaySessionId: serving.id }));
+    return { runwaySessionId: serving.id, turns };
+  } catch (err) {
+    if (err instanceof EndRequested || isCancellation(err)) throw err;
     return undefined;
   }
 }
