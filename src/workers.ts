@@ -16,13 +16,19 @@ import { encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
 import { RunwayClient, type RunwayRequestInfo } from './runway/client';
 import { SealedBox } from './secrets/sealed-box';
+import { TRACING_WORKFLOW_MODULES, type Tracing } from './tracing';
 
 export interface WorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey' | 'secretsOldKeys' | 'allowPlaintextPayloads'>;
-  /** A pre-built bundle (production, tests); otherwise the workflows are bundled at start. */
+  /**
+   * A pre-built bundle (production, tests); otherwise the workflows are bundled at start. With
+   * `tracing`, it must have been bundled with TRACING_WORKFLOW_MODULES (src/tracing.ts).
+   */
   workflowBundle?: WorkflowBundleOption;
+  /** OpenTelemetry (src/tracing.ts): activity spans, the workflow-span sink, the traced bundle. Unset: none of it. */
+  tracing?: Tracing;
   identity?: string;
   poll?: RunwayActivityDeps['poll'];
   presencePollMs?: number;
@@ -68,12 +74,19 @@ function runwayMetrics(): (info: RunwayRequestInfo) => void {
  * next to the compiled code. Undefined when running from TypeScript source, which always bundles at start.
  */
 export const PREBUILT_WORKFLOW_BUNDLE = __filename.endsWith('.js') ? path.resolve(__dirname, '..', 'workflow-bundle.js') : undefined;
+/** The same workflows with the OpenTelemetry workflow interceptors (TRACING_WORKFLOW_MODULES), for workers that trace. */
+export const PREBUILT_TRACED_WORKFLOW_BUNDLE = PREBUILT_WORKFLOW_BUNDLE?.replace(/\.js$/, '-traced.js');
 
-/** The workflows a session worker runs: the given bundle, else the prebuilt one when present, else bundled at start. */
-function sessionWorkflows(given?: WorkflowBundleOption): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string } {
+/**
+ * The workflows a session worker runs: the given bundle, else the prebuilt one when present (the
+ * traced one when tracing), else bundled at start (with the tracing interceptor modules when tracing).
+ * Without tracing the bundle has no tracing code at all: nothing runs in the workflow for it.
+ */
+function sessionWorkflows(given: WorkflowBundleOption | undefined, traced: boolean): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string; workflowModules: string[] } {
   if (given) return { workflowBundle: given };
-  if (PREBUILT_WORKFLOW_BUNDLE && existsSync(PREBUILT_WORKFLOW_BUNDLE)) return { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } };
-  return { workflowsPath: require.resolve('../workflows') };
+  const prebuilt = traced ? PREBUILT_TRACED_WORKFLOW_BUNDLE : PREBUILT_WORKFLOW_BUNDLE;
+  if (prebuilt && existsSync(prebuilt)) return { workflowBundle: { codePath: prebuilt } };
+  return { workflowsPath: require.resolve('../workflows'), workflowModules: traced ? [...TRACING_WORKFLOW_MODULES] : [] };
 }
 
 export function httpUrl(livekitUrl: string): string {
@@ -84,13 +97,16 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
   const { config } = opts;
   const runway = new RunwayClient({ apiKey: config.runway.apiKey, baseUrl: config.runway.baseUrl, onRequest: runwayMetrics() });
   const rooms = new CustomerRooms(new RoomServiceClient(httpUrl(config.livekit.url), config.livekit.apiKey, config.livekit.apiSecret));
+  const { workflowModules, ...workflows } = { workflowModules: [] as string[], ...sessionWorkflows(opts.workflowBundle, !!opts.tracing) };
+  const traced = opts.tracing?.workerOptions();
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: SESSION_TASK_QUEUE,
     dataConverter: encryptedDataConverter(codecKeys(config), codecOptions(config)),
     ...(opts.identity ? { identity: opts.identity } : {}),
-    ...sessionWorkflows(opts.workflowBundle),
+    ...workflows,
+    ...(traced ? { interceptors: { ...traced.interceptors, workflowModules }, sinks: traced.sinks } : {}),
     activities: createSessionActivities({
       runway,
       rooms,
@@ -130,6 +146,7 @@ export class MediaWorker implements RunnableWorker {
       dataConverter: encryptedDataConverter(codecKeys(opts.config), codecOptions(opts.config)),
       ...(opts.identity ? { identity: opts.identity } : {}),
       activities,
+      ...(opts.tracing ? { interceptors: opts.tracing.workerOptions().interceptors } : {}),
       shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
     })));
     return new MediaWorker(workers, queue, registry);

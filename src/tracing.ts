@@ -1,0 +1,118 @@
+// OpenTelemetry traces: one trace from `POST /v1/sessions` (the API's server span) through the
+// client's StartWorkflow, the workflow run and every activity it schedules (local ones included), with
+// Temporal's OpenTelemetry interceptors carrying the context in Temporal headers. Workflow spans are
+// made inside the workflow sandbox and leave it through a sink (`exporter`); the worker hands them to
+// the same span processor as everything else.
+//
+// Off unless the standard OTEL_* variables ask for it (OTEL_TRACES_EXPORTER=otlp|console, or an OTLP
+// endpoint): then `startTracing` returns undefined, no SDK module is even loaded, workers run the
+// workflow bundle without the tracing interceptors, and what remains is OpenTelemetry's no-op API
+// (the log mixin's one `getActiveSpan()` per line).
+import type { Tracer } from '@opentelemetry/api';
+import type { Resource } from '@opentelemetry/resources';
+import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ClientInterceptors } from '@temporalio/client';
+import type { WorkerOptions as TemporalWorkerOptions } from '@temporalio/worker';
+import type { Env } from './config';
+
+/**
+ * The workflow interceptor modules tracing adds to the workflow bundle (inbound: RunWorkflow and
+ * handler spans; outbound: StartActivity spans and headers; internals). Resolved, never loaded here.
+ */
+export const TRACING_WORKFLOW_MODULES: readonly string[] = [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors')];
+
+/** What the OTEL_* variables ask for; undefined: tracing off. */
+export interface TracingSettings {
+  exporters: ('otlp' | 'console')[];
+  /** OTEL_SERVICE_NAME, which wins over the process's default name. */
+  serviceName?: string;
+}
+
+/**
+ * Reads the OTEL_* variables (already validated by src/config.ts's schema). Tracing is on when
+ * OTEL_TRACES_EXPORTER names an exporter, or when it is unset and an OTLP endpoint is set; off when
+ * OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none or nothing is set. (OpenTelemetry's own default
+ * would export to localhost:4318 with nothing set; this service stays quiet instead.)
+ */
+export function tracingSettings(env: Pick<Env, 'OTEL_SDK_DISABLED' | 'OTEL_TRACES_EXPORTER' | 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' | 'OTEL_SERVICE_NAME'>): TracingSettings | undefined {
+  if (env.OTEL_SDK_DISABLED) return undefined;
+  const named = env.OTEL_TRACES_EXPORTER?.split(',').map((e) => e.trim()).filter(Boolean);
+  const exporters = named ?? (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? ['otlp'] : []);
+  if (exporters.length === 0 || exporters.includes('none')) return undefined;
+  return { exporters: [...new Set(exporters)] as TracingSettings['exporters'], serviceName: env.OTEL_SERVICE_NAME };
+}
+
+/** A started tracing SDK: what the API, the Temporal clients and the workers plug in. */
+export interface Tracing {
+  /** The API's tracer (server spans). */
+  readonly tracer: Tracer;
+  readonly spanProcessor: SpanProcessor;
+  readonly resource: Resource;
+  /** Client interceptors: StartWorkflow, SignalWorkflow, StartWorkflowUpdate, QueryWorkflow… spans, context in headers. */
+  clientInterceptors(): ClientInterceptors;
+  /**
+   * Worker options: activity spans (RunActivity), the workflow-span sink, and the client interceptors
+   * for activities that start or signal workflows. Not the workflow modules: a bundle must contain
+   * them (TRACING_WORKFLOW_MODULES; src/workers.ts picks the traced bundle).
+   */
+  workerOptions(): Required<Pick<TemporalWorkerOptions, 'sinks'>> & { interceptors: { client: { workflow: NonNullable<ClientInterceptors['workflow']> }; activity: NonNullable<NonNullable<TemporalWorkerOptions['interceptors']>['activity']> } };
+  /** Exports what is buffered (tests; before reading an in-memory exporter). */
+  forceFlush(): Promise<void>;
+  /** Flushes and stops; call once when the process stops. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartTracingOptions {
+  /** This process's service name (OTEL_SERVICE_NAME wins). */
+  serviceName: string;
+  /** Tests: export to this exporter, each span as it ends (a SimpleSpanProcessor) instead of the OTEL_* exporters. */
+  exporter?: SpanExporter;
+}
+
+/**
+ * Starts the OpenTelemetry SDK for this process when `settings` says so (else undefined and nothing
+ * is loaded): a Node tracer provider registered globally (AsyncLocalStorage context, W3C trace
+ * context and baggage propagation, sampler from OTEL_TRACES_SAMPLER), batching its spans to the OTLP
+ * exporter (endpoint, headers, timeout and compression from the OTEL_EXPORTER_OTLP_* variables).
+ */
+export async function startTracing(settings: TracingSettings | undefined, opts: StartTracingOptions): Promise<Tracing | undefined> {
+  if (!settings && !opts.exporter) return undefined;
+  const [{ NodeTracerProvider }, base, resources, interceptors] = await Promise.all([
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/sdk-trace-base'),
+    import('@opentelemetry/resources'),
+    import('@temporalio/interceptors-opentelemetry'),
+  ]);
+  const processors: SpanProcessor[] = [];
+  if (opts.exporter) processors.push(new base.SimpleSpanProcessor(opts.exporter));
+  for (const kind of opts.exporter ? [] : settings?.exporters ?? []) {
+    if (kind === 'console') processors.push(new base.SimpleSpanProcessor(new base.ConsoleSpanExporter()));
+    else {
+      const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
+      processors.push(new base.BatchSpanProcessor(new OTLPTraceExporter()));
+    }
+  }
+  // Defaults, then the process's name, then OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME.
+  const resource = resources.Resource.default()
+    .merge(new resources.Resource({ 'service.name': opts.serviceName }))
+    .merge(resources.detectResourcesSync({ detectors: [resources.envDetectorSync] }));
+  const provider = new NodeTracerProvider({ resource, spanProcessors: processors });
+  provider.register();
+  const spanProcessor = provider.getActiveSpanProcessor();
+  const clientInterceptor = new interceptors.OpenTelemetryWorkflowClientInterceptor();
+  return {
+    tracer: provider.getTracer('avatar-sessions'),
+    spanProcessor,
+    resource,
+    clientInterceptors: () => ({ workflow: [clientInterceptor] }),
+    workerOptions: () => ({
+      interceptors: {
+        client: { workflow: [clientInterceptor] },
+        activity: [(ctx) => ({ inbound: new interceptors.OpenTelemetryActivityInboundInterceptor(ctx), outbound: new interceptors.OpenTelemetryActivityOutboundInterceptor(ctx) })],
+      },
+      sinks: { exporter: interceptors.makeWorkflowExporter(spanProcessor, resource) },
+    }),
+    forceFlush: () => provider.forceFlush(),
+    shutdown: () => provider.shutdown(),
+  };
+}
