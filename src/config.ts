@@ -85,8 +85,8 @@ const schema = z.object({
     .regex(/^\s*(otlp|console|none)\s*(,\s*(otlp|console|none)\s*)*$/, 'must be otlp, console or none (or a comma-separated list of otlp and console); unset it for no tracing')
     .optional(),
   /** Where OTLP goes: the base URL (/v1/traces is added), or the traces URL itself. */
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ message: 'must be an http(s) URL, e.g. http://otel-collector:4318' }).optional(),
-  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ message: 'must be an http(s) URL, e.g. http://otel-collector:4318/v1/traces' }).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. http://otel-collector:4318' }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. http://otel-collector:4318/v1/traces' }).optional(),
   OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol,
   OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol,
   /** Headers sent with every export (e.g. a vendor's API key): key=value pairs, comma-separated; values are secrets. */

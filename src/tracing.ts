@@ -5,21 +5,29 @@
 // the same span processor as everything else.
 //
 // Off unless the standard OTEL_* variables ask for it (OTEL_TRACES_EXPORTER=otlp|console, or an OTLP
-// endpoint): then `startTracing` returns undefined, no SDK module is even loaded, workers run the
-// workflow bundle without the tracing interceptors, and what remains is OpenTelemetry's no-op API
-// (the log mixin's one `getActiveSpan()` per line).
+// endpoint): then `startTracing` returns undefined, no SDK module is even loaded, and what remains is
+// OpenTelemetry's no-op API (the log mixin's one `getActiveSpan()` per line) and, in the workflow,
+// interceptors that pass every call straight through (workflows/tracing.ts: a run is traced only
+// when its start carried a trace context, which is in its history, so turning tracing on or off
+// never changes how a running session replays).
 import type { Tracer } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { ClientInterceptors } from '@temporalio/client';
 import type { WorkerOptions as TemporalWorkerOptions } from '@temporalio/worker';
+import type { WorkflowInfo } from '@temporalio/workflow';
+import type { SerializableSpan } from '@temporalio/interceptors-opentelemetry';
 import type { Env } from './config';
 
 /**
- * The workflow interceptor modules tracing adds to the workflow bundle (inbound: RunWorkflow and
- * handler spans; outbound: StartActivity spans and headers; internals). Resolved, never loaded here.
+ * The workflow interceptor modules of every workflow bundle, traced or not (workflows/tracing.ts:
+ * RunWorkflow, handler and StartActivity spans for runs started with a trace context, nothing for
+ * the others). Every bundle and every replay includes them, so all run the same code.
  */
-export const TRACING_WORKFLOW_MODULES: readonly string[] = [require.resolve('@temporalio/interceptors-opentelemetry/lib/workflow-interceptors')];
+export const WORKFLOW_INTERCEPTOR_MODULES: readonly string[] = [require.resolve('../workflows/tracing')];
+
+/** The workflow-span sink of a worker that does not trace: spans of traced runs are dropped. */
+export const NO_TRACING_SINKS = { exporter: { export: { fn: () => undefined } } } satisfies TemporalWorkerOptions['sinks'];
 
 /** What the OTEL_* variables ask for; undefined: tracing off. */
 export interface TracingSettings {
@@ -42,6 +50,16 @@ export function tracingSettings(env: Pick<Env, 'OTEL_SDK_DISABLED' | 'OTEL_TRACE
   return { exporters: [...new Set(exporters)] as TracingSettings['exporters'], serviceName: env.OTEL_SERVICE_NAME };
 }
 
+/**
+ * What of the workflow's info goes onto its spans: the sink would copy all of it (memo, search
+ * attributes, last result…), which may hold what a trace backend should not see and is no valid
+ * attribute anyway. Ids, type, queue, namespace and attempt are what a span needs.
+ */
+function spanInfo(info: WorkflowInfo): WorkflowInfo {
+  const { workflowId, runId, workflowType, taskQueue, namespace, attempt } = info;
+  return { workflowId, runId, workflowType, taskQueue, namespace, attempt } as WorkflowInfo;
+}
+
 /** A started tracing SDK: what the API, the Temporal clients and the workers plug in. */
 export interface Tracing {
   /** The API's tracer (server spans). */
@@ -52,8 +70,8 @@ export interface Tracing {
   clientInterceptors(): ClientInterceptors;
   /**
    * Worker options: activity spans (RunActivity), the workflow-span sink, and the client interceptors
-   * for activities that start or signal workflows. Not the workflow modules: a bundle must contain
-   * them (TRACING_WORKFLOW_MODULES; src/workers.ts picks the traced bundle).
+   * for activities that start or signal workflows. (The workflow modules are in every bundle:
+   * WORKFLOW_INTERCEPTOR_MODULES.)
    */
   workerOptions(): Required<Pick<TemporalWorkerOptions, 'sinks'>> & { interceptors: { client: { workflow: NonNullable<ClientInterceptors['workflow']> }; activity: NonNullable<NonNullable<TemporalWorkerOptions['interceptors']>['activity']> } };
   /** Exports what is buffered (tests; before reading an in-memory exporter). */
@@ -77,11 +95,12 @@ export interface StartTracingOptions {
  */
 export async function startTracing(settings: TracingSettings | undefined, opts: StartTracingOptions): Promise<Tracing | undefined> {
   if (!settings && !opts.exporter) return undefined;
-  const [{ NodeTracerProvider }, base, resources, interceptors] = await Promise.all([
+  const [{ NodeTracerProvider }, base, resources, interceptors, { TRACE_HEADER }] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/resources'),
     import('@temporalio/interceptors-opentelemetry'),
+    import('@temporalio/interceptors-opentelemetry/lib/instrumentation'),
   ]);
   const processors: SpanProcessor[] = [];
   if (opts.exporter) processors.push(new base.SimpleSpanProcessor(opts.exporter));
@@ -100,6 +119,7 @@ export async function startTracing(settings: TracingSettings | undefined, opts: 
   provider.register();
   const spanProcessor = provider.getActiveSpanProcessor();
   const clientInterceptor = new interceptors.OpenTelemetryWorkflowClientInterceptor();
+  const workflowSpans = interceptors.makeWorkflowExporter(spanProcessor, resource);
   return {
     tracer: provider.getTracer('avatar-sessions'),
     spanProcessor,
@@ -108,9 +128,17 @@ export async function startTracing(settings: TracingSettings | undefined, opts: 
     workerOptions: () => ({
       interceptors: {
         client: { workflow: [clientInterceptor] },
-        activity: [(ctx) => ({ inbound: new interceptors.OpenTelemetryActivityInboundInterceptor(ctx), outbound: new interceptors.OpenTelemetryActivityOutboundInterceptor(ctx) })],
+        // Like the workflow (workflows/tracing.ts), an activity is traced when its workflow run is:
+        // its schedule carried a trace context. Untraced runs leave no stray root spans.
+        activity: [(ctx) => {
+          const traced = new interceptors.OpenTelemetryActivityInboundInterceptor(ctx);
+          return {
+            inbound: { execute: (input, next) => (input.headers[TRACE_HEADER] !== undefined ? traced.execute(input, next) : next(input)) },
+            outbound: new interceptors.OpenTelemetryActivityOutboundInterceptor(ctx),
+          };
+        }],
       },
-      sinks: { exporter: interceptors.makeWorkflowExporter(spanProcessor, resource) },
+      sinks: { exporter: { export: { fn: (info: WorkflowInfo, spans: SerializableSpan[]) => workflowSpans.export.fn(spanInfo(info), spans) } } },
     }),
     forceFlush: () => provider.forceFlush(),
     shutdown: () => provider.shutdown(),

@@ -16,18 +16,18 @@ import { encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
 import { RunwayClient, type RunwayRequestInfo } from './runway/client';
 import { SealedBox } from './secrets/sealed-box';
-import { TRACING_WORKFLOW_MODULES, type Tracing } from './tracing';
+import { NO_TRACING_SINKS, WORKFLOW_INTERCEPTOR_MODULES, type Tracing } from './tracing';
 
 export interface WorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey' | 'secretsOldKeys' | 'allowPlaintextPayloads'>;
   /**
-   * A pre-built bundle (production, tests); otherwise the workflows are bundled at start. With
-   * `tracing`, it must have been bundled with TRACING_WORKFLOW_MODULES (src/tracing.ts).
+   * A pre-built bundle (production, tests); otherwise the workflows are bundled at start. Bundle it
+   * with WORKFLOW_INTERCEPTOR_MODULES (src/tracing.ts), as every bundle of this service is.
    */
   workflowBundle?: WorkflowBundleOption;
-  /** OpenTelemetry (src/tracing.ts): activity spans, the workflow-span sink, the traced bundle. Unset: none of it. */
+  /** OpenTelemetry (src/tracing.ts): activity spans and the exported workflow spans. Unset: workflow spans are dropped. */
   tracing?: Tracing;
   identity?: string;
   poll?: RunwayActivityDeps['poll'];
@@ -74,19 +74,15 @@ function runwayMetrics(): (info: RunwayRequestInfo) => void {
  * next to the compiled code. Undefined when running from TypeScript source, which always bundles at start.
  */
 export const PREBUILT_WORKFLOW_BUNDLE = __filename.endsWith('.js') ? path.resolve(__dirname, '..', 'workflow-bundle.js') : undefined;
-/** The same workflows with the OpenTelemetry workflow interceptors (TRACING_WORKFLOW_MODULES), for workers that trace. */
-export const PREBUILT_TRACED_WORKFLOW_BUNDLE = PREBUILT_WORKFLOW_BUNDLE?.replace(/\.js$/, '-traced.js');
 
 /**
- * The workflows a session worker runs: the given bundle, else the prebuilt one when present (the
- * traced one when tracing), else bundled at start (with the tracing interceptor modules when tracing).
- * Without tracing the bundle has no tracing code at all: nothing runs in the workflow for it.
+ * The workflows a session worker runs: the given bundle, else the prebuilt one when present, else
+ * bundled at start; always with the workflow interceptor modules (tracing's, inert for untraced runs).
  */
-function sessionWorkflows(given: WorkflowBundleOption | undefined, traced: boolean): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string; workflowModules: string[] } {
+function sessionWorkflows(given: WorkflowBundleOption | undefined): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string; workflowModules: string[] } {
   if (given) return { workflowBundle: given };
-  const prebuilt = traced ? PREBUILT_TRACED_WORKFLOW_BUNDLE : PREBUILT_WORKFLOW_BUNDLE;
-  if (prebuilt && existsSync(prebuilt)) return { workflowBundle: { codePath: prebuilt } };
-  return { workflowsPath: require.resolve('../workflows'), workflowModules: traced ? [...TRACING_WORKFLOW_MODULES] : [] };
+  if (PREBUILT_WORKFLOW_BUNDLE && existsSync(PREBUILT_WORKFLOW_BUNDLE)) return { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } };
+  return { workflowsPath: require.resolve('../workflows'), workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] };
 }
 
 export function httpUrl(livekitUrl: string): string {
@@ -97,7 +93,7 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
   const { config } = opts;
   const runway = new RunwayClient({ apiKey: config.runway.apiKey, baseUrl: config.runway.baseUrl, onRequest: runwayMetrics() });
   const rooms = new CustomerRooms(new RoomServiceClient(httpUrl(config.livekit.url), config.livekit.apiKey, config.livekit.apiSecret));
-  const { workflowModules, ...workflows } = { workflowModules: [] as string[], ...sessionWorkflows(opts.workflowBundle, !!opts.tracing) };
+  const { workflowModules, ...workflows } = { workflowModules: [] as string[], ...sessionWorkflows(opts.workflowBundle) };
   const traced = opts.tracing?.workerOptions();
   return Worker.create({
     connection: opts.connection,
@@ -106,7 +102,8 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
     dataConverter: encryptedDataConverter(codecKeys(config), codecOptions(config)),
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...workflows,
-    ...(traced ? { interceptors: { ...traced.interceptors, workflowModules }, sinks: traced.sinks } : {}),
+    interceptors: { ...traced?.interceptors, workflowModules },
+    sinks: traced?.sinks ?? NO_TRACING_SINKS,
     activities: createSessionActivities({
       runway,
       rooms,
