@@ -13,7 +13,7 @@
 import type { Tracer } from '@opentelemetry/api';
 import type { Resource } from '@opentelemetry/resources';
 import type { SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import type { ClientInterceptors } from '@temporalio/client';
+import type { ClientInterceptors, WorkflowClientInterceptor } from '@temporalio/client';
 import type { WorkerOptions as TemporalWorkerOptions } from '@temporalio/worker';
 import type { WorkflowInfo } from '@temporalio/workflow';
 import type { SerializableSpan } from '@temporalio/interceptors-opentelemetry';
@@ -60,6 +60,23 @@ function spanInfo(info: WorkflowInfo): WorkflowInfo {
   return { workflowId, runId, workflowType, taskQueue, namespace, attempt } as WorkflowInfo;
 }
 
+/** The client calls Temporal's OpenTelemetry client interceptor makes spans of. */
+const CLIENT_CALLS = ['start', 'startWithDetails', 'signal', 'signalWithStart', 'startUpdate', 'startUpdateWithStart', 'query', 'terminate', 'cancel', 'describe'] as const;
+
+/**
+ * The client interceptor, for calls made inside a span only (a request's, a traced activity's): the
+ * admission controller's housekeeping (describing closed workflows every 30 s) and other calls
+ * outside any traced work would each be a trace of one span.
+ */
+function withinSpansOnly(inner: WorkflowClientInterceptor, trace: typeof import('@opentelemetry/api').trace): WorkflowClientInterceptor {
+  const out: Record<string, unknown> = {};
+  const calls = inner as unknown as Record<string, (input: unknown, next: (input: unknown) => unknown) => unknown>;
+  for (const name of CLIENT_CALLS) {
+    out[name] = (input: unknown, next: (input: unknown) => unknown) => (trace.getActiveSpan() ? calls[name].call(inner, input, next) : next(input));
+  }
+  return out as WorkflowClientInterceptor;
+}
+
 /** A started tracing SDK: what the API, the Temporal clients and the workers plug in. */
 export interface Tracing {
   /** The API's tracer (server spans). */
@@ -95,7 +112,8 @@ export interface StartTracingOptions {
  */
 export async function startTracing(settings: TracingSettings | undefined, opts: StartTracingOptions): Promise<Tracing | undefined> {
   if (!settings && !opts.exporter) return undefined;
-  const [{ NodeTracerProvider }, base, resources, interceptors, { TRACE_HEADER }] = await Promise.all([
+  const [api, { NodeTracerProvider }, base, resources, interceptors, { TRACE_HEADER }] = await Promise.all([
+    import('@opentelemetry/api'),
     import('@opentelemetry/sdk-trace-node'),
     import('@opentelemetry/sdk-trace-base'),
     import('@opentelemetry/resources'),
@@ -118,7 +136,7 @@ export async function startTracing(settings: TracingSettings | undefined, opts: 
   const provider = new NodeTracerProvider({ resource, spanProcessors: processors });
   provider.register();
   const spanProcessor = provider.getActiveSpanProcessor();
-  const clientInterceptor = new interceptors.OpenTelemetryWorkflowClientInterceptor();
+  const clientInterceptor = withinSpansOnly(new interceptors.OpenTelemetryWorkflowClientInterceptor(), api.trace);
   const workflowSpans = interceptors.makeWorkflowExporter(spanProcessor, resource);
   return {
     tracer: provider.getTracer('avatar-sessions'),
