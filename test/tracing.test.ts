@@ -7,6 +7,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { SpanKind } from '@opentelemetry/api';
@@ -253,5 +255,40 @@ describe('tracing configuration (the OTEL_* variables)', () => {
     const lines: string[] = [];
     createLogger({ level: 'info', destination: new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }) }).info(`export failed with key ${key}`);
     assert.doesNotMatch(lines.join(''), new RegExp(key));
+  });
+});
+
+describe('OTLP export', () => {
+  it('spans go to OTEL_EXPORTER_OTLP_ENDPOINT/v1/traces as OTLP/HTTP protobuf, with the headers OTEL_EXPORTER_OTLP_HEADERS names', async () => {
+    const received: { url?: string; type?: string; key?: string; bytes: number }[] = [];
+    const server = http.createServer((req, res) => {
+      let bytes = 0;
+      req.on('data', (d: Buffer) => (bytes += d.length));
+      req.on('end', () => {
+        received.push({ url: req.url, type: req.headers['content-type'], key: req.headers['x-api-key'] as string | undefined, bytes });
+        res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const key = randomBytes(8).toString('hex');
+    // The exporter reads the OTEL_EXPORTER_OTLP_* variables itself, as in production.
+    const saved = { ...process.env };
+    Object.assign(process.env, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${key}` });
+    try {
+      const settings = tracingSettings(loadEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${key}` }));
+      assert.deepEqual(settings?.exporters, ['otlp']);
+      const otlp = (await startTracing(settings, { serviceName: 'otlp-test' }))!;
+      otlp.tracer.startSpan('one').end();
+      await otlp.shutdown(); // flushes the batch
+    } finally {
+      for (const k of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_HEADERS']) if (saved[k] === undefined) delete process.env[k];
+      server.close();
+    }
+    assert.equal(received.length, 1, JSON.stringify(received));
+    assert.equal(received[0].url, '/v1/traces');
+    assert.equal(received[0].type, 'application/x-protobuf');
+    assert.equal(received[0].key, key);
+    assert.ok(received[0].bytes > 0);
   });
 });
