@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   const env = loadEnv();
   const log = createLogger({ level: env.LOG_LEVEL, name: 'avatar-sessions' });
   // OpenTelemetry traces when the OTEL_* variables ask for them (src/tracing.ts); otherwise nothing starts.
-  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions' });
+  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions', log });
   const logDir = path.join(DATA_DIR, 'logs');
   mkdirSync(logDir, { recursive: true });
   const secrets = devSecrets();
@@ -223,6 +223,7 @@ async function main(): Promise<void> {
         await connection.close();
       },
     });
+    if (tracing) lines.push('Traces             on (OTEL_* variables, docs/tracing.md)');
     lines.push(`Workers            avatar-sessions + avatar-media (metrics http://127.0.0.1:${env.METRICS_PORT}/metrics)`);
     if (env.REAPER_INTERVAL_SECONDS > 0) {
       const client = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)));

@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   installRuntime(log, env.MEDIA_METRICS_PORT ?? env.METRICS_PORT, env.METRICS_HOST);
   // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.
   guardRtcHandleErrors((msg, fields) => log.warn(fields, msg));
-  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions-media-worker' });
+  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions-media-worker', log });
   const { connection, namespace } = await connectWorker(undefined, { log });
   const worker = await createMediaWorker({ connection, namespace, config, tracing });
   log.info({ taskQueue: 'avatar-media', namespace, tracing: tracing ? 'on' : 'off' }, 'media worker started');

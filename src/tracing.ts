@@ -17,6 +17,7 @@ import type { ClientInterceptors, WorkflowClientInterceptor } from '@temporalio/
 import type { WorkerOptions as TemporalWorkerOptions } from '@temporalio/worker';
 import type { WorkflowInfo } from '@temporalio/workflow';
 import type { SerializableSpan } from '@temporalio/interceptors-opentelemetry';
+import type { Logger } from 'pino';
 import type { Env } from './config';
 
 /**
@@ -102,6 +103,8 @@ export interface StartTracingOptions {
   serviceName: string;
   /** Tests: export to this exporter, each span as it ends (a SimpleSpanProcessor) instead of the OTEL_* exporters. */
   exporter?: SpanExporter;
+  /** Where OpenTelemetry's own warnings and errors go (a collector that cannot be reached, a dropped batch). */
+  log?: Logger;
 }
 
 /**
@@ -120,6 +123,11 @@ export async function startTracing(settings: TracingSettings | undefined, opts: 
     import('@temporalio/interceptors-opentelemetry'),
     import('@temporalio/interceptors-opentelemetry/lib/instrumentation'),
   ]);
+  const log = opts.log;
+  if (log) {
+    const warn = (message: string, ...args: unknown[]) => log.warn({ component: 'opentelemetry', details: args.map(String) }, message);
+    api.diag.setLogger({ error: warn, warn, info: () => undefined, debug: () => undefined, verbose: () => undefined }, api.DiagLogLevel.WARN);
+  }
   const processors: SpanProcessor[] = [];
   if (opts.exporter) processors.push(new base.SimpleSpanProcessor(opts.exporter));
   for (const kind of opts.exporter ? [] : settings?.exporters ?? []) {

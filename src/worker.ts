@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   const config = requireServiceConfig(env);
   const log = createLogger({ level: env.LOG_LEVEL, name: 'session-worker' });
   installRuntime(log, env.METRICS_PORT, env.METRICS_HOST);
-  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions-worker' });
+  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions-worker', log });
   const { connection, namespace } = await connectWorker(undefined, { log });
   const worker = await createSessionWorker({
     connection,

@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   if (missing.length) throw new ConfigError(`missing configuration:\n${missing.map((m) => `  ${m}`).join('\n')}`);
   const keys = codecKeys({ secretsKey: Buffer.from(env.SESSION_SECRETS_KEY!, 'base64'), secretsOldKeys: oldKeys(env) });
   const log = createLogger({ level: env.LOG_LEVEL, name: 'api' });
-  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions-api' });
+  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions-api', log });
   const client = await connectClient(undefined, encryptedDataConverter(keys, { allowPlaintext: env.SESSION_ALLOW_PLAINTEXT_PAYLOADS }), tracing);
   const host = process.env.API_HOST ?? '0.0.0.0';
   if (!env.SESSION_CODEC_TOKEN) log.info('SESSION_CODEC_TOKEN is not set: no /codec endpoint (operators decrypt history with it)');
