@@ -6,12 +6,11 @@ import pino, { type Logger } from 'pino';
 import { REDACTED, SECRET_FIELDS, redactString } from './redact';
 
 const redactPaths = SECRET_FIELDS.flatMap((f) => [f, `*.${f}`, `*.*.${f}`]);
-const NO_TRACE = Object.freeze({});
 
-/** The active span's ids, for the log line (pino's mixin). */
+/** The active span's ids, for the log line (pino's mixin). A new object each time: pino merges the line's fields into it. */
 export function traceFields(): { trace_id?: string; span_id?: string } {
   const ids = trace.getActiveSpan()?.spanContext();
-  return ids && isSpanContextValid(ids) ? { trace_id: ids.traceId, span_id: ids.spanId } : NO_TRACE;
+  return ids && isSpanContextValid(ids) ? { trace_id: ids.traceId, span_id: ids.spanId } : {};
 }
 
 export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
