@@ -177,15 +177,19 @@ describe('OpenTelemetry traces', () => {
   it('a log line written inside a span carries its trace_id and span_id; outside, none', () => {
     const lines: Record<string, unknown>[] = [];
     const log = createLogger({ level: 'info', destination: new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }) });
-    log.info('outside');
+    log.info({ field: 1 }, 'outside');
     const ids = tracing.tracer.startActiveSpan('work', (span) => {
-      log.info('inside');
+      log.info({ other: 2 }, 'inside');
       span.end();
       return span.spanContext();
     });
+    log.info('outside again');
     assert.equal(lines[0].trace_id, undefined);
+    assert.equal(lines[0].field, 1);
     assert.equal(lines[1].trace_id, ids.traceId);
     assert.equal(lines[1].span_id, ids.spanId);
+    assert.equal(lines[1].other, 2);
+    assert.deepEqual([lines[2].trace_id, lines[2].field, lines[2].other], [undefined, undefined, undefined], 'nothing carried over from other lines');
   });
 
   it('a session started without a trace context (an API that does not trace) leaves no span, even on a tracing worker', async () => {
