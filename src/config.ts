@@ -9,6 +9,13 @@ const port = z.coerce.number().int().min(1).max(65535);
 const flag = z.enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' }).default('0').transform((v) => v === '1' || v === 'true');
 const devPort = z.coerce.number().int().min(0, 'must be a port number (0: any free port)').max(65535, 'must be a port number (0: any free port)');
 const optionalString = z.string().min(1).optional();
+/** OTLP's transport: only OTLP/HTTP with protobuf bodies ships with this service. */
+const otlpProtocol = z.literal('http/protobuf', { message: 'only http/protobuf is supported (the OTLP/HTTP protobuf exporter); set http/protobuf or unset it' }).optional();
+/** OpenTelemetry's `key=value,key2=value2` lists (values percent-encoded where needed). */
+const keyValueList = z
+  .string()
+  .regex(/^\s*[^=,\s]+\s*=[^,]*(,\s*[^=,\s]+\s*=[^,]*)*$/, 'must be key=value pairs separated by commas, e.g. api-key=abc,team=media')
+  .optional();
 
 /** Every variable the service reads; each is documented in docs/configuration.md (test/config.test.ts). */
 export const envSchema = z.object({
@@ -70,6 +77,31 @@ export const envSchema = z.object({
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).optional(),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  // ---- OpenTelemetry traces (src/tracing.ts): the standard OTEL_* variables; off unless they ask ----
+  /** true: no tracing whatever else is set (the OpenTelemetry switch). */
+  OTEL_SDK_DISABLED: z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0'], { message: 'must be true or false' }).optional().transform((v) => v === 'true' || v === 'TRUE' || v === '1'),
+  /** otlp (OTLP over HTTP, protobuf), console (span lines on stdout), none; unset: otlp when an OTLP endpoint is set, else off. */
+  OTEL_TRACES_EXPORTER: z
+    .string()
+    .regex(/^\s*(otlp|console|none)\s*(,\s*(otlp|console|none)\s*)*$/, 'must be otlp, console or none (or a comma-separated list of otlp and console); unset it for no tracing')
+    .optional(),
+  /** Where OTLP goes: the base URL (/v1/traces is added), or the traces URL itself. */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. http://otel-collector:4318' }).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. http://otel-collector:4318/v1/traces' }).optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol,
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol,
+  /** Headers sent with every export (e.g. a vendor's API key): key=value pairs, comma-separated; values are secrets. */
+  OTEL_EXPORTER_OTLP_HEADERS: keyValueList,
+  OTEL_EXPORTER_OTLP_TRACES_HEADERS: keyValueList,
+  /** The service name on every span; default per process (avatar-sessions, -worker, -media-worker, -api). */
+  OTEL_SERVICE_NAME: optionalString,
+  OTEL_RESOURCE_ATTRIBUTES: keyValueList,
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'], {
+      message: 'must be always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio',
+    })
+    .optional(),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ message: 'must be a number between 0 and 1 (the share of traces kept)' }).min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1').optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -87,6 +119,10 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
   }
   const cfg = res.data;
   for (const s of [cfg.RUNWAYML_API_SECRET, cfg.LIVEKIT_API_SECRET, cfg.SESSION_SECRETS_KEY, cfg.SESSION_API_TOKEN, cfg.SESSION_CODEC_TOKEN, ...(cfg.SESSION_SECRETS_OLD_KEYS?.split(',') ?? [])]) pinSecret(s?.trim());
+  // OTLP headers usually carry a tracing vendor's API key: their values never reach a log line.
+  for (const list of [cfg.OTEL_EXPORTER_OTLP_HEADERS, cfg.OTEL_EXPORTER_OTLP_TRACES_HEADERS]) {
+    for (const pair of list?.split(',') ?? []) pinSecret(pair.slice(pair.indexOf('=') + 1).trim() || undefined);
+  }
   const problems: string[] = [];
   const lk = [cfg.LIVEKIT_URL, cfg.LIVEKIT_API_KEY, cfg.LIVEKIT_API_SECRET];
   if (lk.some(Boolean) && !lk.every(Boolean)) {

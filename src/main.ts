@@ -25,6 +25,7 @@ import { createMediaWorker, createSessionWorker, workerSettings, type RunnableWo
 import { startRunwaySimulator } from './runway-sim/server';
 import type { AvatarMedia } from './runway-sim/avatar-api';
 import { startApiServer } from './api/server';
+import { startTracing, tracingSettings } from './tracing';
 
 // DEV_DATA_DIR and the DEV_*_PORT overrides (src/config.ts) let a second stack (the demo test) run next
 // to a developer's own without touching its .data or its ports.
@@ -91,6 +92,8 @@ function devSecrets(): { livekitSecret: string; runwaySimSecret: string; livekit
 async function main(): Promise<void> {
   const env = loadEnv();
   const log = createLogger({ level: env.LOG_LEVEL, name: 'avatar-sessions' });
+  // OpenTelemetry traces when the OTEL_* variables ask for them (src/tracing.ts); otherwise nothing starts.
+  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions', log });
   const logDir = path.join(DATA_DIR, 'logs');
   mkdirSync(logDir, { recursive: true });
   const secrets = devSecrets();
@@ -119,6 +122,7 @@ async function main(): Promise<void> {
       }
     }
     claim.release();
+    await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export at shutdown failed'));
     await dispose();
     process.exit(code);
   };
@@ -209,7 +213,7 @@ async function main(): Promise<void> {
     };
 
     const { connection, namespace } = await connectWorker(temporal ? { address: temporal.address } : undefined);
-    const workers: RunnableWorker[] = [await createSessionWorker({ connection, namespace, config, ...workerSettings(env) }), await createMediaWorker({ connection, namespace, config })];
+    const workers: RunnableWorker[] = [await createSessionWorker({ connection, namespace, config, tracing, ...workerSettings(env) }), await createMediaWorker({ connection, namespace, config, tracing })];
     const running = workers.map((w) => w.run());
     stops.push({
       name: 'workers',
@@ -219,6 +223,7 @@ async function main(): Promise<void> {
         await connection.close();
       },
     });
+    if (tracing) lines.push('Traces             on (OTEL_* variables, docs/tracing.md)');
     lines.push(`Workers            avatar-sessions + avatar-media (${env.METRICS_PORT ? `metrics http://${env.METRICS_HOST}:${env.METRICS_PORT}/metrics` : 'metrics off: METRICS_PORT=0'})`);
     if (env.REAPER_INTERVAL_SECONDS > 0) {
       const client = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)));
@@ -227,13 +232,14 @@ async function main(): Promise<void> {
       lines.push(`Reaper             schedule ${REAPER_SCHEDULE_ID}, every ${env.REAPER_INTERVAL_SECONDS} s`);
     }
 
-    const apiClient = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)));
+    const apiClient = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)), tracing);
     const uiOrigins = temporal?.uiUrl ? [temporal.uiUrl, temporal.uiUrl.replace('127.0.0.1', 'localhost')] : [];
     const codecKeysAll = codecKeys(config);
     const api = await startApiServer({
       config,
       sessions: new SessionsClient(apiClient),
       log,
+      tracer: tracing?.tracer,
       // The codec: with SESSION_CODEC_TOKEN, or open to this machine when the whole stack is embedded
       // (the embedded UI cannot send a token); otherwise there is none.
       codec: env.SESSION_CODEC_TOKEN || codecOpen

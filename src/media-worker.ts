@@ -7,6 +7,7 @@ import { createLogger } from './log';
 import { connectWorker, installRuntime } from './temporal';
 import { createMediaWorker } from './workers';
 import { runUntilSignal } from './process';
+import { startTracing, tracingSettings } from './tracing';
 
 async function main(): Promise<void> {
   const env = loadEnv();
@@ -16,11 +17,13 @@ async function main(): Promise<void> {
   installRuntime(log, env.MEDIA_METRICS_PORT ?? env.METRICS_PORT, env.METRICS_HOST);
   // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.
   guardRtcHandleErrors((msg, fields) => log.warn(fields, msg));
+  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions-media-worker', log });
   const { connection, namespace } = await connectWorker(undefined, { log });
-  const worker = await createMediaWorker({ connection, namespace, config });
-  log.info({ taskQueue: 'avatar-media', namespace }, 'media worker started');
+  const worker = await createMediaWorker({ connection, namespace, config, tracing });
+  log.info({ taskQueue: 'avatar-media', namespace, tracing: tracing ? 'on' : 'off' }, 'media worker started');
   await runUntilSignal(worker, log, async () => {
     await connection.close();
+    await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export at shutdown failed'));
     await dispose(); // rtc-node's native runtime keeps the process alive until disposed
   });
 }

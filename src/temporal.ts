@@ -5,6 +5,7 @@ import { Client, Connection, type ClientOptions } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { NativeConnection, Runtime, makeTelemetryFilterString, type LogLevel, type LogMetadata, type Logger as TemporalLogger } from '@temporalio/worker';
 import type { Logger } from 'pino';
+import type { Tracing } from './tracing';
 
 export interface TemporalTarget {
   address?: string;
@@ -20,10 +21,11 @@ export function temporalConnectConfig(override?: Partial<TemporalTarget>) {
   };
 }
 
-export async function connectClient(override?: Partial<TemporalTarget>, dataConverter?: ClientOptions['dataConverter']): Promise<Client> {
+/** A Temporal client; with `tracing`, its calls (start, signal, update, query…) are spans whose context travels in headers. */
+export async function connectClient(override?: Partial<TemporalTarget>, dataConverter?: ClientOptions['dataConverter'], tracing?: Tracing): Promise<Client> {
   const cfg = temporalConnectConfig(override);
   const connection = await Connection.connect(cfg.connectionOptions);
-  return new Client({ connection, namespace: cfg.namespace, dataConverter });
+  return new Client({ connection, namespace: cfg.namespace, dataConverter, ...(tracing ? { interceptors: tracing.clientInterceptors() } : {}) });
 }
 
 /**

@@ -16,13 +16,19 @@ import { encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
 import { RunwayClient, type RunwayRequestInfo } from './runway/client';
 import { SealedBox } from './secrets/sealed-box';
+import { NO_TRACING_SINKS, WORKFLOW_INTERCEPTOR_MODULES, type Tracing } from './tracing';
 
 export interface WorkerOptions {
   connection: NativeConnection;
   namespace?: string;
   config: Pick<ServiceConfig, 'runway' | 'livekit' | 'secretsKey' | 'secretsOldKeys' | 'allowPlaintextPayloads'>;
-  /** A pre-built bundle (production, tests); otherwise the workflows are bundled at start. */
+  /**
+   * A pre-built bundle (production, tests); otherwise the workflows are bundled at start. Bundle it
+   * with WORKFLOW_INTERCEPTOR_MODULES (src/tracing.ts), as every bundle of this service is.
+   */
   workflowBundle?: WorkflowBundleOption;
+  /** OpenTelemetry (src/tracing.ts): activity spans and the exported workflow spans. Unset: workflow spans are dropped. */
+  tracing?: Tracing;
   identity?: string;
   poll?: RunwayActivityDeps['poll'];
   presencePollMs?: number;
@@ -69,11 +75,14 @@ function runwayMetrics(): (info: RunwayRequestInfo) => void {
  */
 export const PREBUILT_WORKFLOW_BUNDLE = __filename.endsWith('.js') ? path.resolve(__dirname, '..', 'workflow-bundle.js') : undefined;
 
-/** The workflows a session worker runs: the given bundle, else the prebuilt one when present, else bundled at start. */
-function sessionWorkflows(given?: WorkflowBundleOption): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string } {
+/**
+ * The workflows a session worker runs: the given bundle, else the prebuilt one when present, else
+ * bundled at start; always with the workflow interceptor modules (tracing's, inert for untraced runs).
+ */
+function sessionWorkflows(given: WorkflowBundleOption | undefined): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string; workflowModules: string[] } {
   if (given) return { workflowBundle: given };
   if (PREBUILT_WORKFLOW_BUNDLE && existsSync(PREBUILT_WORKFLOW_BUNDLE)) return { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } };
-  return { workflowsPath: require.resolve('../workflows') };
+  return { workflowsPath: require.resolve('../workflows'), workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] };
 }
 
 export function httpUrl(livekitUrl: string): string {
@@ -84,13 +93,17 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> 
   const { config } = opts;
   const runway = new RunwayClient({ apiKey: config.runway.apiKey, baseUrl: config.runway.baseUrl, onRequest: runwayMetrics() });
   const rooms = new CustomerRooms(new RoomServiceClient(httpUrl(config.livekit.url), config.livekit.apiKey, config.livekit.apiSecret));
+  const { workflowModules, ...workflows } = { workflowModules: [] as string[], ...sessionWorkflows(opts.workflowBundle) };
+  const traced = opts.tracing?.workerOptions();
   return Worker.create({
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
     taskQueue: SESSION_TASK_QUEUE,
     dataConverter: encryptedDataConverter(codecKeys(config), codecOptions(config)),
     ...(opts.identity ? { identity: opts.identity } : {}),
-    ...sessionWorkflows(opts.workflowBundle),
+    ...workflows,
+    interceptors: { ...traced?.interceptors, workflowModules },
+    sinks: traced?.sinks ?? NO_TRACING_SINKS,
     activities: createSessionActivities({
       runway,
       rooms,
@@ -130,6 +143,7 @@ export class MediaWorker implements RunnableWorker {
       dataConverter: encryptedDataConverter(codecKeys(opts.config), codecOptions(opts.config)),
       ...(opts.identity ? { identity: opts.identity } : {}),
       activities,
+      ...(opts.tracing ? { interceptors: opts.tracing.workerOptions().interceptors } : {}),
       shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
       // A relay learns that its session ends (cancellation) from a heartbeat's answer; by default
       // heartbeats reach the server every 0.8 × heartbeat timeout (12 s), so the avatar left the room

@@ -11,6 +11,10 @@ import { TEST_SECRETS_KEY } from './helpers/keys';
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, encryptedDataConverter } from '../src/secrets/payload-codec';
+import { NO_TRACING_SINKS, WORKFLOW_INTERCEPTOR_MODULES } from '../src/tracing';
+
+/** What every worker of the service runs the workflows with: the workflow interceptor modules (src/tracing.ts). */
+const WORKFLOWS = { workflowsPath: require.resolve('../workflows'), interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] }, sinks: NO_TRACING_SINKS };
 
 
 describe('replay of recorded session histories', () => {
@@ -46,7 +50,7 @@ describe('replay of recorded session histories', () => {
     installTestRuntime();
     const failures: string[] = [];
     let replayed = 0;
-    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-test', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, histories)) {
+    for await (const r of Worker.runReplayHistories({ ...WORKFLOWS, replayName: 'replay-test', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, histories)) {
       replayed++;
       if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
     }
@@ -59,12 +63,12 @@ describe('replay of recorded session histories', () => {
     const plain = await Promise.all(histories.filter((h) => h.workflowId.startsWith('session-')).slice(0, 3).map(async (h) => ({ workflowId: `plain-${h.workflowId}`, history: await withPlaintextPayloads(h.history) })));
     assert.equal(plain.length, 3);
     const refused: string[] = [];
-    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-strict-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, plain)) {
+    for await (const r of Worker.runReplayHistories({ ...WORKFLOWS, replayName: 'replay-strict-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, plain)) {
       if (r.error) refused.push(r.workflowId);
     }
     assert.deepEqual(refused.sort(), plain.map((h) => h.workflowId).sort());
     const failures: string[] = [];
-    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../workflows'), replayName: 'replay-allow-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY], { allowPlaintext: true }) }, plain)) {
+    for await (const r of Worker.runReplayHistories({ ...WORKFLOWS, replayName: 'replay-allow-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY], { allowPlaintext: true }) }, plain)) {
       if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
     }
     assert.deepEqual(failures, []);

@@ -8,6 +8,7 @@ import { createLogger } from '../log';
 import { AesGcmPayloadCodec, encryptedDataConverter } from '../secrets/payload-codec';
 import { connectClient } from '../temporal';
 import { startApiServer } from './server';
+import { startTracing, tracingSettings } from '../tracing';
 
 async function main(): Promise<void> {
   const env = loadEnv();
@@ -19,7 +20,8 @@ async function main(): Promise<void> {
   if (missing.length) throw new ConfigError(`missing configuration:\n${missing.map((m) => `  ${m}`).join('\n')}`);
   const keys = codecKeys({ secretsKey: Buffer.from(env.SESSION_SECRETS_KEY!, 'base64'), secretsOldKeys: oldKeys(env) });
   const log = createLogger({ level: env.LOG_LEVEL, name: 'api' });
-  const client = await connectClient(undefined, encryptedDataConverter(keys, { allowPlaintext: env.SESSION_ALLOW_PLAINTEXT_PAYLOADS }));
+  const tracing = await startTracing(tracingSettings(env), { serviceName: 'avatar-sessions-api', log });
+  const client = await connectClient(undefined, encryptedDataConverter(keys, { allowPlaintext: env.SESSION_ALLOW_PLAINTEXT_PAYLOADS }), tracing);
   const host = process.env.API_HOST ?? '0.0.0.0';
   if (!env.SESSION_CODEC_TOKEN) log.info('SESSION_CODEC_TOKEN is not set: no /codec endpoint (operators decrypt history with it)');
   const api = await startApiServer({
@@ -30,6 +32,7 @@ async function main(): Promise<void> {
     },
     sessions: new SessionsClient(client),
     log,
+    tracer: tracing?.tracer,
     host,
     metricsPort: env.API_METRICS_PORT || undefined,
     allowTimingOverrides: env.API_ALLOW_TIMING_OVERRIDES,
@@ -38,10 +41,11 @@ async function main(): Promise<void> {
       ? { codec: new AesGcmPayloadCodec(keys, { allowPlaintext: true }), allowedOrigins: env.CODEC_CORS_ORIGINS.split(',').map((o) => o.trim()), token: env.SESSION_CODEC_TOKEN }
       : undefined,
   });
-  log.info({ url: api.url, metrics: api.metricsUrl ?? 'off', codec: env.SESSION_CODEC_TOKEN ? 'on' : 'off' }, 'api started');
+  log.info({ url: api.url, metrics: api.metricsUrl ?? 'off', codec: env.SESSION_CODEC_TOKEN ? 'on' : 'off', tracing: tracing ? 'on' : 'off' }, 'api started');
   const stop = async () => {
     await api.close();
     await client.connection.close();
+    await tracing?.shutdown().catch((err: unknown) => log.warn({ err }, 'trace export at shutdown failed'));
     process.exit(0);
   };
   process.once('SIGINT', () => void stop());

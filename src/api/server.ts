@@ -22,6 +22,7 @@ import http from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { TrackType, WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
+import type { Tracer } from '@opentelemetry/api';
 import type { PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
 import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../../workflows/input';
@@ -35,6 +36,7 @@ import { pinSecret } from '../redact';
 import { bearerChecker } from './auth';
 import { registerCodecRoutes } from './codec-routes';
 import { loopbackBrowserRequest, registerDemoRoutes } from './demo-routes';
+import { traceRequests } from './request-spans';
 
 export interface ApiServerOptions {
   config: Pick<ServiceConfig, 'apiToken' | 'apiPort' | 'livekit'>;
@@ -73,6 +75,8 @@ export interface ApiServerOptions {
   requestTimeoutMs?: number;
   /** How long a signed webhook event is remembered so a replay of it is not acted on (default 10 min). */
   webhookReplayWindowMs?: number;
+  /** OpenTelemetry (src/tracing.ts): a server span per request, active in its handler. Unset: no tracing hooks at all. */
+  tracer?: Tracer;
 }
 
 /**
@@ -180,6 +184,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     // Fastify's own request lines would carry the raw URL and headers; we log our own (below).
     logController: new LogController({ disableRequestLogging: true }),
   });
+  if (opts.tracer) traceRequests(app, opts.tracer);
   const tokenOk = bearerChecker(config.apiToken);
   const webhooks = new WebhookReceiver(config.livekit.apiKey, config.livekit.apiSecret);
   const waitLiveMs = opts.waitLiveMs ?? 30_000;

@@ -27,6 +27,7 @@ import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { EndReasonKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE, sessionWorkflowId } from '../../workflows/shared';
 import type { SessionInput, SessionMode, SessionState } from '../../workflows/types';
 import { capacityWaits, type Outage } from './capacity';
+import { NO_TRACING_SINKS, WORKFLOW_INTERCEPTOR_MODULES } from '../tracing';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -483,7 +484,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     } catch {
       // a runtime is in place already
     }
-    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows'), replayName: 'chaos', dataConverter: encryptedDataConverter([secretsKey]) }, histories())) {
+    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows'), interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] }, sinks: NO_TRACING_SINKS, replayName: 'chaos', dataConverter: encryptedDataConverter([secretsKey]) }, histories())) {
       if (r.error) replayFailures.push(`${r.workflowId}: ${r.error.message.split('\n')[0]}`);
     }
     log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  histories replayed: ${replayFailures.length} failure(s)`);
