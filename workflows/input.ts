@@ -1,6 +1,7 @@
 // Validation of the workflow input: the API, the typed client and the workflow itself all call this,
 // so a bad request is rejected with the same message wherever it enters. Deterministic (no I/O).
 import { z } from 'zod';
+// eslint-disable-next-line no-restricted-imports -- src/runway/types.ts is constants and types only (it imports zod alone): deterministic
 import { RUNWAY_PRESET_IDS } from '../src/runway/types';
 import { DEFAULT_TIMING, type SessionInput, type SessionTiming } from './types';
 
