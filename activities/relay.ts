@@ -121,7 +121,9 @@ export function createRelayActivities(deps: RelayDeps) {
     if (!workflowExecution) return; // started outside a workflow (never in this service)
     void ctx.client.workflow.getHandle(workflowExecution.workflowId, workflowExecution.runId)
       .signal(relayBridgedSignal, { runwaySessionId, bridgedAt: new Date().toISOString(), ...(deps.workerQueue ? { workerQueue: deps.workerQueue } : {}) })
-      .catch((err) => ctx.log.warn('could not report the bridge to the workflow', { error: redactString(String(err)) }));
+      .catch((err) => {
+        ctx.log.warn('could not report the bridge to the workflow', { error: redactString(String(err)) });
+      });
   }
 
   /** A parked relay for this session, taken over by the calling activity; or a fresh one. */

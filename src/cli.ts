@@ -138,7 +138,7 @@ async function connect(): Promise<Client> {
   try {
     connection = await Connection.connect({ ...cfg.connectionOptions, connectTimeout: '5s' });
   } catch (err) {
-    throw new Error(`cannot reach Temporal at ${address} (namespace ${cfg.namespace}; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): ${(err as Error).message}`);
+    throw new Error(`cannot reach Temporal at ${address} (namespace ${cfg.namespace}; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): ${(err as Error).message}`, { cause: err });
   }
   return new Client({ connection, namespace: cfg.namespace, dataConverter });
 }

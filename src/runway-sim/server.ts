@@ -160,7 +160,7 @@ const CREATE_KEYS = ['model', 'avatar', 'integration', 'livekit', 'maxDuration',
 
 function identityOf(token: string): string | undefined {
   try {
-    return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')).sub as string;
+    return (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { sub?: string }).sub;
   } catch {
     return undefined;
   }
