@@ -58,7 +58,7 @@ function stalledRequest(port: number, text: string, waitMs: number): Promise<{ c
       socket.destroy();
       resolve({ response });
     }, waitMs);
-    socket.on('data', (d) => (response += d));
+    socket.on('data', (d: Buffer) => (response += d.toString()));
     socket.on('error', (err) => (clearTimeout(timer), reject(err)));
     socket.on('close', () => {
       clearTimeout(timer);
@@ -75,7 +75,7 @@ function rawRequest(port: number, requestLine: string, headers: Record<string, s
       socket.write(`${requestLine} HTTP/1.1\r\n${head}\r\n\r\n`);
     });
     let buf = '';
-    socket.on('data', (d) => (buf += d));
+    socket.on('data', (d: Buffer) => (buf += d.toString()));
     socket.on('error', reject);
     socket.on('end', () => resolve({ status: Number(buf.split(' ')[1]), body: buf.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
   });

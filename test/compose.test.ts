@@ -112,7 +112,7 @@ describe('docker-compose.yml', () => {
     assert.match(dockerfile, /COPY --from=build \/app\/dist \.\/dist/, 'the runtime stage gets the compiled output');
     const built = (JSON.parse(readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] }).include;
     const entries = [/^CMD (\[.*\])$/m.exec(dockerfile)?.[1]].map((c) => JSON.parse(c ?? 'null') as string[] | null);
-    for (const [name, s] of Object.entries(compose.services)) if (s.build) entries.push(s.command ?? null);
+    for (const s of Object.values(compose.services)) if (s.build) entries.push(s.command ?? null);
     for (const command of entries) {
       assert.ok(command, 'a command');
       assert.equal(command[0], 'node');

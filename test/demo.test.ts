@@ -132,7 +132,6 @@ describe('demo page', () => {
         if (mode === 'relay') assert.ok(heard.level > 0.05 && heard.level < 0.5, `tone level ${heard.level}`);
         const audioEl = (await page.evaluate(`(() => { const a = document.getElementById('audio'); const t = a.srcObject && a.srcObject.getAudioTracks()[0]; return { paused: a.paused, track: t ? t.readyState : 'none' }; })()`)) as { paused: boolean; track: string };
         assert.deepEqual(audioEl, { paused: false, track: 'live' });
-        // eslint-disable-next-line no-console
         console.log(`${mode}: live after ${((Date.parse((await session(id)).phaseTimes.live!) - Date.parse((await session(id)).phaseTimes.creating!)) / 1000).toFixed(1)} s from creating; frame counter ${first} → ${second}; audio RMS ${heard.level.toFixed(3)}${spoken}`);
 
         await page.click('#end');

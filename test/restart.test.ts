@@ -180,7 +180,6 @@ describe('npm start after a hard stop', () => {
     }
     assert.ok(!existsSync(path.join(dataDir, 'logs', 'temporal.log')), 'no server was started');
     assert.ok(!existsSync(path.join(dataDir, PID_FILE)), 'the data directory is released');
-    // eslint-disable-next-line no-console
     console.log(`all ports held: npm start exited ${all.code} after ${all.ms} ms`);
 
     // Only LiveKit's +1 port held; the rest free: that one alone is named.

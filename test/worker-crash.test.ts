@@ -170,7 +170,6 @@ describe('worker crash', () => {
     await stack.sessions.endSession(inp.conversationId);
     await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'session to finish');
     const final = await stack.sessions.getSession(inp.conversationId);
-    // eslint-disable-next-line no-console
     console.log(`relay renewal across a media worker crash: ${final?.events.filter((e) => /relay_|renew|gap/.test(e.type)).map((e) => (e.type === "relay_switch_failed" ? `${e.type} (${e.message})` : e.type)).join(" → ")}`);
     assert.equal(final?.phase, 'completed');
     assert.equal(final?.endReason, 'ended_by_request');

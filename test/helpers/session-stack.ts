@@ -84,7 +84,6 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
     },
     async stop() {
       loop.disable();
-      // eslint-disable-next-line no-console
       console.log(`event loop delay: p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms`);
       await stack.stopWorkers();
       await sim.stop();
@@ -105,7 +104,6 @@ after(async () => {
 const quietBundlerLogger = {
   log() {}, trace() {}, debug() {}, info() {}, warn() {},
   error(message: string, meta?: unknown) {
-    // eslint-disable-next-line no-console
     console.error(message, meta);
   },
 };
