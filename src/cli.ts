@@ -173,7 +173,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values: v, positionals } = parsed;
   for (const flag of Object.keys(v)) {
-    if (!allowed[command]!.includes(flag)) throw new UsageError(`${command}: --${flag} is not an option of ${command}`);
+    if (!allowed[command].includes(flag)) throw new UsageError(`${command}: --${flag} is not an option of ${command}`);
   }
 
   // Every flag is checked before connecting: a bad command line never reaches Temporal.

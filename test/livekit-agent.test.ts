@@ -160,8 +160,8 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       });
       let out = '';
       let err = '';
-      child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
       const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 120_000, 'examples/agent.py to finish').catch((e: Error) => {
         child.kill('SIGKILL');
         throw new Error(`${e.message}\nstdout:\n${out}\nstderr:\n${err}`);

@@ -348,7 +348,7 @@ describe('relay mode', () => {
     assert.equal(outcome, 'failed');
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.equal(state?.error?.code, 'relay_stalled');
-    assert.match(state!.error!.message, /no avatar video/);
+    assert.match(state.error.message, /no avatar video/);
     const history = await handle.fetchHistory();
     assert.ok(history.events!.some((e) => e.activityTaskFailedEventAttributes), 'the relay activity failed');
     assert.ok(history.events!.some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2), 'after a retry on a fresh bridge');

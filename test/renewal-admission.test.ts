@@ -53,7 +53,7 @@ describe('renewal past the runtime cap', () => {
     await handle.result();
     const final = await stack.sessions.getSession(conversationId);
     assert.equal(final?.endReason, 'ended_by_request');
-    const ids = final!.runwaySessionIds;
+    const ids = final.runwaySessionIds;
     assert.ok(ids.length >= 4);
     // The search attribute stays bounded (current and previous): Temporal limits a value to 2 KiB.
     const listed = (await handle.describe()).typedSearchAttributes.get(RunwaySessionIdsKey) ?? [];

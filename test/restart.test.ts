@@ -167,7 +167,7 @@ describe('npm start after a hard stop', () => {
     `, ...held.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
     cleanups.push(() => { holder.kill('SIGKILL'); });
     await new Promise<void>((resolve, reject) => {
-      holder.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve(); });
+      holder.stdout.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve(); });
       holder.once('exit', () => reject(new Error('the holder exited')));
     });
 

@@ -68,7 +68,7 @@ export class InvalidInputError extends Error {
 /** Returns the input with defaults applied, or throws InvalidInputError naming every bad field. */
 export function validateSessionInput(raw: unknown): SessionInput {
   const res = sessionInputSchema.safeParse(raw);
-  if (res.success) return res.data as SessionInput;
+  if (res.success) return res.data;
   const issues = res.error.issues.map((i) => ({
     field: i.path.length ? i.path.join('.') : '(body)',
     message: i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')}: remove them` : i.message,

@@ -52,7 +52,7 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
   const sim = await startRunwaySimulator({
     livekit: { url: runwayLiveKit.url, apiKey: runwayLiveKit.apiKey, apiSecret: runwayLiveKit.apiSecret },
     ...opts.sim,
-  } as SimOptions);
+  });
   const config = {
     runway: { apiKey: sim.apiKey, baseUrl: sim.baseUrl },
     livekit: { url: customer.url, publicUrl: customer.url, apiKey: customer.apiKey, apiSecret: customer.apiSecret },
