@@ -69,7 +69,7 @@ export function createReaperActivities(deps: ReaperDeps) {
       };
 
       try {
-        for await (const conv of deps.runway.iterateConversations({ startDate: since.toISOString() } as never)) {
+        for await (const conv of deps.runway.iterateConversations({ startDate: since.toISOString() })) {
           heartbeat();
           const c = conv as { id: string; status: string; createdAt: string; avatar?: unknown };
           if (c.status !== 'in_progress') continue;

@@ -96,7 +96,6 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
             // Direct mode: Runway's worker may join the customer's room before a poll sees READY.
             if (req.acceptRunning) return { expiresAt: '', polls, waitedMs: Date.now() - startedAt, wasQueued };
             fail('session_ended', 'Runway session is already RUNNING: someone else consumed it', { details: [{ status: s.status }] });
-          // eslint-disable-next-line no-fallthrough
           case 'NOT_READY':
             if (s.queued) wasQueued = true;
             wait = s.queued ? Math.max(delay, poll.queuedMs) : delay;
@@ -108,7 +107,6 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
             fail('session_failed', `Runway session failed before READY: ${s.failureCode} (${s.failure})`, {
               details: [{ status: s.status, failureCode: s.failureCode }],
             });
-          // eslint-disable-next-line no-fallthrough
           default:
             fail('session_ended', `Runway session ended before READY with status ${s.status}`, { details: [{ status: s.status }] });
         }

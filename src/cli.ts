@@ -156,7 +156,7 @@ async function connect(): Promise<Client> {
   try {
     connection = await Connection.connect({ ...cfg.connectionOptions, connectTimeout: '5s' });
   } catch (err) {
-    throw new Error(`cannot reach Temporal at ${address} (namespace ${cfg.namespace}; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): ${(err as Error).message}`);
+    throw new Error(`cannot reach Temporal at ${address} (namespace ${cfg.namespace}; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): ${(err as Error).message}`, { cause: err });
   }
   return new Client({ connection, namespace: cfg.namespace, dataConverter });
 }
@@ -192,7 +192,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values: v, positionals } = parsed;
   for (const flag of Object.keys(v)) {
-    if (!allowed[command]!.includes(flag)) throw new UsageError(`${command}: --${flag} is not an option of ${command}`);
+    if (!allowed[command].includes(flag)) throw new UsageError(`${command}: --${flag} is not an option of ${command}`);
   }
 
   // Every flag is checked before connecting: a bad command line never reaches Temporal.

@@ -76,7 +76,7 @@ function tellTerminal(text: string): void {
 /** Dev secrets are generated once and kept in .data so a restart can read sessions it started. */
 function devSecrets(): { livekitSecret: string; runwaySimSecret: string; livekitRunwaySecret: string; secretsKey: string; apiToken: string } {
   const file = path.join(DATA_DIR, 'dev-secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as ReturnType<typeof devSecrets>;
   const s = {
     livekitSecret: randomBytes(32).toString('hex'),
     livekitRunwaySecret: randomBytes(32).toString('hex'),
@@ -273,7 +273,7 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   if (err instanceof DataDirInUseError) tellTerminal(err.message);
-  // eslint-disable-next-line no-console
+  // eslint-disable-next-line no-console -- the process failed before (or while) building its logger: stderr is all there is
   else console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });

@@ -73,7 +73,7 @@ function withinSpansOnly(inner: WorkflowClientInterceptor, trace: typeof import(
   const out: Record<string, unknown> = {};
   const calls = inner as unknown as Record<string, (input: unknown, next: (input: unknown) => unknown) => unknown>;
   for (const name of CLIENT_CALLS) {
-    out[name] = (input: unknown, next: (input: unknown) => unknown) => (trace.getActiveSpan() ? calls[name].call(inner, input, next) : next(input));
+    out[name] = (input: unknown, next: (input: unknown) => unknown) => (trace.getActiveSpan() ? calls[name]!.call(inner, input, next) : next(input));
   }
   return out as WorkflowClientInterceptor;
 }

@@ -156,7 +156,6 @@ describe('admission control when its surroundings fail', () => {
     await stack.env.client.workflow.getHandle(sessionWorkflowId(a.conversationId)).result();
     const started = Date.now();
     await eventually('b goes live', async () => ((await stack.sessions.getSession(b.conversationId))?.phase === 'live' ? true : undefined), 60_000, 200);
-    // eslint-disable-next-line no-console
     console.log(`admission: the waiting session was served ${Date.now() - started} ms after the holder ended (capacity deadline 90 s)`);
     await stack.sessions.endSession(b.conversationId);
     const final = await stack.env.client.workflow.getHandle(sessionWorkflowId(b.conversationId)).result();

@@ -58,7 +58,7 @@ function stalledRequest(port: number, text: string, waitMs: number): Promise<{ c
       socket.destroy();
       resolve({ response });
     }, waitMs);
-    socket.on('data', (d) => (response += d));
+    socket.on('data', (d: Buffer) => (response += d.toString()));
     socket.on('error', (err) => (clearTimeout(timer), reject(err)));
     socket.on('close', () => {
       clearTimeout(timer);
@@ -75,7 +75,7 @@ function rawRequest(port: number, requestLine: string, headers: Record<string, s
       socket.write(`${requestLine} HTTP/1.1\r\n${head}\r\n\r\n`);
     });
     let buf = '';
-    socket.on('data', (d) => (buf += d));
+    socket.on('data', (d: Buffer) => (buf += d.toString()));
     socket.on('error', reject);
     socket.on('end', () => resolve({ status: Number(buf.split(' ')[1]), body: buf.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
   });
@@ -350,11 +350,11 @@ describe('HTTP API', () => {
     assert.notEqual(body.phase, 'live');
     assert.equal(body.live, undefined);
     assert.ok(body.error?.code, `an error code: ${JSON.stringify(body)}`);
-    assert.match(body.error!.message, /GPU_UNAVAILABLE/);
+    assert.match(body.error.message, /GPU_UNAVAILABLE/);
     await ended(s.conversationId).catch(() => undefined);
     const state = (await (await call('GET', `/v1/sessions/${s.conversationId}`)).json()) as { phase: string; error: { code: string; message: string } };
     assert.equal(state.phase, 'failed');
-    assert.equal(state.error.code, body.error!.code);
+    assert.equal(state.error.code, body.error.code);
   });
 
   async function webhook(body: object | string, opts: { secret?: string; signedBody?: string; contentType?: string } = {}) {
@@ -586,7 +586,7 @@ describe('HTTP API', () => {
   it('/codec takes the operator\'s codec token only: the API token cannot decrypt history, the codec token cannot drive sessions; no token configured, no /codec', async () => {
     const wire = (value: unknown) => {
       const p = defaultPayloadConverter.toPayload(value);
-      return { metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v!).toString('base64')])), data: Buffer.from(p.data!).toString('base64') };
+      return { metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data!).toString('base64') };
     };
     const codec = (op: string, authorization: string | undefined, body: unknown, url = base) =>
       fetch(`${url}/codec/${op}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: JSON.stringify(body) });

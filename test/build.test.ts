@@ -42,8 +42,8 @@ function runCompiled(entry: string, env: NodeJS.ProcessEnv, ready: RegExp): { ch
       text += d.toString();
       if (ready.test(text)) resolve();
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     void exited.then(() => reject(new Error(`${entry} exited before it started:\n${text.slice(-2000)}`)));
   });
   started.catch(() => undefined);

@@ -36,7 +36,7 @@ describe('the chaos admission check', () => {
 
   it('a slot granted to a session still on its way to Runway is taken, not room', () => {
     const ledger = active(2, 0, 20); // 2 of 3 at Runway throughout
-    const onItsWay = { conversationId: 'b', state: { ...waited(0, 1, 'slot_granted'), events: [{ at: iso(1), type: 'slot_granted', message: '' }, { at: iso(12), type: 'runway_session_created', message: '' }] } as SessionState };
+    const onItsWay = { conversationId: 'b', state: { ...waited(0, 1, 'slot_granted'), events: [{ at: iso(1), type: 'slot_granted', message: '' }, { at: iso(12), type: 'runway_session_created', message: '' }] } };
     const { waits } = capacityWaits({ sessions: [{ conversationId: 'a', state: waited(2, 15, 'slot_granted') }, onItsWay], ledger, limit: 3, outages: [], outageGraceMs: 0, endMs: T0 + 30_000 });
     const a = waits.find((w) => w.conversationId === 'a')!;
     assert.ok(Math.abs(a.roomSeconds - 3) < 0.2, `room only once b is at Runway (12 s to 15 s): ${a.roomSeconds}`);

@@ -18,7 +18,6 @@ describe('chaos', () => {
     const seed = Number(process.env.CHAOS_SEED ?? 20261201);
     const started = Date.now();
     const report = await runChaos({ sessions: 9, seed, killsPerKind: 2, chaosSeconds: 25, liveSeconds: [2, 6], drainSeconds: 90, log: () => undefined });
-    // eslint-disable-next-line no-console
     console.log(formatChaosReport(report));
     assert.deepEqual(report.failures, []);
     assert.equal(report.outcomes.completed + report.outcomes.failed, 9, 'every session completed or failed');

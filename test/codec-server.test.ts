@@ -25,7 +25,7 @@ describe('codec server', () => {
     fetch(`${base}/codec/${op}`, { method: 'POST', headers: { 'content-type': 'application/json', origin: ui, ...headers }, body: JSON.stringify(body) });
   const wire = (value: unknown) => {
     const p = defaultPayloadConverter.toPayload(value);
-    return { metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v!).toString('base64')])), data: Buffer.from(p.data!).toString('base64') };
+    return { metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data!).toString('base64') };
   };
 
   it('encodes and decodes back what the UI sends, and admits the UI origin', async () => {

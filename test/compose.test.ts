@@ -78,7 +78,7 @@ describe('docker-compose.yml', () => {
     const script = [...(schema.entrypoint ?? []), ...(schema.command ?? [])].find((c) => c.endsWith('.sh'))!;
     const mount = (schema.volumes ?? []).find((v) => v.split(':')[1] === script);
     assert.ok(mount, `${script} is mounted into the schema service`);
-    const text = readFileSync(path.join(ROOT, mount!.split(':')[0]!), 'utf8');
+    const text = readFileSync(path.join(ROOT, mount.split(':')[0]!), 'utf8');
     for (const db of ['temporal', 'visibility']) {
       assert.match(text, /temporal-sql-tool --plugin postgres12/);
       assert.match(text, new RegExp(`\\$DBNAME:temporal|\\$VISIBILITY_DBNAME:visibility`), db);
@@ -86,7 +86,7 @@ describe('docker-compose.yml', () => {
     assert.match(text, /setup-schema -v 0\.0/);
     assert.match(text, /update-schema -d "\$SCHEMA_DIR\/\$schema\/versioned"/);
     assert.ok(!/--pw|-pw |--password/.test(text), 'the password goes through SQL_PASSWORD, not the command line');
-    assert.equal(spawnSync('sh', ['-n', path.join(ROOT, mount!.split(':')[0]!)]).status, 0, 'the schema script parses');
+    assert.equal(spawnSync('sh', ['-n', path.join(ROOT, mount.split(':')[0]!)]).status, 0, 'the schema script parses');
     // The workers and the API wait for the namespace and search attributes.
     for (const name of ['worker', 'media-worker', 'api']) {
       assert.deepEqual((compose.services[name]!.depends_on as Record<string, { condition: string }>)['temporal-setup'], { condition: 'service_completed_successfully' }, name);
@@ -112,7 +112,7 @@ describe('docker-compose.yml', () => {
     assert.match(dockerfile, /COPY --from=build \/app\/dist \.\/dist/, 'the runtime stage gets the compiled output');
     const built = (JSON.parse(readFileSync(path.join(ROOT, 'tsconfig.build.json'), 'utf8')) as { include: string[] }).include;
     const entries = [/^CMD (\[.*\])$/m.exec(dockerfile)?.[1]].map((c) => JSON.parse(c ?? 'null') as string[] | null);
-    for (const [name, s] of Object.entries(compose.services)) if (s.build) entries.push(s.command ?? null);
+    for (const s of Object.values(compose.services)) if (s.build) entries.push(s.command ?? null);
     for (const command of entries) {
       assert.ok(command, 'a command');
       assert.equal(command[0], 'node');

@@ -44,7 +44,7 @@ export function metricNames(expr: string): string[] {
     const word = m[0];
     if (PROMQL_WORDS.has(word) || /^\d/.test(word)) continue;
     // a function call: the identifier is followed by "("
-    if (/^\s*\(/.test(stripped.slice(m.index! + word.length))) continue;
+    if (/^\s*\(/.test(stripped.slice(m.index + word.length))) continue;
     names.add(word);
   }
   return [...names];

@@ -38,7 +38,7 @@ type PageState = {
   conversationId?: string; phase?: string; video: string; audio: string; level: number; roomConnected: boolean;
   speech: string; playback: { playback_position: number; interrupted: boolean } | null;
 };
-const pageState = (page: Page) => page.evaluate(STATE) as Promise<PageState>;
+const pageState = (page: Page) => page.evaluate<PageState>(STATE);
 
 /** Polls the page until `pred` holds for its state; the error names what it last saw. */
 async function untilState(page: Page, what: string, pred: (s: PageState) => boolean, timeoutMs: number): Promise<PageState> {
@@ -130,9 +130,8 @@ describe('demo page', () => {
         // Audio: subscribed, the <audio> element plays, and the tone (relay) or the phrase (direct) reaches the page's analyser.
         const heard = mode === 'relay' ? await untilState(page, 'audio playing', (s) => s.audio === 'playing', 20_000) : await pageState(page);
         if (mode === 'relay') assert.ok(heard.level > 0.05 && heard.level < 0.5, `tone level ${heard.level}`);
-        const audioEl = (await page.evaluate(`(() => { const a = document.getElementById('audio'); const t = a.srcObject && a.srcObject.getAudioTracks()[0]; return { paused: a.paused, track: t ? t.readyState : 'none' }; })()`)) as { paused: boolean; track: string };
+        const audioEl = await page.evaluate<{ paused: boolean; track: string }>(`(() => { const a = document.getElementById('audio'); const t = a.srcObject && a.srcObject.getAudioTracks()[0]; return { paused: a.paused, track: t ? t.readyState : 'none' }; })()`);
         assert.deepEqual(audioEl, { paused: false, track: 'live' });
-        // eslint-disable-next-line no-console
         console.log(`${mode}: live after ${((Date.parse((await session(id)).phaseTimes.live!) - Date.parse((await session(id)).phaseTimes.creating!)) / 1000).toFixed(1)} s from creating; frame counter ${first} → ${second}; audio RMS ${heard.level.toFixed(3)}${spoken}`);
 
         await page.click('#end');
@@ -226,12 +225,12 @@ describe('demo page', () => {
     page.on('response', (r) => { if (r.url().includes('/v1/sessions')) statuses.push(r.status()); });
     try {
       await page.goto(`http://localhost:${port}/healthz`);
-      const results = (await page.evaluate(`(async () => {
+      const results = await page.evaluate<{ plain: string; withHeader: number | string }>(`(async () => {
         const out = {};
         try { out.plain = (await fetch('http://127.0.0.1:${port}/v1/sessions?limit=1', { mode: 'no-cors' })).type; } catch (e) { out.plain = 'error: ' + e.message; }
         try { const r = await fetch('http://127.0.0.1:${port}/v1/sessions?limit=1', { headers: { 'x-avatar-demo': '1' } }); out.withHeader = r.status; } catch (e) { out.withHeader = 'blocked'; }
         return out;
-      })()`)) as { plain: string; withHeader: number | string };
+      })()`);
       assert.equal(results.withHeader, 'blocked', 'the preflight is never granted');
       assert.equal(results.plain, 'opaque');
       assert.deepEqual(statuses, [401], 'the cross-site request itself was refused');

@@ -64,12 +64,14 @@ describe('real LiveKit server', () => {
       await a.connect(lk.url, await joinToken(lk, 'media-room', 'alice'), { autoSubscribe: true, dynacast: false });
       await a.localParticipant!.publishTrack(LocalVideoTrack.createVideoTrack('cam', src), new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false }));
       const firstFrame = new Promise<{ from: string; width: number }>((resolve) => {
-        b.on(RoomEvent.TrackSubscribed, async (track, _pub, participant) => {
+        b.on(RoomEvent.TrackSubscribed, (track, _pub, participant) => {
           if (track.kind !== TrackKind.KIND_VIDEO) return;
-          for await (const ev of new VideoStream(track)) {
-            resolve({ from: participant.identity, width: ev.frame.width });
-            break;
-          }
+          void (async () => {
+            for await (const ev of new VideoStream(track)) {
+              resolve({ from: participant.identity, width: ev.frame.width });
+              break;
+            }
+          })();
         });
       });
       await b.connect(lk.url, await joinToken(lk, 'media-room', 'bob'), { autoSubscribe: true, dynacast: false });

@@ -196,7 +196,7 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       assert.deepEqual([...new Set(viewer.labels)], ['silence'], 'direct mode: silence until the agent speaks (no 440 Hz tone)');
 
       const { events, err } = await runAgent(room, agent);
-      assert.deepEqual(events.map((e) => `${e.event}${e.phrase ?? ''}`), ['live', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
+      assert.deepEqual(events.map((e) => `${e.event as string}${(e.phrase as number | undefined) ?? ''}`), ['live', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
       assert.deepEqual(events[0], { event: 'live', avatar: live.avatarIdentity, mode: 'direct' });
       // The whole first phrase (3 × 0.4 s), played out; the second (20 s) cut short by clear_buffer.
       const first = events[2]!;
@@ -213,7 +213,6 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       // (The agent ended the session: the avatar leaves, and the track ends.)
       await untilTrackEnds(viewer.labels);
       const heard = runs(viewer.labels.slice(before));
-      // eslint-disable-next-line no-console
       console.log(`heard (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
       // (A busy machine may leave a short gap inside a phrase: the same tone on both sides is one note.)
       const tones = runs(heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)), 1);

@@ -4,7 +4,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, KEY_ID_METADATA, PlaintextPayloadError, keyIdOf } from '../src/secrets/payload-codec';
@@ -114,8 +114,8 @@ describe('the orchestration worker and plain JSON from someone without the key',
     }));
     // Read the failure as an operator, with the key: the worker refused the input before the activity ran.
     assert.ok(failure.encodedAttributes, 'the failure message is encrypted in history');
-    const [attrs] = await new AesGcmPayloadCodec([TEST_SECRETS_KEY]).decode([failure.encodedAttributes as Payload]);
-    const { message } = defaultPayloadConverter.fromPayload(attrs!) as { message: string };
+    const [attrs] = await new AesGcmPayloadCodec([TEST_SECRETS_KEY]).decode([failure.encodedAttributes]);
+    const { message } = defaultPayloadConverter.fromPayload<{ message: string }>(attrs!);
     assert.match(message, /^Failed to parse activity args for activity removeServiceParticipants: refused a payload that is not encrypted/);
   });
 });

@@ -3,12 +3,10 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  AudioFrame, AudioSource, AudioStream, LocalAudioTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource, VideoStream,
-  type RemoteTrack, type VideoFrameEvent,
+  AudioSource, LocalAudioTrack, Room, TrackPublishOptions, TrackSource,
 } from '@livekit/rtc-node';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { TrackType } from 'livekit-server-sdk';
-import { counterOfFrame } from '../src/media/frame-code';
 import { toneFrame } from '../src/media/tone';
 import { MediaRelay, RUNWAY_CONTROL_TOPIC, RUNWAY_EVENTS_TOPIC, type RelayStats } from '../src/media/relay';
 import { RunwayClient } from '../src/runway/client';
@@ -107,7 +105,6 @@ describe('relay mode', () => {
       const n = user.counters.length;
       const fps = ((n - 1) * 1000) / (user.arrivals[n - 1]! - user.arrivals[0]!);
       const avatarFps = ((user.counters[n - 1]! - user.counters[0]!) * 1000) / (user.arrivals[n - 1]! - user.arrivals[0]!);
-      // eslint-disable-next-line no-console
       console.log(`relayed video: ${fps.toFixed(1)} frames/s decoded by the viewer, ${(100 * (n - 1) / (user.counters[n - 1]! - user.counters[0]!)).toFixed(0)}% of the avatar's frames (avatar ran at ${avatarFps.toFixed(1)} fps)`);
       assert.ok(fps > 10, `the relay keeps a live frame rate (${fps.toFixed(1)} fps)`);
       await eventually('avatar audio in the customer room', () => (user.audioFrames() > 20 ? true : undefined), 15_000);
@@ -243,7 +240,6 @@ describe('relay mode', () => {
         return sid && sid !== firstSid ? sid : undefined;
       }, 30_000);
       assert.notEqual(secondSid, firstSid);
-      // eslint-disable-next-line no-console
       console.log(`relay handover after a graceful media worker shutdown: ${Date.now() - t0} ms from shutdown to the new bridge publishing`);
       await stack.startWorkers(); // the orchestration worker again (the relay stays on the spare)
       workersDown = false;
@@ -352,7 +348,7 @@ describe('relay mode', () => {
     assert.equal(outcome, 'failed');
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.equal(state?.error?.code, 'relay_stalled');
-    assert.match(state!.error!.message, /no avatar video/);
+    assert.match(state.error.message, /no avatar video/);
     const history = await handle.fetchHistory();
     assert.ok(history.events!.some((e) => e.activityTaskFailedEventAttributes), 'the relay activity failed');
     assert.ok(history.events!.some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2), 'after a retry on a fresh bridge');

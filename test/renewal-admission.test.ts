@@ -53,7 +53,7 @@ describe('renewal past the runtime cap', () => {
     await handle.result();
     const final = await stack.sessions.getSession(conversationId);
     assert.equal(final?.endReason, 'ended_by_request');
-    const ids = final!.runwaySessionIds;
+    const ids = final.runwaySessionIds;
     assert.ok(ids.length >= 4);
     // The search attribute stays bounded (current and previous): Temporal limits a value to 2 KiB.
     const listed = (await handle.describe()).typedSearchAttributes.get(RunwaySessionIdsKey) ?? [];
@@ -102,7 +102,6 @@ describe('renewal past the runtime cap', () => {
     if (gapStart !== undefined) longestGapMs = Math.max(longestGapMs, Date.now() - gapStart);
     const state = await stack.sessions.getSession(inp.conversationId);
     // A figure, not a bound (npm run bench:relay -- --mode direct measures it properly).
-    // eslint-disable-next-line no-console
     console.log(`renewal(direct): ${state?.renewals} renewals, ${samples} samples, ${missing} without avatar video, longest gap ${longestGapMs} ms`);
     assert.ok((state?.renewals ?? 0) >= 3, `renewed ${state?.renewals} times`);
     // The new avatar takes over the same identity: after the renewals the avatar is in the room with video.
@@ -160,7 +159,6 @@ describe('renewal past the runtime cap', () => {
     let longestGapMs = 0;
     for (let i = 1; i < arrivals.length; i++) longestGapMs = Math.max(longestGapMs, arrivals[i]! - arrivals[i - 1]!);
     const relayPauses = state!.events.filter((e) => e.type === 'relay_switched').map((e) => Number(/(\d+) ms/.exec(e.message)?.[1]));
-    // eslint-disable-next-line no-console
     console.log(`renewal(relay): ${state?.renewals} renewals, ${samples} samples, ${arrivals.length} frames at the viewer, longest gap between frames ${longestGapMs} ms; relay's own longest pause per switch: ${relayPauses.join(', ')} ms`);
     // One bridge, one video track, never unpublished: the relay switched its source underneath.
     assert.equal(missing, 0, `the bridge had a published video track at every sample (${missing} of ${samples} without)`);

@@ -167,7 +167,7 @@ describe('npm start after a hard stop', () => {
     `, ...held.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
     cleanups.push(() => { holder.kill('SIGKILL'); });
     await new Promise<void>((resolve, reject) => {
-      holder.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve(); });
+      holder.stdout.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve(); });
       holder.once('exit', () => reject(new Error('the holder exited')));
     });
 
@@ -180,7 +180,6 @@ describe('npm start after a hard stop', () => {
     }
     assert.ok(!existsSync(path.join(dataDir, 'logs', 'temporal.log')), 'no server was started');
     assert.ok(!existsSync(path.join(dataDir, PID_FILE)), 'the data directory is released');
-    // eslint-disable-next-line no-console
     console.log(`all ports held: npm start exited ${all.code} after ${all.ms} ms`);
 
     // Only LiveKit's +1 port held; the rest free: that one alone is named.

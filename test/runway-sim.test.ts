@@ -590,7 +590,7 @@ describe('Runway simulator: control API (/_sim/*)', () => {
       assert.equal(inv.violations.length, 1);
       assert.deepEqual(inv.orphans, [readyId]);
 
-      assert.equal((await ctl('configure', { method: 'POST', body: '{not json' as never })).status, 400);
+      assert.equal((await ctl('configure', { method: 'POST', body: '{not json' })).status, 400);
       assert.equal((await ctl('next-sessions', { method: 'POST', body: { provisioningMs: 1 } })).status, 400, 'next-sessions takes a list');
       assert.equal((await ctl('nope')).status, 404);
 
@@ -760,13 +760,13 @@ describe('npm run runway-sim (src/runway-sim/main.ts)', () => {
   async function startMain(env: Record<string, string>, args: string[] = []) {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/runway-sim/main.ts'), ...args], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, LIVEKIT_SERVER_PATH: process.env.LIVEKIT_SERVER_PATH, ...env } as NodeJS.ProcessEnv,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LIVEKIT_SERVER_PATH: process.env.LIVEKIT_SERVER_PATH, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.push(child);
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     await eventually('the simulator banner', () => {
       if (child.exitCode !== null) throw new Error(`exited early with ${child.exitCode}: ${out}`);
@@ -828,7 +828,7 @@ describe('npm run runway-sim (src/runway-sim/main.ts)', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/runway-sim/main.ts'), '--port', 'many'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let err = '';
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 30_000, 'runway-sim to exit');
     assert.equal(code, 2);
     assert.match(err, /RUNWAY_SIM_PORT/);

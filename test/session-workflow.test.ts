@@ -172,7 +172,7 @@ describe('avatarSession workflow', () => {
     assert.equal(state.phase, 'failed');
     assert.equal(state.endReason, 'failed');
     assert.equal(state.error?.code, 'session_failed');
-    assert.match(state.error!.message, /INTERNAL\.GPU_UNAVAILABLE/);
+    assert.match(state.error.message, /INTERNAL\.GPU_UNAVAILABLE/);
   });
 
   it('rides out 5xx and 429 storms on every endpoint', async () => {
@@ -209,7 +209,7 @@ describe('avatarSession workflow', () => {
     const { state } = await finalState(stack, inp.conversationId);
     assert.equal(state.phase, 'failed');
     assert.equal(state.error?.code, 'avatar_not_joined');
-    assert.match(state.error!.message, /never joined/);
+    assert.match(state.error.message, /never joined/);
     assert.equal(stack.sim.session(state.runwaySessionIds[0]!)?.status, 'CANCELLED');
   });
 
@@ -221,7 +221,7 @@ describe('avatarSession workflow', () => {
       const { state } = await finalState(stack, inp.conversationId);
       assert.equal(state.phase, 'failed');
       assert.equal(state.error?.code, 'integration_unsupported');
-      assert.match(state.error!.message, /Unrecognized key: integration/);
+      assert.match(state.error.message, /Unrecognized key: integration/);
       assert.deepEqual(state.runwaySessionIds, []);
     } finally {
       stack.sim.setAccount({ livekitIntegration: true });
@@ -263,9 +263,9 @@ describe('avatarSession workflow', () => {
     const { live } = await stack.sessions.startAndWaitLive(inp);
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.equal(state?.runwaySessionIds.length, 2, 'a second Runway session replaced the expired one');
-    const [expired] = state!.runwaySessionIds;
+    const [expired] = state.runwaySessionIds;
     assert.ok(['FAILED', 'CANCELLED'].includes(stack.sim.session(expired!)!.status));
-    assert.equal(live.runwaySessionId, state!.runwaySessionIds[1]);
+    assert.equal(live.runwaySessionId, state.runwaySessionIds[1]);
     assert.ok(state?.events.some((e) => e.type === 'consume_failed' || e.type === 'ready_expired'));
     await stack.sessions.endSession(inp.conversationId);
     const { state: done } = await finalState(stack, inp.conversationId);

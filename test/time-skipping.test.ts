@@ -54,7 +54,7 @@ describe('time-dependent logic on the time-skipping server', () => {
     const state = await sessions.getSession(conversationId);
     assert.equal(state?.phase, 'failed');
     assert.equal(state?.error?.code, 'capacity_timeout');
-    assert.match(state!.error!.message, /kept refusing new sessions for 600 s/);
+    assert.match(state.error.message, /kept refusing new sessions for 600 s/);
     const refusals = sim.requests().filter((r) => r.endpoint === 'create').length;
     assert.ok(refusals >= 5 && refusals < 40, `backed off: ${refusals} creates in 10 workflow minutes`);
     assert.ok(Date.now() - started < 90_000, 'the clock was skipped');

@@ -120,7 +120,7 @@ describe('OpenTelemetry traces', () => {
     const one = (name: string) => {
       const found = trace.filter((s) => s.name === name);
       assert.equal(found.length, 1, `one ${name} span in the trace (found ${found.length})`);
-      return found[0];
+      return found[0]!;
     };
     // Every span but the root has its parent in this trace: one tree, nothing dangling.
     for (const s of trace) if (s !== apiSpan) assert.ok(parentOf(s), `${s.name}'s parent ${s.parentSpanId} is in the trace`);
@@ -184,12 +184,12 @@ describe('OpenTelemetry traces', () => {
       return span.spanContext();
     });
     log.info('outside again');
-    assert.equal(lines[0].trace_id, undefined);
-    assert.equal(lines[0].field, 1);
-    assert.equal(lines[1].trace_id, ids.traceId);
-    assert.equal(lines[1].span_id, ids.spanId);
-    assert.equal(lines[1].other, 2);
-    assert.deepEqual([lines[2].trace_id, lines[2].field, lines[2].other], [undefined, undefined, undefined], 'nothing carried over from other lines');
+    assert.equal(lines[0]!.trace_id, undefined);
+    assert.equal(lines[0]!.field, 1);
+    assert.equal(lines[1]!.trace_id, ids.traceId);
+    assert.equal(lines[1]!.span_id, ids.spanId);
+    assert.equal(lines[1]!.other, 2);
+    assert.deepEqual([lines[2]!.trace_id, lines[2]!.field, lines[2]!.other], [undefined, undefined, undefined], 'nothing carried over from other lines');
   });
 
   it('a session started without a trace context (an API that does not trace) leaves no span, even on a tracing worker', async () => {
@@ -290,9 +290,9 @@ describe('OTLP export', () => {
       server.close();
     }
     assert.equal(received.length, 1, JSON.stringify(received));
-    assert.equal(received[0].url, '/v1/traces');
-    assert.equal(received[0].type, 'application/x-protobuf');
-    assert.equal(received[0].key, key);
-    assert.ok(received[0].bytes > 0);
+    assert.equal(received[0]!.url, '/v1/traces');
+    assert.equal(received[0]!.type, 'application/x-protobuf');
+    assert.equal(received[0]!.key, key);
+    assert.ok(received[0]!.bytes > 0);
   });
 });

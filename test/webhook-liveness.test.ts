@@ -47,7 +47,7 @@ describe('webhooks drive liveness', () => {
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.equal(state?.endReason, 'runway_ended');
     assert.ok(state?.events.some((e) => e.type === 'runway_ended'), JSON.stringify(state?.events));
-    const ended = state!.events.find((e) => e.type === 'runway_ended')!;
+    const ended = state.events.find((e) => e.type === 'runway_ended')!;
     // A figure, not a bound: how long from removal to the workflow's reaction.
     console.log(`webhook liveness: the session noticed the avatar leave ${Date.parse(ended.at) - removedAt} ms after its removal`);
     await eventually('no orphaned Runway sessions', () => (stack.sim.orphans().length === 0 ? true : undefined), 15_000);

@@ -170,11 +170,10 @@ describe('worker crash', () => {
     await stack.sessions.endSession(inp.conversationId);
     await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'session to finish');
     const final = await stack.sessions.getSession(inp.conversationId);
-    // eslint-disable-next-line no-console
     console.log(`relay renewal across a media worker crash: ${final?.events.filter((e) => /relay_|renew|gap/.test(e.type)).map((e) => (e.type === "relay_switch_failed" ? `${e.type} (${e.message})` : e.type)).join(" → ")}`);
     assert.equal(final?.phase, 'completed');
     assert.equal(final?.endReason, 'ended_by_request');
-    for (const id of final!.runwaySessionIds) assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(id)!.status), `Runway session ${id} ended`);
+    for (const id of final.runwaySessionIds) assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(id)!.status), `Runway session ${id} ended`);
     await eventually('no participant of this service left', async () => ((await rooms.listParticipants(inp.livekit.roomName)).length === 0 ? true : undefined), 20_000);
   });
 });

@@ -305,7 +305,7 @@ class Controller {
 }
 
 export async function admissionController(opts: AdmissionOptions = {}, carried?: AdmissionState): Promise<void> {
-  const controller = new Controller((carried as ControllerState | undefined) ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown: admitting' });
+  const controller = new Controller((carried) ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown: admitting' });
   const checkMs = (opts.checkIntervalSeconds ?? 30) * 1000;
   let lastCheck = Date.now();
   // The periodic check runs beside granting: its activities may take long (a worker killed under

@@ -1,6 +1,7 @@
 // Validation of the workflow input: the API, the typed client and the workflow itself all call this,
 // so a bad request is rejected with the same message wherever it enters. Deterministic (no I/O).
 import { z } from 'zod';
+// eslint-disable-next-line no-restricted-imports -- src/runway/types.ts is constants and types only (it imports zod alone): deterministic
 import { RUNWAY_PRESET_IDS } from '../src/runway/types';
 import { DEFAULT_TIMING, type SessionInput, type SessionTiming } from './types';
 
@@ -68,7 +69,7 @@ export class InvalidInputError extends Error {
 /** Returns the input with defaults applied, or throws InvalidInputError naming every bad field. */
 export function validateSessionInput(raw: unknown): SessionInput {
   const res = sessionInputSchema.safeParse(raw);
-  if (res.success) return res.data as SessionInput;
+  if (res.success) return res.data;
   const issues = res.error.issues.map((i) => ({
     field: i.path.length ? i.path.join('.') : '(body)',
     message: i.code === 'unrecognized_keys' ? `unknown field(s) ${i.keys.join(', ')}: remove them` : i.message,

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  // eslint-disable-next-line no-console
+  // eslint-disable-next-line no-console -- the process failed before (or while) building its logger: stderr is all there is
   console.error(err instanceof ConfigError ? err.message : err);
   process.exit(1);
 });

@@ -228,7 +228,7 @@ interface SessionRun {
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const t0 = Date.now();
-  const log = opts.log ?? ((line: string) => console.log(line)); // eslint-disable-line no-console
+  const log = opts.log ?? ((line: string) => console.log(line)); // eslint-disable-line no-console -- the chaos run's progress lines, for the person running it
   const rng = seededRandom(opts.seed);
   const n = opts.sessions;
   const killsPerKind = opts.killsPerKind ?? Math.max(2, Math.ceil(n / 6));

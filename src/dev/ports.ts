@@ -79,7 +79,7 @@ function socketInodes(port: number, protocol: 'tcp' | 'udp'): Set<string> {
 
 /** A process's command line, shortened and with this service's secrets (a LiveKit config body) redacted. */
 export function processCommand(pid: number): string {
-  let cmd = '';
+  let cmd: string;
   try {
     cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
   } catch {

@@ -529,8 +529,9 @@ export class MediaRelay {
       opts.timeoutMs,
     )));
     try {
-      const retired = await Promise.race([pending.promise, timeout]);
-      await retired;
+      // pending.promise was resolved with the old side's retirement, and a promise resolved with a promise
+      // adopts it: this waits for the old side to be left too (within the same timeout).
+      await Promise.race([pending.promise, timeout]);
       const gapMs = this.switchGapMs ?? 0;
       this.switchGapMs = undefined;
       this.stats_.lastSwitchGapMs = gapMs;

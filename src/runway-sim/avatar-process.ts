@@ -6,7 +6,7 @@
 // options that cross a process boundary are passed (callbacks become events).
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import type { SimAvatar, SimAvatarStats, StartSimAvatar } from './avatar-api';
+import type { SimAvatarStats, StartSimAvatar } from './avatar-api';
 import type { RunnerCommand, RunnerEvent } from './avatar-runner';
 
 const JOIN_TIMEOUT_MS = 30_000;

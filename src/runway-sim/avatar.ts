@@ -112,6 +112,7 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     if (opts.where === 'customer-room') {
       // Like LiveKit avatar workers: the agent streams its audio to us and may ask us to clear the buffer.
       const trusted = opts.agentIdentity ?? room.localParticipant!.attributes[PUBLISH_ON_BEHALF];
+      // eslint-disable-next-line no-console -- the simulator's avatar runs in a child process with no service logger: stderr
       speech = new AvatarSpeech(room, trusted || undefined, { warn: (m) => console.warn(`[runway-sim avatar ${opts.identity}] ${m}`) });
       speech.start();
     }

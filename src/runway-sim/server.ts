@@ -177,7 +177,7 @@ const CREATE_KEYS = ['model', 'avatar', 'integration', 'livekit', 'maxDuration',
 
 function identityOf(token: string): string | undefined {
   try {
-    return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')).sub as string;
+    return (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { sub?: string }).sub;
   } catch {
     return undefined;
   }
@@ -375,7 +375,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
 
   function redactBody(b: Record<string, unknown>): Record<string, unknown> {
     const copy = JSON.parse(JSON.stringify(b)) as Record<string, Record<string, unknown>>;
-    for (const k of ['integration', 'livekit']) if (copy[k]?.token) copy[k]!.token = '[REDACTED]';
+    for (const k of ['integration', 'livekit']) if (copy[k]?.token) copy[k].token = '[REDACTED]';
     if (copy.integration?.signedUrl) copy.integration.signedUrl = '[REDACTED]';
     return copy;
   }
@@ -412,7 +412,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       startedAt: s.runningAt ?? null,
       ...(status !== 'in_progress' ? { endedAt: s.endedAt ?? null } : {}),
       duration: durationOf(s) ?? null,
-      maxDuration: (s.body.maxDuration as number | undefined) ?? 300,
+      maxDuration: (s.body.maxDuration) ?? 300,
       recordingUrl: null,
       tools: toolsOf(s),
       transcript: status === 'in_progress' && s.behavior.transcriptWhileInProgress === false ? [] : s.transcript.map((e) => ({ ...e })),

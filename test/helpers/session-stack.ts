@@ -54,7 +54,7 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
   const sim = await startRunwaySimulator({
     livekit: { url: runwayLiveKit.url, apiKey: runwayLiveKit.apiKey, apiSecret: runwayLiveKit.apiSecret },
     ...opts.sim,
-  } as SimOptions);
+  });
   const config = {
     runway: { apiKey: sim.apiKey, baseUrl: sim.baseUrl },
     livekit: { url: customer.url, publicUrl: customer.url, apiKey: customer.apiKey, apiSecret: customer.apiSecret },
@@ -86,7 +86,6 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
     },
     async stop() {
       loop.disable();
-      // eslint-disable-next-line no-console
       console.log(`event loop delay: p99 ${(loop.percentile(99) / 1e6).toFixed(1)} ms, max ${(loop.max / 1e6).toFixed(1)} ms`);
       await stack.stopWorkers();
       await sim.stop();
@@ -107,7 +106,6 @@ after(async () => {
 const quietBundlerLogger = {
   log() {}, trace() {}, debug() {}, info() {}, warn() {},
   error(message: string, meta?: unknown) {
-    // eslint-disable-next-line no-console
     console.error(message, meta);
   },
 };

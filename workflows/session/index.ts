@@ -21,7 +21,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   // sessions that are live with it.
   const input = carried ? rawInput : validated(rawInput);
   const run = new SessionRun(input, carried);
-  let rethrow: unknown;
+  let rethrow: Error | undefined;
   try {
     const serving = carried?.current ?? (await bringUp(run));
     const end = await stayLive(run, serving);
@@ -35,7 +35,7 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
     run.ended(end.outcome);
   } catch (err) {
     if (err instanceof wf.ContinueAsNew) throw err;
-    rethrow = run.failed(err); // ended by request, cancelled (rethrown after teardown), or a failure
+    rethrow = run.failed(err) as Error | undefined; // isCancellation() holds for Error subclasses only; ended by request, cancelled (rethrown after teardown), or a failure
   }
   await teardown(run); // never cancelled; each step on its own
   await settleBilling(run, { final: true }); // after teardown, never in its way

@@ -11,8 +11,9 @@ export type ServingEnd = { reason: string; status?: string; failureCode?: string
 
 export interface ServingActivity {
   outcome?: ServingEnd;
-  failure?: unknown;
-  settled(): boolean;
+  /** What the activity's promise rejected with (Temporal rejects with an ActivityFailure or a CancelledFailure). */
+  failure?: Error;
+  settled: () => boolean;
   /** Cancels it if it still runs and waits until it is done (the relay sends END_CALL, or hands over). */
   stop(): Promise<void>;
 }
@@ -29,7 +30,7 @@ export function startServingActivity(run: SessionRun, serving: Serving): Serving
   const running = scope.run((): Promise<ServingEnd> => serving.mode === 'direct'
     ? run.acts.monitorDirectSession({ runwaySessionId: serving.id, roomName: run.room, avatarIdentity: serving.avatarIdentity ?? directAvatarIdentity(run.input.conversationId), intervalSeconds: run.timing.monitorIntervalSeconds })
     : relayMedia(run, serving),
-  ).then((o) => void (act.outcome = o), (err) => void (act.failure = err));
+  ).then((o) => void (act.outcome = o), (err: Error) => void (act.failure = err));
   return act;
 }
 

@@ -143,7 +143,7 @@
       await room.connect(url, viewerToken, { autoSubscribe: true });
     } catch (err) {
       room = undefined; // the next poll tries again with a fresh token
-      throw new Error(`could not join the room: ${err.message}`);
+      throw new Error(`could not join the room: ${err.message}`, { cause: err });
     }
   }
 
