@@ -136,7 +136,8 @@ export function createRelayActivities(deps: RelayDeps) {
         } catch (err) {
           // The run is over (not found): nobody to tell. Otherwise try again, up to about a minute.
           if (err instanceof WorkflowNotFoundError || attempt >= 8) {
-            return ctx.log.warn('could not report the bridge to the workflow', { error: redactString(String(err)), attempt });
+            ctx.log.warn('could not report the bridge to the workflow', { error: redactString(String(err)), attempt });
+            return;
           }
           await new Promise((r) => setTimeout(r, waitMs));
         }

@@ -75,7 +75,7 @@ function withinSpansOnly(inner: WorkflowClientInterceptor, trace: typeof import(
   for (const name of CLIENT_CALLS) {
     out[name] = (input: unknown, next: (input: unknown) => unknown) => (trace.getActiveSpan() ? calls[name]!.call(inner, input, next) : next(input));
   }
-  return out as WorkflowClientInterceptor;
+  return out;
 }
 
 /** A started tracing SDK: what the API, the Temporal clients and the workers plug in. */

@@ -83,7 +83,7 @@ describe('billed Runway seconds', () => {
     const ledger = simSessions.map((s) => ({ id: s.id, seconds: stack.sim.durationOf(s.id) ?? 0 }));
     const expected = ledger.reduce((a, b) => a + b.seconds, 0);
     assert.ok(ledger.filter((s) => s.seconds > 0).length >= 3, `three Runway sessions ran: ${JSON.stringify(ledger)}`);
-    // eslint-disable-next-line no-console
+     
     console.log(`billing: ${simSessions.length} Runway sessions, ${final.renewals} renewals, billed ${final.billedSeconds} s (simulator: ${JSON.stringify(ledger)})`);
     assert.equal(final.billedSeconds, expected, `billed seconds against the simulator's ledger ${JSON.stringify(ledger)}`);
     assert.equal(final.billedSecondsComplete, true);
@@ -94,7 +94,7 @@ describe('billed Runway seconds', () => {
       const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
       return data && /"activity_type":"readBilledSeconds"/.test(Buffer.from(data).toString());
     }).length;
-    // eslint-disable-next-line no-console
+     
     console.log(`billing: the last run has ${events.length} history events, ${reads} billing read`);
     assert.equal(reads, 1);
     // One read per Runway session at its end: the conversation record only for the ones not COMPLETED

@@ -23,7 +23,7 @@ describe('continued runs', () => {
     return {
       conversationId,
       // Not a preset this deploy knows (as if a deploy had removed it while the session was live).
-      avatar: { type: 'runway-preset', presetId: 'retired-preset' as never },
+      avatar: { type: 'runway-preset', presetId: 'retired-preset' },
       livekit: { roomName: `room-${conversationId}` },
       mode: 'direct',
       timing: { endCallGraceSeconds: 1 },

@@ -114,7 +114,7 @@ describe('continuity across renewals, and the transcript after the call', () => 
       return t && t.status !== 'pending' ? t : undefined;
     }, 60_000, 300);
     assert.equal(transcript.status, 'complete', JSON.stringify(transcript).slice(0, 500));
-    const t = transcript as ConversationTranscript;
+    const t = transcript;
     assert.deepEqual(t.sessions.map((s) => s.runwaySessionId), ids, 'every Runway session, in creation order');
     // Exactly what each Runway session said, one after the other.
     const expected = ids.flatMap((id) => stack.sim.session(id)!.transcript.map((e) => `${id}|${e.role}|${e.content}`));
@@ -161,7 +161,7 @@ describe('continuity across renewals, and the transcript after the call', () => 
       return a && a.status !== 'pending' ? a : undefined;
     }, 60_000, 300);
     assert.equal(t.status, 'incomplete');
-    assert.equal((t as ConversationTranscript).sessions[0]?.status, 'in_progress');
+    assert.equal((t).sessions[0]?.status, 'in_progress');
 
     // Runway refusing the conversation endpoint altogether (e.g. a key without that scope).
     const refusing = input({ timing: { ...input().timing, sessionCapSeconds: 0, transcriptWaitSeconds: 2 } });
@@ -176,7 +176,7 @@ describe('continuity across renewals, and the transcript after the call', () => 
         return a && a.status !== 'pending' ? a : undefined;
       }, 60_000, 300);
       assert.equal(r.status, 'incomplete');
-      const session = (r as ConversationTranscript).sessions[0]!;
+      const session = (r).sessions[0]!;
       assert.equal(session.status, 'unavailable');
       assert.match(session.error ?? '', /403|Forbidden|unauthorized|permission/i);
     } finally {

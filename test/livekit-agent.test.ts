@@ -135,20 +135,20 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
     let out = '';
     let err = '';
     let seenLines = 0;
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       out += d.toString();
       const lines = out.split('\n').slice(0, -1);
       for (const l of lines.slice(seenLines)) onEvent?.(JSON.parse(l) as Record<string, unknown>);
       seenLines = lines.length;
     });
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 120_000, 'examples/agent.py to finish').catch((e: Error) => {
       child.kill('SIGKILL');
       throw new Error(`${e.message}\nstdout:\n${out}\nstderr:\n${err}`);
     });
     assert.equal(code, 0, `examples/agent.py exited ${code}\nstdout:\n${out}\nstderr:\n${err}`);
     const events = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    // eslint-disable-next-line no-console
+     
     console.log(events.map((e) => JSON.stringify(e)).join('\n'));
     return { events, err };
   }
@@ -196,7 +196,7 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       assert.deepEqual([...new Set(viewer.labels)], ['silence'], 'direct mode: silence until the agent speaks (no 440 Hz tone)');
 
       const { events, err } = await runAgent(room, agent);
-      assert.deepEqual(events.map((e) => `${e.event as string}${(e.phrase as number | undefined) ?? ''}`), ['live', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
+      assert.deepEqual(events.map((e) => `${e.event as string}${e.phrase === undefined ? '' : String(e.phrase as number)}`), ['live', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
       assert.deepEqual(events[0], { event: 'live', avatar: live.avatarIdentity, mode: 'direct' });
       // The whole first phrase (3 × 0.4 s), played out; the second (20 s) cut short by clear_buffer.
       const first = events[2]!;
@@ -252,14 +252,14 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
     const viewer = await listener(vt.url, vt.token, agent);
     try {
       const { events } = await runAgent(room, agent, { LIVEKIT_URL: vt.url });
-      assert.deepEqual(events.map((e) => `${e.event}${e.phrase ?? ''}`), ['fallback', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
+      assert.deepEqual(events.map((e) => `${e.event}${e.phrase === undefined ? '' : String(e.phrase as number)}`), ['fallback', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
       assert.match(String(events[0]!.reason), /409/, 'the refusal is the reason');
       assert.equal(events[2]!.interrupted, false);
       assert.ok(Math.abs(Number(events[2]!.playback_position) - 1.2) < 0.05, `phrase 1 position ${events[2]!.playback_position} s, of 1.2 s sent`);
       assert.equal(events[4]!.interrupted, true);
       await untilTrackEnds(viewer.labels);
       const heard = runs(viewer.labels);
-      // eslint-disable-next-line no-console
+       
       console.log(`heard on the agent's own track (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
       const tones = runs(heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)), 1);
       assert.deepEqual(tones.map((r) => r.label), ['600', '900', '1200', '300'], `heard ${JSON.stringify(heard)}`);
@@ -285,7 +285,7 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
         if (e.event === 'live') removed = rooms.removeParticipant(room, String(e.avatar));
       });
       await removed;
-      const names = events.map((e) => `${e.event}${e.phrase ?? ''}`);
+      const names = events.map((e) => `${e.event}${e.phrase === undefined ? '' : String(e.phrase as number)}`);
       assert.equal(names[0], 'live');
       const fallback = names.indexOf('fallback');
       assert.ok(fallback > 0, `the agent fell back: ${names.join(' ')}`);
@@ -296,7 +296,7 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       assert.ok(JSON.stringify(rest) === JSON.stringify(whole) || JSON.stringify(rest) === JSON.stringify(whole.slice(2)), `after the fallback: ${rest.join(' ')}`);
       await untilTrackEnds(viewer.labels);
       const heard = runs(viewer.labels);
-      // eslint-disable-next-line no-console
+       
       console.log(`heard on the agent's own track after the avatar left (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
       const tones = runs(heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)), 1).map((r) => r.label);
       assert.deepEqual(tones.slice(-1), ['300'], `heard ${JSON.stringify(heard)}`);

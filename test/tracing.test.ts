@@ -109,7 +109,7 @@ describe('OpenTelemetry traces', () => {
     assert.ok(apiSpan, 'the API has a server span for POST /v1/sessions');
     const traceId = apiSpan.spanContext().traceId;
     const trace = spans.filter((s) => s.spanContext().traceId === traceId);
-    // eslint-disable-next-line no-console
+     
     console.log(printTree(trace));
     assert.equal(apiSpan.parentSpanId, undefined, 'the API span is the root (the caller sent no traceparent)');
     assert.equal(apiSpan.attributes['http.route'], '/v1/sessions');

@@ -258,7 +258,7 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     if (s.behavior.avatarMedia !== 'off' && !avatars.get(s.id)?.length) return void later(s.id, 100, () => converse(s));
     say(s, { type: 'client_event', name: 'show_card', args: { title: 'simulated' } });
     if (!s.consumedAt) return;
-    const opening = s.body.startScript === undefined ? SIM_DEFAULT_GREETING : String(s.body.startScript);
+    const opening = s.body.startScript === undefined ? SIM_DEFAULT_GREETING : typeof s.body.startScript === 'string' ? s.body.startScript : JSON.stringify(s.body.startScript);
     if (opening) say(s, { type: 'transcript', role: 'assistant', content: opening, final: true });
     const every = ((s.behavior.turnIntervalSeconds ?? 0) * 1000) / scaleOf(s);
     if (!(every > 0)) return;

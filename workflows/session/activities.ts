@@ -5,6 +5,7 @@
 // has its entry here.
 import * as wf from '@temporalio/workflow';
 import type { MediaActivities, SessionActivities } from '../../activities';
+// eslint-disable-next-line no-restricted-imports -- src/runway/types.ts is constants and types only (it imports zod alone): deterministic
 import { RUNWAY_CALL_DEADLINE_MS } from '../../src/runway/types';
 import { MEDIA_TASK_QUEUE } from '../shared';
 import { NON_RETRYABLE_KINDS, type SessionTiming } from '../types';
