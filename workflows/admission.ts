@@ -15,7 +15,11 @@
 // - It never fails on an activity failure (caught, logged, tried again at the next check).
 // - Requests are idempotent by request id and repeated by waiting sessions now and then: a request
 //   lost with a crashed controller comes back, and a repeat from a holder re-sends its grant.
-// - Holders whose workflow closed without releasing (terminated) are found by a periodic check.
+// - Holders whose workflow closed without releasing (terminated), or is stuck (a workflow task
+//   pending for `stuckAfterSeconds`: it can neither use nor give back its slot), are released by a
+//   periodic check. A stuck holder's Runway session, if any, still counts in Runway's own count.
+// - Reconciliation measures free slots against the account's limit, so a limit learned while
+//   sessions that are not ours held slots (lost create answers) comes back as soon as they are gone.
 // - Holders are reconciled against Runway's own view: while sessions wait and every slot is held,
 //   Runway's count of active sessions is read every few seconds, and slots it shows free (holders
 //   whose Runway session ended, their release still on its way through a slow teardown) are granted
@@ -49,9 +53,17 @@ const FIRST_HINT_WAIT_MS = 10_000;
 /** Signals sent per workflow task (the server bounds a workflow's outstanding external signals). */
 const MAX_GRANTS_PER_TASK = 200;
 
+/** A holder whose workflow task has been pending this long is stuck (see closedWorkflows): its slot is released. */
+const STUCK_AFTER_SECONDS = 600;
+
 export interface AdmissionOptions {
   /** How often holders are checked for closed workflows, the limit refreshed and a learned limit probed. */
   checkIntervalSeconds?: number;
+  /**
+   * A holder still running but stuck this long (a workflow task pending all that time: failing on
+   * every attempt, or no worker for its queue) can neither use nor give back its slot: it is released.
+   */
+  stuckAfterSeconds?: number;
 }
 
 /** What a session sends (the `requestSlot` signal's payload, with the session's side of the protocol). */
@@ -77,6 +89,8 @@ export interface ControllerState extends AdmissionState {
   runwayActive?: { count: number; at: string; extraGrants: number };
   /** Grants sent again to a holder that asked again (its grant was lost). */
   regrants?: number;
+  /** Slots and requests dropped because their workflow had closed without releasing, or was stuck. */
+  droppedHolders?: number;
 }
 
 class Controller {
@@ -194,7 +208,10 @@ class Controller {
     }
     // Granted lately (or since the read began): maybe not at Runway yet, so not in its count.
     const recent = this.state.holders.filter((h) => Date.parse(h.grantedAt) >= startedAt - CREATE_LEAD_MS).length;
-    const free = Math.max(0, this.state.limit - active - recent);
+    // Against the account's limit when known (a limit learned from a refusal may be lower only because
+    // sessions that are not ours held slots then, e.g. ones whose create answer was lost: Runway's
+    // count shows when they are gone), else the limit grants follow.
+    const free = Math.max(0, (this.state.hint ?? this.state.limit) - active - recent);
     this.extra = Math.max(0, free - Math.max(0, this.state.limit - this.state.holders.length));
     this.state.runwayActive = { count: active, at: new Date(startedAt).toISOString(), extraGrants: (this.state.runwayActive?.extraGrants ?? 0) };
     if (this.extra > 0) {
@@ -227,16 +244,18 @@ class Controller {
       });
       state.regrants = (state.regrants ?? 0) + (targets.length - batch.length);
     }
+    // What a reconciliation allowed is used now or never: a later grant reads Runway's count again.
+    this.extra = 0;
     this.dirty = false;
   }
 
-  /** Frees the slots of holders whose workflows closed without releasing; a failed check waits for the next. */
-  async dropClosedHolders(): Promise<void> {
+  /** Frees the slots of holders whose workflows closed without releasing, or are stuck; a failed check waits for the next. */
+  async dropClosedHolders(stuckAfterSeconds: number): Promise<void> {
     const ids = [...new Set([...this.state.holders, ...this.state.queue].map((h) => h.holder))];
     if (!ids.length) return;
     let closed: Set<string>;
     try {
-      closed = new Set(await closedWorkflows({ workflowIds: ids }));
+      closed = new Set(await closedWorkflows({ workflowIds: ids, stuckAfterSeconds }));
     } catch (err) {
       wf.log.warn('could not check holders for closed workflows; trying again at the next check', { error: String(err) });
       return;
@@ -244,7 +263,10 @@ class Controller {
     const before = this.state.holders.length + this.state.queue.length;
     this.state.holders = this.state.holders.filter((h) => !closed.has(h.holder));
     this.state.queue = this.state.queue.filter((q) => !closed.has(q.holder));
-    if (this.state.holders.length + this.state.queue.length !== before) wf.log.warn('released slots of closed workflows', { closed: [...closed] });
+    if (this.state.holders.length + this.state.queue.length !== before) {
+      this.state.droppedHolders = (this.state.droppedHolders ?? 0) + (before - this.state.holders.length - this.state.queue.length);
+      wf.log.warn('released slots of closed or stuck workflows', { workflows: [...closed] });
+    }
     this.dirty = true;
   }
 
@@ -312,7 +334,7 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
       lastCheck = Date.now();
       controller.probe();
       checking = (async () => {
-        await controller.dropClosedHolders();
+        await controller.dropClosedHolders(opts.stuckAfterSeconds ?? STUCK_AFTER_SECONDS);
         await controller.refreshLimit();
       })().finally(() => {
         checking = undefined;
