@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { RunwayClient } from '../src/runway/client';
 import {
-  ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_TASK_QUEUE, releaseSlotSignal, requestSlotSignal, type SlotRequest,
+  ADMISSION_TASK_QUEUE, ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, releaseSlotSignal, requestSlotSignal, type SlotRequest,
 } from '../workflows/shared';
 import { avatarConcurrencyLimit } from '../src/runway/types';
 import { isRunwayError } from '../src/runway/errors';
@@ -71,7 +71,7 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
     async requestAdmission(req: SlotRequest): Promise<void> {
       await deps.temporal().workflow.signalWithStart(ADMISSION_WORKFLOW_TYPE, {
         workflowId: ADMISSION_WORKFLOW_ID,
-        taskQueue: SESSION_TASK_QUEUE,
+        taskQueue: ADMISSION_TASK_QUEUE,
         args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }],
         signal: requestSlotSignal,
         signalArgs: [req],
