@@ -40,7 +40,7 @@ export interface WorkerOptions {
  * process that runs a worker (`npm start`, `npm run worker`, `npm run media-worker`, the benchmarks and
  * the tests' stack) reads them, so they all run with the same settings.
  */
-export function workerSettings(env: Env): Pick<WorkerOptions, 'admission' | 'tuning' | 'poll'> {
+export function workerSettings(env: Env): Pick<WorkerOptions, 'admission' | 'tuning' | 'poll' | 'workflowBundle'> {
   return {
     admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT },
     tuning: {
@@ -48,6 +48,7 @@ export function workerSettings(env: Env): Pick<WorkerOptions, 'admission' | 'tun
       maxConcurrentWorkflowTasks: env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       maxCachedWorkflows: env.WORKER_MAX_CACHED_WORKFLOWS,
     },
+    ...(env.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: env.WORKFLOW_BUNDLE_PATH } } : {}),
     poll: env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 } : undefined,
   };
 }
