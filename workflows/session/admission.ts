@@ -14,14 +14,16 @@ import { EndRequested, sessionFailure } from './failures';
 import type { SessionRun } from './run';
 
 /** The first repeat of a waiting request, then doubling up to the longest. */
-const REPEAT_FIRST_MS = 3_000;
+const REPEAT_FIRST_MS = 5_000;
 const REPEAT_MAX_MS = 20_000;
 /**
  * A wait that ended this much later than planned means the workflow could not run meanwhile (Temporal
- * or the worker was down): requests and grants may have been lost with it, so the request goes again
- * at once and the repeats start short again; and the time does not count against the capacity wait.
+ * or the worker was down, or a workflow task timed out): requests and grants may have been lost with
+ * it, so the request goes again at once and the repeats start short again; the time past the plan does
+ * not count against the capacity wait. (Not less: on a loaded worker every timer fires a few seconds
+ * late, and short repeats on every one of them only added load.)
  */
-const LATE_MS = 2_000;
+const LATE_MS = 8_000;
 
 /** Capacity wait left in this bring-up (ms): `capacityWaitSeconds` minus the time waited while the workflow could run. */
 export function capacityWaitLeft(run: SessionRun): number {
