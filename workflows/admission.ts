@@ -1,7 +1,7 @@
 // Admission control: one long-lived workflow holds the account's Runway session slots and grants them,
 // renewals first, then first come first served. A session asks with a signal (signal-with-start, from
 // a local activity) and gets its grant as a signal; every grant that fits goes out in one workflow
-// task. (Not an update: the server allows 10 updates in flight per workflow, and a burst of starts
+// task, and is held at once (the controller never waits for a grant's delivery). (Not an update: the server allows 10 updates in flight per workflow, and a burst of starts
 // has many more.) Sessions release in teardown.
 //
 // Why it keeps up whatever fails around it:
@@ -97,9 +97,8 @@ class Controller {
   dirty = true;
   /** A refusal since the last check (a learned limit is not probed upward then). */
   refusedSinceCheck = false;
-  /** Grants being signalled right now: a release for one of them must not be lost when it lands. */
-  private readonly granting = new Set<string>();
-  private readonly releasedWhileGranting = new Set<string>();
+  /** Grant signals sent and not yet delivered (bounded: the server limits a workflow's outstanding external signals). */
+  inFlight = 0;
   /** Holders that asked again: their grant is signalled again. */
   private readonly resend = new Set<string>();
 
@@ -128,7 +127,7 @@ class Controller {
       this.dirty = true;
       return;
     }
-    if (this.granting.has(req.requestId) || state.queue.some((q) => q.requestId === req.requestId)) return;
+    if (state.queue.some((q) => q.requestId === req.requestId)) return;
     this.enqueue(req, false);
     this.dirty = true;
   }
@@ -149,7 +148,6 @@ class Controller {
     this.state.holders = this.state.holders.filter((h) => h.requestId !== requestId);
     this.state.queue = this.state.queue.filter((q) => q.requestId !== requestId);
     this.resend.delete(requestId);
-    if (this.granting.has(requestId)) this.releasedWhileGranting.add(requestId);
     this.dirty = true;
   }
 
@@ -220,33 +218,42 @@ class Controller {
     }
   }
 
-  /** Grants waiting requests (renewals first) while capacity lasts, all that fit in one workflow task; re-sends asked-again grants. */
-  async grantWaiting(): Promise<void> {
+  /**
+   * Grants waiting requests (renewals first) while capacity lasts, all that fit in one workflow task;
+   * re-sends asked-again grants. A grant holds its slot at once and its signal is not waited for:
+   * under load a signal took minutes to be delivered, and grants waited behind it. A grant whose
+   * signal fails (the requester is gone) gives its slot back.
+   */
+  grantWaiting(): void {
     const { state } = this;
-    while ((state.queue.length && this.hasRoom()) || this.resend.size) {
-      const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK, this.room()));
+    while (((state.queue.length && this.hasRoom()) || this.resend.size) && this.inFlight < MAX_GRANTS_PER_TASK) {
+      const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK - this.inFlight, this.room()));
       // Grants beyond the holders' count use up what the last reconciliation allowed.
       const beyond = state.limit === 0 ? 0 : Math.max(0, batch.length - Math.max(0, state.limit - state.holders.length));
       this.extra = Math.max(0, this.extra - beyond);
       if (state.runwayActive) state.runwayActive.extraGrants += beyond;
-      const again = [...this.resend].slice(0, MAX_GRANTS_PER_TASK);
+      const again = [...this.resend].slice(0, Math.max(0, MAX_GRANTS_PER_TASK - this.inFlight - batch.length));
       for (const id of again) this.resend.delete(id);
-      for (const r of batch) this.granting.add(r.requestId);
+      for (const r of batch) this.hold(r);
       const targets = [...batch, ...again.map((id) => state.holders.find((h) => h.requestId === id)).filter((h) => h !== undefined)];
-      const sent = await Promise.allSettled(
-        targets.map((r) => wf.getExternalWorkflowHandle(r.holder).signal(slotGrantedSignal, { requestId: r.requestId })),
-      );
-      batch.forEach((r, i) => {
-        this.granting.delete(r.requestId);
-        // A failed signal: the requester is gone, its request is dropped.
-        if (sent[i]!.status === 'rejected' || this.releasedWhileGranting.delete(r.requestId)) return;
-        this.hold(r);
-      });
+      for (const r of targets) this.signalGrant(r.holder, r.requestId);
       state.regrants = (state.regrants ?? 0) + (targets.length - batch.length);
+      if (!batch.length && !again.length) break;
     }
     // What a reconciliation allowed is used now or never: a later grant reads Runway's count again.
     this.extra = 0;
     this.dirty = false;
+  }
+
+  private signalGrant(holder: string, requestId: string): void {
+    this.inFlight++;
+    wf.getExternalWorkflowHandle(holder).signal(slotGrantedSignal, { requestId }).catch(() => {
+      // The requester is gone: its slot goes back.
+      this.state.holders = this.state.holders.filter((h) => h.requestId !== requestId);
+    }).finally(() => {
+      this.inFlight--;
+      this.dirty = true;
+    });
   }
 
   /** Frees the slots of holders whose workflows closed without releasing, or are stuck; a failed check waits for the next. */
@@ -322,7 +329,7 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
     await wf.condition(() => asked, FIRST_HINT_WAIT_MS);
   }
   for (;;) {
-    await controller.grantWaiting();
+    controller.grantWaiting();
     await wf.condition(() => controller.dirty, Math.max(1000, Math.min(checkMs - (Date.now() - lastCheck), controller.needsReconcile() ? RECONCILE_EVERY_MS : Infinity)));
     if (!reconciling && controller.needsReconcile() && Date.now() - lastReconcile >= RECONCILE_EVERY_MS) {
       lastReconcile = Date.now();
@@ -344,7 +351,7 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
     if (wf.workflowInfo().continueAsNewSuggested || wf.workflowInfo().historyLength > 2000) {
       await checking;
       await reconciling;
-      await wf.condition(wf.allHandlersFinished);
+      await wf.condition(() => controller.inFlight === 0 && wf.allHandlersFinished());
       await wf.continueAsNew<typeof admissionController>(opts, controller.state);
     }
   }
