@@ -37,7 +37,7 @@ const { getSessionLimit, closedWorkflows, runwayActiveSessions } = wf.proxyActiv
 });
 
 /** While sessions wait with every slot held, Runway's own count is read this often. */
-const RECONCILE_EVERY_MS = 5_000;
+const RECONCILE_EVERY_MS = 3_000;
 /**
  * A grant this recent may not have reached Runway yet: it counts as taken whatever Runway says. (15 s
  * double-counted most of a burst of grants after a restart, already at Runway: sessions waited with
@@ -95,6 +95,8 @@ export interface ControllerState extends AdmissionState {
 
 class Controller {
   dirty = true;
+  /** A refusal came in: Runway's count is read at once (the limit it taught may be low: sessions not ours, soon gone). */
+  reconcileNow = false;
   /** A refusal since the last check (a learned limit is not probed upward then). */
   refusedSinceCheck = false;
   /** Grant signals sent and not yet delivered (bounded: the server limits a workflow's outstanding external signals). */
@@ -113,6 +115,7 @@ class Controller {
     const held = state.holders.find((h) => h.requestId === req.requestId);
     if (req.refused) {
       this.refusedSinceCheck = true;
+      this.reconcileNow = true; // what Runway counts now, rather than at the next tick
       state.refusals = (state.refusals ?? 0) + 1;
       if (held) state.holders = state.holders.filter((h) => h !== held);
       // Runway is full with the slots the others hold now (ours: theirs are all it can count of us).
@@ -331,8 +334,9 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
   for (;;) {
     controller.grantWaiting();
     await wf.condition(() => controller.dirty, Math.max(1000, Math.min(checkMs - (Date.now() - lastCheck), controller.needsReconcile() ? RECONCILE_EVERY_MS : Infinity)));
-    if (!reconciling && controller.needsReconcile() && Date.now() - lastReconcile >= RECONCILE_EVERY_MS) {
+    if (!reconciling && controller.needsReconcile() && (controller.reconcileNow || Date.now() - lastReconcile >= RECONCILE_EVERY_MS)) {
       lastReconcile = Date.now();
+      controller.reconcileNow = false;
       reconciling = controller.reconcile().finally(() => {
         reconciling = undefined;
       });
