@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import type { RunwayClient } from '../src/runway/client';
 import {
-  ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_TASK_QUEUE, releaseSlotSignal, requestSlotNowUpdate, requestSlotSignal, type SlotRequest,
+  ADMISSION_TASK_QUEUE, ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, releaseSlotSignal, requestSlotNowUpdate, requestSlotSignal, type SlotRequest,
 } from '../workflows/shared';
 import { avatarConcurrencyLimit } from '../src/runway/types';
 import { isRunwayError } from '../src/runway/errors';
@@ -83,7 +83,7 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
      */
     async requestAdmission(req: SlotRequest & { now?: boolean }): Promise<{ granted: boolean }> {
       const { now, ...request } = req;
-      const start = { workflowId: ADMISSION_WORKFLOW_ID, taskQueue: SESSION_TASK_QUEUE, args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }] as const, staticSummary: 'Runway session slots (admission control)' };
+      const start = { workflowId: ADMISSION_WORKFLOW_ID, taskQueue: ADMISSION_TASK_QUEUE, args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }] as const, staticSummary: 'Runway session slots (admission control)' };
       if (now) {
         const answer = await withTimeout(deps.temporal().workflow.executeUpdateWithStart(requestSlotNowUpdate, {
           args: [request],
@@ -104,11 +104,14 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
     },
 
     /**
-     * Which of these workflows are no longer running (closed, or unknown). Described a few at a time
-     * (the controller passes every holder: one at a time took longer than the activity's timeout at
+     * Which of these workflows cannot use or give back a slot: closed, unknown, or (with
+     * `stuckAfterSeconds`) stuck: running with a workflow task pending for that long (scheduled and
+     * never completed, across its attempts: a task that fails every time, or no worker for its
+     * queue). A healthy workflow's task is pending for moments. Described a few at a time (the
+     * controller passes every holder: one at a time took longer than the activity's timeout at
      * hundreds of sessions); the answer keeps the order of `workflowIds`.
      */
-    async closedWorkflows(req: { workflowIds: string[] }): Promise<string[]> {
+    async closedWorkflows(req: { workflowIds: string[]; stuckAfterSeconds?: number }): Promise<string[]> {
       const client = deps.temporal();
       const isClosed = new Array<boolean>(req.workflowIds.length).fill(false);
       let next = 0;
@@ -117,7 +120,7 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
           const i = next++;
           try {
             const d = await client.workflow.getHandle(req.workflowIds[i]!).describe();
-            isClosed[i] = d.status.name !== 'RUNNING';
+            isClosed[i] = d.status.name !== 'RUNNING' || (req.stuckAfterSeconds !== undefined && pendingTaskMs(d.raw) > req.stuckAfterSeconds * 1000);
           } catch (err) {
             if (err instanceof WorkflowNotFoundError) isClosed[i] = true;
             else throw err;
@@ -128,4 +131,14 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
       return req.workflowIds.filter((_, i) => isClosed[i]);
     },
   };
+}
+
+/** How long a workflow's current workflow task has been pending, across its attempts (0: none pending). */
+function pendingTaskMs(raw: { pendingWorkflowTask?: { originalScheduledTime?: { seconds?: unknown; nanos?: number | null } | null; scheduledTime?: { seconds?: unknown; nanos?: number | null } | null } | null } | undefined): number {
+  const task = raw?.pendingWorkflowTask;
+  const at = task?.originalScheduledTime ?? task?.scheduledTime;
+  if (!at || at.seconds === undefined || at.seconds === null) return 0;
+  const seconds = typeof at.seconds === 'object' && typeof (at.seconds as { toNumber?: unknown }).toNumber === 'function' ? (at.seconds as { toNumber(): number }).toNumber() : Number(at.seconds);
+  if (!Number.isFinite(seconds)) return 0;
+  return Math.max(0, Date.now() - (seconds * 1000 + Math.floor((at.nanos ?? 0) / 1e6)));
 }

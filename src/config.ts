@@ -76,6 +76,12 @@ export const envSchema = z.object({
   WORKER_MAX_CONCURRENT_ACTIVITIES: z.coerce.number().int().positive().default(1000),
   WORKER_MAX_CONCURRENT_WORKFLOW_TASKS: z.coerce.number().int().min(2).optional(),
   WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(0).optional(),
+  /**
+   * A workflow bundle built beforehand (bundleWorkflowCode's output, e.g. the chaos harness's): the
+   * orchestration worker loads it instead of bundling at start. Unset: the prebuilt bundle of
+   * `npm run build`, else bundled at start.
+   */
+  WORKFLOW_BUNDLE_PATH: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   // ---- OpenTelemetry traces (src/tracing.ts): the standard OTEL_* variables; off unless they ask ----
   /** true: no tracing whatever else is set (the OpenTelemetry switch). */

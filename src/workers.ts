@@ -5,14 +5,14 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { RoomServiceClient } from 'livekit-server-sdk';
-import { Runtime, Worker, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
+import { Runtime, Worker, bundleWorkflowCode, type NativeConnection, type WorkflowBundleOption } from '@temporalio/worker';
 import { getClient } from '@temporalio/activity';
 import { createMediaActivities, createSessionActivities } from '../activities';
 import type { RunwayActivityDeps } from '../activities/runway';
 import { RelayRegistry } from '../activities/relay';
-import { MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE, mediaWorkerQueue } from '../workflows/shared';
+import { ADMISSION_TASK_QUEUE, MEDIA_TASK_QUEUE, SESSION_TASK_QUEUE, mediaWorkerQueue } from '../workflows/shared';
 import { codecKeys, codecOptions, type Env, type ServiceConfig } from './config';
-import { encryptedDataConverter } from './secrets/payload-codec';
+import { FAILURE_CONVERTER_PATH, encryptedDataConverter } from './secrets/payload-codec';
 import { CustomerRooms } from './livekit/room-service';
 import { RunwayClient, type RunwayRequestInfo } from './runway/client';
 import { SealedBox } from './secrets/sealed-box';
@@ -46,7 +46,7 @@ export interface WorkerOptions {
  * process that runs a worker (`npm start`, `npm run worker`, `npm run media-worker`, the benchmarks and
  * the tests' stack) reads them, so they all run with the same settings.
  */
-export function workerSettings(env: Env): Pick<WorkerOptions, 'admission' | 'tuning' | 'poll'> {
+export function workerSettings(env: Env): Pick<WorkerOptions, 'admission' | 'tuning' | 'poll' | 'workflowBundle'> {
   return {
     admission: { sessionLimitOverride: env.RUNWAY_SESSION_LIMIT },
     tuning: {
@@ -54,6 +54,7 @@ export function workerSettings(env: Env): Pick<WorkerOptions, 'admission' | 'tun
       maxConcurrentWorkflowTasks: env.WORKER_MAX_CONCURRENT_WORKFLOW_TASKS,
       maxCachedWorkflows: env.WORKER_MAX_CACHED_WORKFLOWS,
     },
+    ...(env.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: env.WORKFLOW_BUNDLE_PATH } } : {}),
     poll: env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 } : undefined,
   };
 }
@@ -89,36 +90,106 @@ export function httpUrl(livekitUrl: string): string {
   return livekitUrl.replace(/^ws(s?):\/\//, 'http$1://');
 }
 
-export async function createSessionWorker(opts: WorkerOptions): Promise<Worker> {
+/**
+ * The orchestration worker: the session workflows and activities on `avatar-sessions`, and the
+ * admission controller on its own queue (`avatar-admission`) with a Worker of its own (its own
+ * workflow thread and task slots: a burst of session tasks never delays a grant). Runs and stops as one.
+ */
+export async function createSessionWorker(opts: WorkerOptions): Promise<SessionWorker> {
   const { config } = opts;
   const runway = new RunwayClient({ apiKey: config.runway.apiKey, baseUrl: config.runway.baseUrl, onRequest: runwayMetrics() });
   const rooms = new CustomerRooms(new RoomServiceClient(httpUrl(config.livekit.url), config.livekit.apiKey, config.livekit.apiSecret));
-  const { workflowModules, ...workflows } = { workflowModules: [] as string[], ...sessionWorkflows(opts.workflowBundle) };
+  const dataConverter = encryptedDataConverter(codecKeys(config), codecOptions(config));
+  const activities = createSessionActivities({
+    runway,
+    rooms,
+    sealer: new SealedBox(codecKeys(config)),
+    livekit: { ...config.livekit },
+    poll: opts.poll,
+    presencePollMs: opts.presencePollMs,
+    temporal: getClient,
+    ...opts.admission,
+  });
   const traced = opts.tracing?.workerOptions();
-  return Worker.create({
+  // Bundled once for both workers, with the workflow interceptor modules (tracing's, inert for untraced runs).
+  const chosen = sessionWorkflows(opts.workflowBundle);
+  const workflows =
+    'workflowsPath' in chosen
+      ? {
+          workflowBundle: (
+            await bundleWorkflowCode({
+              workflowsPath: chosen.workflowsPath,
+              failureConverterPath: FAILURE_CONVERTER_PATH,
+              workflowInterceptorModules: chosen.workflowModules,
+              logger: Runtime.instance().logger,
+            })
+          ) satisfies WorkflowBundleOption,
+        }
+      : chosen;
+  const common = {
     connection: opts.connection,
     namespace: opts.namespace ?? 'default',
-    taskQueue: SESSION_TASK_QUEUE,
-    dataConverter: encryptedDataConverter(codecKeys(config), codecOptions(config)),
+    dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...workflows,
-    interceptors: { ...traced?.interceptors, workflowModules },
+    interceptors: { ...traced?.interceptors, workflowModules: [] },
     sinks: traced?.sinks ?? NO_TRACING_SINKS,
-    activities: createSessionActivities({
-      runway,
-      rooms,
-      sealer: new SealedBox(codecKeys(config)),
-      livekit: { ...config.livekit },
-      poll: opts.poll,
-      presencePollMs: opts.presencePollMs,
-      temporal: getClient,
-      ...opts.admission,
-    }),
     shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
+  };
+  const sessions = await Worker.create({
+    ...common,
+    taskQueue: SESSION_TASK_QUEUE,
+    activities,
     ...(opts.tuning?.maxConcurrentActivities ? { maxConcurrentActivityTaskExecutions: opts.tuning.maxConcurrentActivities } : {}),
     ...(opts.tuning?.maxConcurrentWorkflowTasks ? { maxConcurrentWorkflowTaskExecutions: opts.tuning.maxConcurrentWorkflowTasks } : {}),
     ...(opts.tuning?.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.tuning.maxCachedWorkflows } : {}),
   });
+  // One workflow (the controller) and its few activities: small slots, a small cache.
+  const admission = await Worker.create({
+    ...common,
+    taskQueue: ADMISSION_TASK_QUEUE,
+    activities: {
+      getSessionLimit: () => activities.getSessionLimit(),
+      closedWorkflows: (req: { workflowIds: string[] }) => activities.closedWorkflows(req),
+      runwayActiveSessions: (req: { lookbackMinutes: number }) => activities.runwayActiveSessions(req),
+    },
+    maxCachedWorkflows: 4,
+    maxConcurrentWorkflowTaskExecutions: 2,
+    maxConcurrentActivityTaskExecutions: 4,
+  });
+  return new SessionWorker([sessions, admission]);
+}
+
+/** The orchestration worker's Workers (sessions, admission), run and stopped as one. */
+export class SessionWorker implements RunnableWorker {
+  constructor(readonly workers: Worker[]) {}
+
+  async run(): Promise<void> {
+    const runs = this.workers.map((w) => w.run());
+    // One stops, all stop (a fatal error in either must not leave the other polling alone).
+    await Promise.race(runs.map((r) => r.catch(() => undefined))).finally(() => this.shutdown());
+    await Promise.all(runs);
+  }
+
+  /** Runs until `fn` (or the promise) settles, then shuts down; its result. */
+  async runUntil<R>(fnOrPromise: Promise<R> | (() => Promise<R>)): Promise<R> {
+    const running = this.run();
+    try {
+      return await (typeof fnOrPromise === 'function' ? fnOrPromise() : fnOrPromise);
+    } finally {
+      this.shutdown();
+      await running;
+    }
+  }
+
+  shutdown(): void {
+    for (const w of this.workers) if (w.getState() === 'RUNNING') w.shutdown();
+  }
+
+  getState(): ReturnType<Worker['getState']> {
+    const states = this.workers.map((w) => w.getState());
+    return states.find((s) => s !== 'STOPPED') ?? 'STOPPED';
+  }
 }
 
 /** What a process runs: a Temporal worker, or the media worker's pair of them. */

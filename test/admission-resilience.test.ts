@@ -1,10 +1,11 @@
 // Admission control when things around it fail (issues 14.1 and 20), on the real stack: the
 // organization endpoint is a hint, never a gate (404, an answer without gwm1_avatars, a malformed
 // one); the last good limit survives a failing endpoint; Runway's own refusals teach the limit; a
-// controller lost while a session waits is recovered by the session repeating its request.
+// controller lost while a session waits is recovered by the session repeating its request; a holder
+// stuck RUNNING (its workflow task never completes) does not keep its slot forever.
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMISSION_WORKFLOW_ID, admissionStateQuery, sessionWorkflowId } from '../workflows/shared';
+import { ADMISSION_TASK_QUEUE, ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_WORKFLOW_TYPE, admissionStateQuery, requestSlotSignal, sessionWorkflowId } from '../workflows/shared';
 import type { ControllerState } from '../workflows/admission';
 import type { SessionInput, SessionState } from '../workflows/types';
 import type { Account } from '../src/runway-sim/server';
@@ -138,6 +139,32 @@ describe('admission control when its surroundings fail', () => {
     } finally {
       for (const c of [r, x, n]) await stack.sessions.endSession(c.conversationId).catch(() => undefined);
       for (const c of [r, x, n]) await stack.env.client.workflow.getHandle(sessionWorkflowId(c.conversationId)).result().catch(() => undefined);
+    }
+    assert.deepEqual(stack.sim.orphans(), []);
+  });
+
+  it('a holder stuck RUNNING loses its slot; a waiting session is served', async () => {
+    account({ organization: 'full', maxConcurrentSessions: 1 });
+    // The controller, started here to call a holder stuck after 5 s (production: 10 min).
+    await stack.env.client.workflow.signalWithStart(ADMISSION_WORKFLOW_TYPE, {
+      workflowId: ADMISSION_WORKFLOW_ID, taskQueue: ADMISSION_TASK_QUEUE, args: [{ checkIntervalSeconds: 2, stuckAfterSeconds: 5 }],
+      signal: requestSlotSignal, signalArgs: [{ requestId: uniqueId('probe'), holder: 'nobody', at: new Date().toISOString() }],
+    });
+    // A session workflow on a queue no worker polls: RUNNING, its first workflow task pending forever.
+    const stuck = await stack.env.client.workflow.start(SESSION_WORKFLOW_TYPE, { workflowId: uniqueId('stuck'), taskQueue: uniqueId('no-worker'), args: [input()] });
+    try {
+      await controller().signal(requestSlotSignal, { requestId: uniqueId('stuck-slot'), holder: stuck.workflowId, at: new Date().toISOString() });
+      await eventually('the stuck workflow holds the slot', async () => ((await admission()).holders.some((h) => h.holder === stuck.workflowId) ? true : undefined), 30_000, 200);
+      const b = input({ maxDurationSeconds: 120 });
+      await stack.sessions.startSession(b);
+      await eventually('the stuck holder is released', async () => ((await admission()).holders.some((h) => h.holder === stuck.workflowId) ? undefined : true), 60_000, 250);
+      assert.equal((await stuck.describe()).status.name, 'RUNNING', 'released as stuck, not as closed');
+      assert.ok(((await admission()).droppedHolders ?? 0) >= 1);
+      await eventually('b goes live', async () => ((await stack.sessions.getSession(b.conversationId))?.phase === 'live' ? true : undefined), 60_000, 200);
+      await stack.sessions.endSession(b.conversationId);
+      assert.equal((await stack.env.client.workflow.getHandle(sessionWorkflowId(b.conversationId)).result()).endReason, 'ended_by_request');
+    } finally {
+      await stuck.terminate('test: done').catch(() => undefined);
     }
     assert.deepEqual(stack.sim.orphans(), []);
   });

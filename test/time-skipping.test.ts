@@ -4,13 +4,13 @@
 // 10-minute capacity deadline fails it with a clear error, and nothing is left behind.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { bundleWorkflowCode, type Worker } from '@temporalio/worker';
+import { bundleWorkflowCode } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { WorkflowFailedError } from '@temporalio/client';
 import { SessionsClient } from '../src/client/sessions';
 import { startRunwaySimulator, type RunwaySimulator } from '../src/runway-sim/server';
 import { FAILURE_CONVERTER_PATH, encryptedDataConverter } from '../src/secrets/payload-codec';
-import { createSessionWorker } from '../src/workers';
+import { createSessionWorker, type SessionWorker } from '../src/workers';
 import { sessionWorkflowId } from '../workflows/shared';
 import { TEST_SECRETS_KEY } from './helpers/keys';
 import { startTimeSkippingTemporal } from './helpers/temporal';
@@ -20,7 +20,7 @@ import { startTestLiveKit, type LiveKitServer } from './helpers/livekit';
 describe('time-dependent logic on the time-skipping server', () => {
   let env: TestWorkflowEnvironment;
   let sim: RunwaySimulator;
-  let worker: Worker;
+  let worker: SessionWorker;
   let running: Promise<void>;
   let lk: LiveKitServer;
   before(async () => {

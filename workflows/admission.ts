@@ -3,7 +3,8 @@
 // from a local activity) answered at once: a free slot with nobody waiting ahead is granted in the
 // answer, one round trip. Otherwise (and when the update cannot be had: the server allows 10 updates
 // in flight per workflow, and a burst of starts has many more) requests are signals and grants come
-// as signals, every grant that fits in one workflow task. Sessions release in teardown.
+// as signals, every grant that fits in one workflow task, held at once (the controller never waits
+// for a grant's delivery). Sessions release in teardown.
 //
 // Why it keeps up whatever fails around it:
 // - The limit is a hint, never a gate. `RUNWAY_SESSION_LIMIT` or the organization endpoint give a
@@ -16,7 +17,11 @@
 // - It never fails on an activity failure (caught, logged, tried again at the next check).
 // - Requests are idempotent by request id and repeated by waiting sessions now and then: a request
 //   lost with a crashed controller comes back, and a repeat from a holder re-sends its grant.
-// - Holders whose workflow closed without releasing (terminated) are found by a periodic check.
+// - Holders whose workflow closed without releasing (terminated), or is stuck (a workflow task
+//   pending for `stuckAfterSeconds`: it can neither use nor give back its slot), are released by a
+//   periodic check. A stuck holder's Runway session, if any, still counts in Runway's own count.
+// - Reconciliation measures free slots against the account's limit, so a limit learned while
+//   sessions that are not ours held slots (lost create answers) comes back as soon as they are gone.
 // - Holders are reconciled against Runway's own view: while sessions wait and every slot is held,
 //   Runway's count of active sessions is read every few seconds, and slots it shows free (holders
 //   whose Runway session ended, their release still on its way through a slow teardown) are granted
@@ -34,7 +39,7 @@ const { getSessionLimit, closedWorkflows, runwayActiveSessions } = wf.proxyActiv
 });
 
 /** While sessions wait with every slot held, Runway's own count is read this often. */
-const RECONCILE_EVERY_MS = 5_000;
+const RECONCILE_EVERY_MS = 3_000;
 /**
  * A grant this recent may not have reached Runway yet: it counts as taken whatever Runway says. (15 s
  * double-counted most of a burst of grants after a restart, already at Runway: sessions waited with
@@ -50,9 +55,17 @@ const FIRST_HINT_WAIT_MS = 10_000;
 /** Signals sent per workflow task (the server bounds a workflow's outstanding external signals). */
 const MAX_GRANTS_PER_TASK = 200;
 
+/** A holder whose workflow task has been pending this long is stuck (see closedWorkflows): its slot is released. */
+const STUCK_AFTER_SECONDS = 600;
+
 export interface AdmissionOptions {
   /** How often holders are checked for closed workflows, the limit refreshed and a learned limit probed. */
   checkIntervalSeconds?: number;
+  /**
+   * A holder still running but stuck this long (a workflow task pending all that time: failing on
+   * every attempt, or no worker for its queue) can neither use nor give back its slot: it is released.
+   */
+  stuckAfterSeconds?: number;
 }
 
 /** What a session sends (the `requestSlot` signal's payload, with the session's side of the protocol). */
@@ -78,17 +91,20 @@ export interface ControllerState extends AdmissionState {
   runwayActive?: { count: number; at: string; extraGrants: number };
   /** Grants sent again to a holder that asked again (its grant was lost). */
   regrants?: number;
+  /** Slots and requests dropped because their workflow had closed without releasing, or was stuck. */
+  droppedHolders?: number;
 }
 
 class Controller {
   dirty = true;
   /** Granting has begun (a fresh controller first waits a while for the limit hint). */
   open = false;
+  /** A refusal came in: Runway's count is read at once (the limit it taught may be low: sessions not ours, soon gone). */
+  reconcileNow = false;
   /** A refusal since the last check (a learned limit is not probed upward then). */
   refusedSinceCheck = false;
-  /** Grants being signalled right now: a release for one of them must not be lost when it lands. */
-  private readonly granting = new Set<string>();
-  private readonly releasedWhileGranting = new Set<string>();
+  /** Grant signals sent and not yet delivered (bounded: the server limits a workflow's outstanding external signals). */
+  inFlight = 0;
   /** Holders that asked again: their grant is signalled again. */
   private readonly resend = new Set<string>();
 
@@ -104,6 +120,7 @@ class Controller {
     const held = state.holders.find((h) => h.requestId === req.requestId);
     if (req.refused) {
       this.refusedSinceCheck = true;
+      this.reconcileNow = true; // what Runway counts now, rather than at the next tick
       state.refusals = (state.refusals ?? 0) + 1;
       if (held) state.holders = state.holders.filter((h) => h !== held);
       // Runway is full with the slots the others hold now (ours: theirs are all it can count of us).
@@ -118,7 +135,7 @@ class Controller {
       this.dirty = true;
       return;
     }
-    if (this.granting.has(req.requestId) || state.queue.some((q) => q.requestId === req.requestId)) return;
+    if (state.queue.some((q) => q.requestId === req.requestId)) return;
     this.enqueue(req, false);
     this.dirty = true;
   }
@@ -131,7 +148,7 @@ class Controller {
   private requestNow(req: AdmissionRequest): { granted: boolean } {
     const { state } = this;
     if (state.holders.some((h) => h.requestId === req.requestId)) return { granted: true };
-    if (this.open && !req.refused && !state.queue.length && !this.granting.has(req.requestId) && this.hasRoom()) {
+    if (this.open && !req.refused && !state.queue.length && this.hasRoom()) {
       if (state.limit !== 0 && state.holders.length >= state.limit) {
         // A slot only Runway's own count showed free.
         this.extra = Math.max(0, this.extra - 1);
@@ -160,7 +177,6 @@ class Controller {
     this.state.holders = this.state.holders.filter((h) => h.requestId !== requestId);
     this.state.queue = this.state.queue.filter((q) => q.requestId !== requestId);
     this.resend.delete(requestId);
-    if (this.granting.has(requestId)) this.releasedWhileGranting.add(requestId);
     this.dirty = true;
   }
 
@@ -219,7 +235,10 @@ class Controller {
     }
     // Granted lately (or since the read began): maybe not at Runway yet, so not in its count.
     const recent = this.state.holders.filter((h) => Date.parse(h.grantedAt) >= startedAt - CREATE_LEAD_MS).length;
-    const free = Math.max(0, this.state.limit - active - recent);
+    // Against the account's limit when known (a limit learned from a refusal may be lower only because
+    // sessions that are not ours held slots then, e.g. ones whose create answer was lost: Runway's
+    // count shows when they are gone), else the limit grants follow.
+    const free = Math.max(0, (this.state.hint ?? this.state.limit) - active - recent);
     this.extra = Math.max(0, free - Math.max(0, this.state.limit - this.state.holders.length));
     this.state.runwayActive = { count: active, at: new Date(startedAt).toISOString(), extraGrants: (this.state.runwayActive?.extraGrants ?? 0) };
     if (this.extra > 0) {
@@ -228,40 +247,51 @@ class Controller {
     }
   }
 
-  /** Grants waiting requests (renewals first) while capacity lasts, all that fit in one workflow task; re-sends asked-again grants. */
-  async grantWaiting(): Promise<void> {
+  /**
+   * Grants waiting requests (renewals first) while capacity lasts, all that fit in one workflow task;
+   * re-sends asked-again grants. A grant holds its slot at once and its signal is not waited for:
+   * under load a signal took minutes to be delivered, and grants waited behind it. A grant whose
+   * signal fails (the requester is gone) gives its slot back.
+   */
+  grantWaiting(): void {
     const { state } = this;
-    while ((state.queue.length && this.hasRoom()) || this.resend.size) {
-      const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK, this.room()));
+    while (((state.queue.length && this.hasRoom()) || this.resend.size) && this.inFlight < MAX_GRANTS_PER_TASK) {
+      const batch = state.queue.splice(0, Math.min(MAX_GRANTS_PER_TASK - this.inFlight, this.room()));
       // Grants beyond the holders' count use up what the last reconciliation allowed.
       const beyond = state.limit === 0 ? 0 : Math.max(0, batch.length - Math.max(0, state.limit - state.holders.length));
       this.extra = Math.max(0, this.extra - beyond);
       if (state.runwayActive) state.runwayActive.extraGrants += beyond;
-      const again = [...this.resend].slice(0, MAX_GRANTS_PER_TASK);
+      const again = [...this.resend].slice(0, Math.max(0, MAX_GRANTS_PER_TASK - this.inFlight - batch.length));
       for (const id of again) this.resend.delete(id);
-      for (const r of batch) this.granting.add(r.requestId);
+      for (const r of batch) this.hold(r);
       const targets = [...batch, ...again.map((id) => state.holders.find((h) => h.requestId === id)).filter((h) => h !== undefined)];
-      const sent = await Promise.allSettled(
-        targets.map((r) => wf.getExternalWorkflowHandle(r.holder).signal(slotGrantedSignal, { requestId: r.requestId })),
-      );
-      batch.forEach((r, i) => {
-        this.granting.delete(r.requestId);
-        // A failed signal: the requester is gone, its request is dropped.
-        if (sent[i]!.status === 'rejected' || this.releasedWhileGranting.delete(r.requestId)) return;
-        this.hold(r);
-      });
+      for (const r of targets) this.signalGrant(r.holder, r.requestId);
       state.regrants = (state.regrants ?? 0) + (targets.length - batch.length);
+      if (!batch.length && !again.length) break;
     }
+    // What a reconciliation allowed is used now or never: a later grant reads Runway's count again.
+    this.extra = 0;
     this.dirty = false;
   }
 
-  /** Frees the slots of holders whose workflows closed without releasing; a failed check waits for the next. */
-  async dropClosedHolders(): Promise<void> {
+  private signalGrant(holder: string, requestId: string): void {
+    this.inFlight++;
+    wf.getExternalWorkflowHandle(holder).signal(slotGrantedSignal, { requestId }).catch(() => {
+      // The requester is gone: its slot goes back.
+      this.state.holders = this.state.holders.filter((h) => h.requestId !== requestId);
+    }).finally(() => {
+      this.inFlight--;
+      this.dirty = true;
+    });
+  }
+
+  /** Frees the slots of holders whose workflows closed without releasing, or are stuck; a failed check waits for the next. */
+  async dropClosedHolders(stuckAfterSeconds: number): Promise<void> {
     const ids = [...new Set([...this.state.holders, ...this.state.queue].map((h) => h.holder))];
     if (!ids.length) return;
     let closed: Set<string>;
     try {
-      closed = new Set(await closedWorkflows({ workflowIds: ids }));
+      closed = new Set(await closedWorkflows({ workflowIds: ids, stuckAfterSeconds }));
     } catch (err) {
       wf.log.warn('could not check holders for closed workflows; trying again at the next check', { error: String(err) });
       return;
@@ -269,7 +299,10 @@ class Controller {
     const before = this.state.holders.length + this.state.queue.length;
     this.state.holders = this.state.holders.filter((h) => !closed.has(h.holder));
     this.state.queue = this.state.queue.filter((q) => !closed.has(q.holder));
-    if (this.state.holders.length + this.state.queue.length !== before) wf.log.warn('released slots of closed workflows', { closed: [...closed] });
+    if (this.state.holders.length + this.state.queue.length !== before) {
+      this.state.droppedHolders = (this.state.droppedHolders ?? 0) + (before - this.state.holders.length - this.state.queue.length);
+      wf.log.warn('released slots of closed or stuck workflows', { workflows: [...closed] });
+    }
     this.dirty = true;
   }
 
@@ -326,10 +359,11 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
   }
   controller.open = true;
   for (;;) {
-    await controller.grantWaiting();
+    controller.grantWaiting();
     await wf.condition(() => controller.dirty, Math.max(1000, Math.min(checkMs - (Date.now() - lastCheck), controller.needsReconcile() ? RECONCILE_EVERY_MS : Infinity)));
-    if (!reconciling && controller.needsReconcile() && Date.now() - lastReconcile >= RECONCILE_EVERY_MS) {
+    if (!reconciling && controller.needsReconcile() && (controller.reconcileNow || Date.now() - lastReconcile >= RECONCILE_EVERY_MS)) {
       lastReconcile = Date.now();
+      controller.reconcileNow = false;
       reconciling = controller.reconcile().finally(() => {
         reconciling = undefined;
       });
@@ -338,7 +372,7 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
       lastCheck = Date.now();
       controller.probe();
       checking = (async () => {
-        await controller.dropClosedHolders();
+        await controller.dropClosedHolders(opts.stuckAfterSeconds ?? STUCK_AFTER_SECONDS);
         await controller.refreshLimit();
       })().finally(() => {
         checking = undefined;
@@ -348,7 +382,7 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
     if (wf.workflowInfo().continueAsNewSuggested || wf.workflowInfo().historyLength > 2000) {
       await checking;
       await reconciling;
-      await wf.condition(wf.allHandlersFinished);
+      await wf.condition(() => controller.inFlight === 0 && wf.allHandlersFinished());
       await wf.continueAsNew<typeof admissionController>(opts, controller.state);
     }
   }

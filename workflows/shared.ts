@@ -83,6 +83,12 @@ export function mediaWorkerQueue(workerId: string): string {
 
 // ---- Admission control (workflows/admission.ts) ------------------------------------------------------
 export const ADMISSION_WORKFLOW_ID = 'avatar-admission';
+/**
+ * The admission controller's own task queue, polled by a worker of its own in the orchestration
+ * process: its workflow tasks never queue behind a burst of session tasks (after a restart every
+ * session replays at once; the controller's tasks timed out behind them, grants minutes late).
+ */
+export const ADMISSION_TASK_QUEUE = 'avatar-admission';
 export const ADMISSION_WORKFLOW_TYPE = 'admissionController';
 
 export interface SlotRequest {

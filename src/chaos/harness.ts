@@ -22,8 +22,10 @@ import { freePort } from '../dev/net';
 import { spawnServiceProcess } from '../dev/service-process';
 import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-server';
 import { mulberry32, startRunwaySimulator, type RunwaySimulator, type SimConfig } from '../runway-sim/server';
-import { encryptedDataConverter } from '../secrets/payload-codec';
-import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { FAILURE_CONVERTER_PATH, encryptedDataConverter } from '../secrets/payload-codec';
+
+const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { EndReasonKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE, sessionWorkflowId } from '../../workflows/shared';
 import type { SessionInput, SessionMode, SessionState } from '../../workflows/types';
 import { capacityWaits, type Outage } from './capacity';
@@ -291,7 +293,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     accountLimit = sim.setAccount({}).maxConcurrentSessions;
     const simNow = sim;
     const lkCustomer = customer;
+    // The workflow code bundled once, as `npm run build` does for production: a restarted worker
+    // loads it instead of bundling again (seconds to minutes on a loaded machine, every restart).
+    const bundlePath = path.join(logDir, 'workflow-bundle.js');
+    writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: quietLogger })).code);
     const workerEnv = (): NodeJS.ProcessEnv => ({
+      WORKFLOW_BUNDLE_PATH: bundlePath,
       ...process.env,
       NODE_ENV: process.env.NODE_ENV ?? 'production',
       TEMPORAL_ADDRESS: `127.0.0.1:${temporalPort}`,

@@ -5,7 +5,7 @@
 import * as wf from '@temporalio/workflow';
 import { runwayMaxDuration } from '../input';
 import type { BridgeMode } from '../types';
-import { acquireSlot } from './admission';
+import { acquireSlot, capacityWait, capacityWaitLeft } from './admission';
 import { answeredStatus, failureMessage, failureType, isTransient, retryDelayOf, sentAt, sessionFailure, timedOut } from './failures';
 import type { SessionRun } from './run';
 
@@ -71,9 +71,11 @@ export async function createRunwaySession(run: SessionRun, mode: BridgeMode, opt
       const attempt: Attempt = { at: sentAt(err) ?? attemptAt, mode, avatarIdentity };
       const type = failureType(err);
       if (type === 'concurrency_limited') {
-        // Runway counts more sessions than we do (another client on the account): wait, then try again.
+        // Runway counts more sessions than we do (another client on the account, a session whose
+        // create answer was lost): the slot goes back to the controller at once with that news, and
+        // the next grant is the wait (never sooner than a short back-off).
         if (opts.renewal) throw err;
-        await waitForRunwayCapacity(run, err, limitedWaitMs);
+        await refusedByRunway(run, err, limitedWaitMs);
         limitedWaitMs = Math.min(30_000, limitedWaitMs * 2);
         continue;
       }
@@ -120,12 +122,20 @@ function recordAmbiguous(run: SessionRun, attempt: Attempt, why: string): void {
   if (direct) run.usedUpAvatarIdentity(attempt.avatarIdentity);
 }
 
-async function waitForRunwayCapacity(run: SessionRun, err: unknown, waitMs: number): Promise<void> {
+/**
+ * Runway refused the create (`concurrency_limited`): the slot goes back with that news (acquireSlot,
+ * next round) and the session waits for another; a short back-off runs alongside, so a grant that
+ * comes at once does not hit Runway again straight away. Both count against the capacity wait.
+ */
+async function refusedByRunway(run: SessionRun, err: unknown, backOffMs: number): Promise<void> {
   run.setPhase('waiting_capacity');
-  run.event('concurrency_limited', `Runway refused: ${failureMessage(err)}; waiting for capacity`);
-  if (run.capacityDeadline !== undefined && Date.now() + waitMs > run.capacityDeadline) {
+  run.event('concurrency_limited', `Runway refused: ${failureMessage(err)}; slot given back, waiting for another`);
+  if (capacityWaitLeft(run) <= 0) {
     throw sessionFailure('capacity_timeout', `Runway kept refusing new sessions for ${run.timing.capacityWaitSeconds} s: ${failureMessage(err)}`);
   }
-  run.publish();
-  await run.untilEnd(() => wf.sleep(waitMs));
+  const until = Date.now() + backOffMs;
+  await acquireSlot(run);
+  const rest = until - Date.now();
+  if (rest > 0) await run.untilEnd(() => capacityWait(run, () => false, rest));
+  run.setPhase('creating'); // the slot is held again: the next round creates on it
 }

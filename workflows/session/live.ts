@@ -135,5 +135,6 @@ async function replaceAfterCut(run: SessionRun, serving: Serving): Promise<Servi
   run.flag('avatar_gap');
   await endRunwaySession(run, serving.id, undefined);
   await releaseExtraSlot(run);
+  run.capacityWaitedMs = 0; // a bring-up of its own: a full capacity wait (in a continued run too)
   return await bringUp(run, serving.mode);
 }

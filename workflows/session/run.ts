@@ -73,8 +73,12 @@ export class SessionRun {
   conversationLiveSince?: number;
   /** Set by `end`; every cancellable step stops when it is. */
   endRequested?: string;
-  /** Deadline of the wait for a slot, shared by every wait of this bring-up. */
-  capacityDeadline?: number;
+  /**
+   * Time waited for capacity so far in this bring-up (workflows/session/admission.ts): counts only
+   * while the workflow could run, so an outage of Temporal or the worker does not use up the wait.
+   * Every bring-up (the first, or a replacement after an avatar gap in any run) starts from 0.
+   */
+  capacityWaitedMs = 0;
   /** Which media worker queue holds the relay of each Runway session (the relay reports it). */
   readonly relayQueues = new Map<string, string>();
   /** The Runway session whose relay reported the avatar published in the customer's room. */
@@ -131,6 +135,8 @@ export class SessionRun {
     this.unbilled = [...(carried?.unbilled ?? [])];
     if (carried?.current.avatarSid) this.ownAvatarSids.add(carried.current.avatarSid);
     this.slotRequests = carried?.slots ?? [];
+    // The session's own slot was granted in an earlier run (it went live): still held here.
+    if (carried && this.slotRequests[0] !== undefined) this.grantedSlots.add(this.slotRequests[0]);
     this.provisioningMs = carried?.provisioningMs ?? [];
     this.conversationLiveSince = carried?.conversationLiveSince;
     this.endRequested = carried?.endRequested;

@@ -38,12 +38,14 @@ export async function teardown(run: SessionRun): Promise<void> {
     for (const id of [...run.ownedRunwaySessionIds]) {
       await step(run, `ending Runway session ${id}`, () => endRunwaySession(run, id, run.state.mode));
     }
+    // The slots go back as soon as the Runway sessions have ended: a waiting session need not wait
+    // for the rest of this teardown.
+    for (const requestId of run.slotRequests.splice(0)) {
+      await step(run, 'releasing the admission slot', () => run.acts.releaseAdmission({ requestId }));
+    }
     await step(run, 'removing participants', async () => {
       const { removed } = await run.acts.removeServiceParticipants({ roomName: run.room, identities: [run.bridgeIdentity, ...run.avatarIdentities()] });
       if (removed.length) run.event('participants_removed', `removed ${removed.join(', ')} from ${run.room}`);
     });
-    for (const requestId of run.slotRequests.splice(0)) {
-      await step(run, 'releasing the admission slot', () => run.acts.releaseAdmission({ requestId }));
-    }
   });
 }
