@@ -41,7 +41,11 @@ export default defineConfig(
       // node:test's test()/describe() return promises the runner itself awaits.
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] },
+          ],
+        },
       ],
     },
   },
@@ -81,7 +85,7 @@ export default defineConfig(
         'error',
         {
           patterns: [
-            { group: NODE_BUILTINS, message: 'Workflows run in Temporal\'s deterministic sandbox: no Node built-ins. Do the I/O in an activity.' },
+            { group: NODE_BUILTINS, message: "Workflows run in Temporal's deterministic sandbox: no Node built-ins. Do the I/O in an activity." },
             {
               regex: '^(\\.\\./)+activities(/.*)?$',
               allowTypeImports: true,

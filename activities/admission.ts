@@ -4,7 +4,13 @@ import type { Client } from '@temporalio/client';
 import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import type { RunwayClient } from '../src/runway/client';
 import {
-  ADMISSION_TASK_QUEUE, ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, releaseSlotSignal, requestSlotNowUpdate, requestSlotSignal, type SlotRequest,
+  ADMISSION_TASK_QUEUE,
+  ADMISSION_WORKFLOW_ID,
+  ADMISSION_WORKFLOW_TYPE,
+  releaseSlotSignal,
+  requestSlotNowUpdate,
+  requestSlotSignal,
+  type SlotRequest,
 } from '../workflows/shared';
 import { avatarConcurrencyLimit } from '../src/runway/types';
 import { isRunwayError } from '../src/runway/errors';
@@ -83,15 +89,29 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
      */
     async requestAdmission(req: SlotRequest & { now?: boolean }): Promise<{ granted: boolean }> {
       const { now, ...request } = req;
-      const start = { workflowId: ADMISSION_WORKFLOW_ID, taskQueue: ADMISSION_TASK_QUEUE, args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }] as const, staticSummary: 'Runway session slots (admission control)' };
+      const start = {
+        workflowId: ADMISSION_WORKFLOW_ID,
+        taskQueue: ADMISSION_TASK_QUEUE,
+        args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }] as const,
+        staticSummary: 'Runway session slots (admission control)',
+      };
       if (now) {
-        const answer = await withTimeout(deps.temporal().workflow.executeUpdateWithStart(requestSlotNowUpdate, {
-          args: [request],
-          startWorkflowOperation: new WithStartWorkflowOperation(ADMISSION_WORKFLOW_TYPE, { ...start, args: [...start.args], workflowIdConflictPolicy: 'USE_EXISTING' }),
-        }), UPDATE_WAIT_MS).catch(() => undefined);
+        const answer = await withTimeout(
+          deps.temporal().workflow.executeUpdateWithStart(requestSlotNowUpdate, {
+            args: [request],
+            startWorkflowOperation: new WithStartWorkflowOperation(ADMISSION_WORKFLOW_TYPE, {
+              ...start,
+              args: [...start.args],
+              workflowIdConflictPolicy: 'USE_EXISTING',
+            }),
+          }),
+          UPDATE_WAIT_MS,
+        ).catch(() => undefined);
         if (answer) return answer;
       }
-      await deps.temporal().workflow.signalWithStart(ADMISSION_WORKFLOW_TYPE, { ...start, args: [...start.args], signal: requestSlotSignal, signalArgs: [request] });
+      await deps
+        .temporal()
+        .workflow.signalWithStart(ADMISSION_WORKFLOW_TYPE, { ...start, args: [...start.args], signal: requestSlotSignal, signalArgs: [request] });
       return { granted: false };
     },
 
@@ -134,11 +154,23 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
 }
 
 /** How long a workflow's current workflow task has been pending, across its attempts (0: none pending). */
-function pendingTaskMs(raw: { pendingWorkflowTask?: { originalScheduledTime?: { seconds?: unknown; nanos?: number | null } | null; scheduledTime?: { seconds?: unknown; nanos?: number | null } | null } | null } | undefined): number {
+function pendingTaskMs(
+  raw:
+    | {
+        pendingWorkflowTask?: {
+          originalScheduledTime?: { seconds?: unknown; nanos?: number | null } | null;
+          scheduledTime?: { seconds?: unknown; nanos?: number | null } | null;
+        } | null;
+      }
+    | undefined,
+): number {
   const task = raw?.pendingWorkflowTask;
   const at = task?.originalScheduledTime ?? task?.scheduledTime;
   if (!at || at.seconds === undefined || at.seconds === null) return 0;
-  const seconds = typeof at.seconds === 'object' && typeof (at.seconds as { toNumber?: unknown }).toNumber === 'function' ? (at.seconds as { toNumber(): number }).toNumber() : Number(at.seconds);
+  const seconds =
+    typeof at.seconds === 'object' && typeof (at.seconds as { toNumber?: unknown }).toNumber === 'function'
+      ? (at.seconds as { toNumber(): number }).toNumber()
+      : Number(at.seconds);
   if (!Number.isFinite(seconds)) return 0;
   return Math.max(0, Date.now() - (seconds * 1000 + Math.floor((at.nanos ?? 0) / 1e6)));
 }

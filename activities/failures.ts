@@ -43,5 +43,10 @@ export function retryableFailure(err: unknown): never {
   if (err instanceof Error && (err.name === 'CancelledFailure' || err.name === 'AbortError')) throw err;
   const kind = isRunwayError(err) ? err.kind : err instanceof ApplicationFailure ? (err.type ?? 'unexpected') : 'unexpected';
   const message = redactString(err instanceof Error ? err.message : String(err));
-  throw ApplicationFailure.create({ type: kind, message, nonRetryable: false, ...(isRunwayError(err) && err.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(100, err.retryAfterMs) } : {}) });
+  throw ApplicationFailure.create({
+    type: kind,
+    message,
+    nonRetryable: false,
+    ...(isRunwayError(err) && err.retryAfterMs !== undefined ? { nextRetryDelay: Math.max(100, err.retryAfterMs) } : {}),
+  });
 }

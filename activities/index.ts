@@ -6,7 +6,10 @@ import { createReaperActivities, type ReaperDeps } from './reaper';
 import { createAdmissionActivities, type AdmissionDeps } from './admission';
 import { createTranscriptActivities } from './transcript';
 
-export type SessionActivityDeps = RunwayActivityDeps & Omit<RoomActivityDeps, 'runway'> & Pick<ReaperDeps, 'temporal'> & Omit<AdmissionDeps, 'runway' | 'temporal'>;
+export type SessionActivityDeps = RunwayActivityDeps &
+  Omit<RoomActivityDeps, 'runway'> &
+  Pick<ReaperDeps, 'temporal'> &
+  Omit<AdmissionDeps, 'runway' | 'temporal'>;
 
 /** Activities of the orchestration worker (task queue `avatar-sessions`). */
 export function createSessionActivities(deps: SessionActivityDeps) {

@@ -56,7 +56,10 @@ export function createReaperActivities(deps: ReaperDeps) {
         ambiguous = [];
         const query = `WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND ${FlagsKey.name} = 'ambiguous_create' AND StartTime > '${since.toISOString()}'`;
         for await (const wf of client.workflow.list({ query })) {
-          const state = await client.workflow.getHandle(wf.workflowId, wf.runId).query(stateQuery).catch(() => undefined as SessionState | undefined);
+          const state = await client.workflow
+            .getHandle(wf.workflowId, wf.runId)
+            .query(stateQuery)
+            .catch(() => undefined as SessionState | undefined);
           for (const a of state?.ambiguousCreates ?? []) {
             // Between the send and the failure, with a margin for the clocks (Runway's, ours); a record
             // without an end (written before it was kept) is matched around its time.
@@ -80,7 +83,8 @@ export function createReaperActivities(deps: ReaperDeps) {
             continue;
           }
           const owners = [];
-          for await (const wf of client.workflow.list({ query: `WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND ${RunwaySessionIdsKey.name} = '${c.id}'` })) owners.push(wf);
+          for await (const wf of client.workflow.list({ query: `WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND ${RunwaySessionIdsKey.name} = '${c.id}'` }))
+            owners.push(wf);
           if (owners.some((o) => o.status.name === 'RUNNING')) {
             scan.owned++;
             continue;

@@ -21,7 +21,6 @@ import { redactString } from '../src/redact';
 import { SealedBox } from '../src/secrets/sealed-box';
 import { relayBridgedSignal } from '../workflows/shared';
 
-
 /** Relay attempts that find the avatar's video stalled before the session gives up on it. */
 const RELAY_STALL_ATTEMPTS = 3;
 export interface RelayRequest {
@@ -218,10 +217,13 @@ export function createRelayActivities(deps: RelayDeps) {
         const connectSeconds = deps.connectTimeoutSeconds ?? 30;
         const connected = Promise.race([
           relay.start(),
-          new Promise<never>((_, reject) => (connectTimer = setTimeout(
-            () => reject(ApplicationFailure.retryable(`could not join both rooms within ${connectSeconds} s`, 'relay_connect_failed')),
-            connectSeconds * 1000,
-          ))),
+          new Promise<never>(
+            (_, reject) =>
+              (connectTimer = setTimeout(
+                () => reject(ApplicationFailure.retryable(`could not join both rooms within ${connectSeconds} s`, 'relay_connect_failed')),
+                connectSeconds * 1000,
+              )),
+          ),
         ]).finally(() => clearTimeout(connectTimer));
         const reason = await Promise.race([connected.then(() => relay.ended), relay.ended, ctx.cancelled, entry.handedOver]);
         if (reason === 'handed_over') {
@@ -233,7 +235,8 @@ export function createRelayActivities(deps: RelayDeps) {
           // A fresh bridge may see video again (a stuck subscription); an avatar still frozen after a
           // few tries will not recover: the session fails rather than show a frozen face for minutes.
           const message = `no avatar video from Runway's room for ${stallSeconds} s`;
-          if (ctx.info.attempt >= RELAY_STALL_ATTEMPTS) throw ApplicationFailure.nonRetryable(`${message} (${ctx.info.attempt} tries)`, 'relay_stalled', relay.stats());
+          if (ctx.info.attempt >= RELAY_STALL_ATTEMPTS)
+            throw ApplicationFailure.nonRetryable(`${message} (${ctx.info.attempt} tries)`, 'relay_stalled', relay.stats());
           throw ApplicationFailure.retryable(message, 'relay_stalled', relay.stats());
         }
         return { reason, stats: relay.stats() };
@@ -269,7 +272,8 @@ export function createRelayActivities(deps: RelayDeps) {
      */
     async relayTranscript(req: { conversationId: string; runwaySessionId: string }): Promise<{ turns: { role: 'user' | 'assistant'; content: string }[] }> {
       const entry = relays.get(req.conversationId);
-      if (!entry || entry.relay.isStopped) throw ApplicationFailure.nonRetryable(`this media worker has no live relay of conversation ${req.conversationId}`, 'relay_not_here');
+      if (!entry || entry.relay.isStopped)
+        throw ApplicationFailure.nonRetryable(`this media worker has no live relay of conversation ${req.conversationId}`, 'relay_not_here');
       return { turns: entry.relay.transcriptOf(req.runwaySessionId).map(({ role, content }) => ({ role, content })) };
     },
 

@@ -24,7 +24,12 @@ export function createRoomActivities(deps: RoomActivityDeps) {
 
   return {
     /** Direct mode: resolves once the avatar is in the customer's room publishing video; otherwise says what is missing. */
-    async waitForAvatarInRoom(req: { roomName: string; avatarIdentity: string; timeoutSeconds: number; excludeSid?: string }): Promise<{ joinedAfterMs: number; sid: string; joinedAtMs?: number }> {
+    async waitForAvatarInRoom(req: {
+      roomName: string;
+      avatarIdentity: string;
+      timeoutSeconds: number;
+      excludeSid?: string;
+    }): Promise<{ joinedAfterMs: number; sid: string; joinedAtMs?: number }> {
       const started = Date.now();
       let last = { joined: false, publishingVideo: false } as Awaited<ReturnType<CustomerRooms['presence']>>;
       while (Date.now() - started < req.timeoutSeconds * 1000) {
@@ -34,7 +39,8 @@ export function createRoomActivities(deps: RoomActivityDeps) {
           asFailure(err);
         }
         // During a renewal the old avatar holds the same identity: wait for a different participant sid.
-        if (last.joined && last.publishingVideo && last.sid !== req.excludeSid) return { joinedAfterMs: Date.now() - started, sid: last.sid!, joinedAtMs: last.joinedAtMs };
+        if (last.joined && last.publishingVideo && last.sid !== req.excludeSid)
+          return { joinedAfterMs: Date.now() - started, sid: last.sid!, joinedAtMs: last.joinedAtMs };
         heartbeat({ joined: last.joined, publishingVideo: last.publishingVideo });
         await sleep(presencePollMs);
       }

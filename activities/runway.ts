@@ -11,7 +11,6 @@ import { asFailure, fail, retryableFailure } from './failures';
 import { heartbeatWhile } from './heartbeat';
 import { CONTEXT_MAX_CHARS, PERSONALITY_MAX_CHARS, conversationSoFar } from './transcript';
 
-
 /** A create outstanding this long starts heartbeating (at most 0.8 × the heartbeat timeout apart, the SDK throttles). */
 const CREATE_HEARTBEAT_MS = 1_000;
 export interface RunwayActivityDeps {
@@ -48,7 +47,6 @@ export interface CreateSessionRequest {
 
 export type ReadyStatus = { expiresAt: string; polls: number; waitedMs: number; wasQueued: boolean };
 export type RunwayStatusSummary = { status: string; failureCode?: string; failure?: string };
-
 
 /**
  * One ended Runway session's billed seconds: `seconds` when its final duration is known; `later` when
@@ -119,7 +117,10 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
         }
       }
       if (Date.now() + wait > deadline) {
-        fail('ready_timeout', `Runway session ${req.runwaySessionId} was not READY within ${req.deadlineSeconds} s (${polls} polls${wasQueued ? ', queued' : ''})`);
+        fail(
+          'ready_timeout',
+          `Runway session ${req.runwaySessionId} was not READY within ${req.deadlineSeconds} s (${polls} polls${wasQueued ? ', queued' : ''})`,
+        );
       }
       if (Date.now() + wait > windowEnd) return { ready: false, progress: { polls, startedAt, wasQueued, delayMs: delay } };
       if (!activityInfo().isLocal) heartbeat({ polls, startedAt, wasQueued, delayMs: delay }); // local activities have no heartbeat
@@ -148,19 +149,21 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
      * anything else. See docs/cost.md.
      */
     async readBilledSeconds(req: { runwaySessionIds: string[] }): Promise<{ sessions: BilledSession[] }> {
-      const sessions = await Promise.all(req.runwaySessionIds.map(async (id): Promise<BilledSession> => {
-        for (let attempt = 1; ; attempt++) {
-          try {
-            return await billedOnce(id);
-          } catch (err) {
-            if (attempt < 2 && isRunwayError(err) && err.retryable) {
-              await sleep(Math.min(err.retryAfterMs ?? 500, 2000));
-              continue;
+      const sessions = await Promise.all(
+        req.runwaySessionIds.map(async (id): Promise<BilledSession> => {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              return await billedOnce(id);
+            } catch (err) {
+              if (attempt < 2 && isRunwayError(err) && err.retryable) {
+                await sleep(Math.min(err.retryAfterMs ?? 500, 2000));
+                continue;
+              }
+              return { id, later: isRunwayError(err) ? `${err.kind}: ${err.message}` : String(err) };
             }
-            return { id, later: isRunwayError(err) ? `${err.kind}: ${err.message}` : String(err) };
           }
-        }
-      }));
+        }),
+      );
       return { sessions };
     },
 
@@ -232,7 +235,12 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
      * READY within a second or two, and this costs no task-queue round trip). Not READY yet is an
      * answer (`ready: false`, with the progress so far), and the workflow then waits with waitUntilReady.
      */
-    async checkReadySoon(req: { runwaySessionId: string; deadlineSeconds: number; acceptRunning?: boolean; windowSeconds: number }): Promise<ReadyStatus | NotReadyYet> {
+    async checkReadySoon(req: {
+      runwaySessionId: string;
+      deadlineSeconds: number;
+      acceptRunning?: boolean;
+      windowSeconds: number;
+    }): Promise<ReadyStatus | NotReadyYet> {
       return await pollUntilReady(req, undefined, Date.now() + req.windowSeconds * 1000);
     },
 
@@ -301,6 +309,5 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       }
       return { finalStatus: await statusOf(), cancelled: true };
     },
-
   };
 }

@@ -68,7 +68,11 @@ async function readConversation(deps: TranscriptDeps, id: string): Promise<{ con
  * Stitches the sessions' transcripts in creation order, within TRANSCRIPT_MAX_BYTES.
  * Exported for tests.
  */
-export function stitch(conversationId: string, ids: string[], read: Map<string, { conversation?: AvatarConversation; error?: string; final?: boolean }>): ConversationTranscript {
+export function stitch(
+  conversationId: string,
+  ids: string[],
+  read: Map<string, { conversation?: AvatarConversation; error?: string; final?: boolean }>,
+): ConversationTranscript {
   const sessions: TranscriptSession[] = [];
   const turns: TranscriptTurn[] = [];
   let bytes = 0;
@@ -109,7 +113,8 @@ export function stitch(conversationId: string, ids: string[], read: Map<string, 
  * Exported for tests.
  */
 export function contextText(turns: { role: string; content: string | null }[], maxChars = CONTEXT_MAX_CHARS): string {
-  const header = '\n\n[This conversation continues from an earlier session of yours. Do not greet the user again or restart; carry on from where it was. The conversation so far, oldest first:]\n';
+  const header =
+    '\n\n[This conversation continues from an earlier session of yours. Do not greet the user again or restart; carry on from where it was. The conversation so far, oldest first:]\n';
   const lines: string[] = [];
   let used = header.length;
   for (let i = turns.length - 1; i >= 0; i--) {
@@ -142,7 +147,8 @@ export function createTranscriptActivities(deps: TranscriptDeps) {
         }
         const waiting = req.runwaySessionIds.filter((id) => !read.get(id)?.final);
         if (!waiting.length || Date.now() + delay > deadline) {
-          if (waiting.length) log.warn('transcript incomplete: Runway did not finalize every session in time', { waiting: waiting.length, waitSeconds: req.waitSeconds });
+          if (waiting.length)
+            log.warn('transcript incomplete: Runway did not finalize every session in time', { waiting: waiting.length, waitSeconds: req.waitSeconds });
           return stitch(req.conversationId, req.runwaySessionIds, read);
         }
         if (!activityInfo().isLocal) heartbeat({ waiting: waiting.length });
@@ -162,7 +168,10 @@ export const CONTEXT_READ_BUDGET_MS = 5000;
  * gives nothing. Errors are logged and skipped: a renewal without context is better than no renewal.
  */
 export async function conversationSoFar(
-  runway: RunwayClient, previousIds: string[], maxChars = CONTEXT_MAX_CHARS, budgetMs = CONTEXT_READ_BUDGET_MS,
+  runway: RunwayClient,
+  previousIds: string[],
+  maxChars = CONTEXT_MAX_CHARS,
+  budgetMs = CONTEXT_READ_BUDGET_MS,
   latest: { role: string; content: string | null }[] = [],
 ): Promise<string> {
   // `latest`: the turns of the session being replaced as the relay saw them (the newest part).

@@ -41,7 +41,10 @@ async function main(): Promise<void> {
     startLiveKitServer({ label: 'customer', logFile: path.join(logDir, 'livekit-customer.log') }),
     startLiveKitServer({ label: 'runway', logFile: path.join(logDir, 'livekit-runway.log') }),
   ]);
-  const sim = await startRunwaySimulator({ livekit: { url: runwayLk.url, apiKey: runwayLk.apiKey, apiSecret: runwayLk.apiSecret }, defaults: { avatarMedia: 'off' } });
+  const sim = await startRunwaySimulator({
+    livekit: { url: runwayLk.url, apiKey: runwayLk.apiKey, apiSecret: runwayLk.apiSecret },
+    defaults: { avatarMedia: 'off' },
+  });
   const secretsKey = randomBytes(32);
   const config = {
     runway: { apiKey: sim.apiKey, baseUrl: sim.baseUrl },
@@ -50,7 +53,10 @@ async function main(): Promise<void> {
   };
   const { connection } = await connectWorker({ address: temporal.address });
   // The service's production polling defaults (250 ms first poll, backing off to 2 s).
-  const workers: RunnableWorker[] = [await createSessionWorker({ connection, config, ...workerSettings(loadEnv()) }), await createMediaWorker({ connection, config })];
+  const workers: RunnableWorker[] = [
+    await createSessionWorker({ connection, config, ...workerSettings(loadEnv()) }),
+    await createMediaWorker({ connection, config }),
+  ];
   const runs = workers.map((w) => w.run());
   const client = await connectClient({ address: temporal.address }, encryptedDataConverter([secretsKey]));
   const sessions = new SessionsClient(client);
@@ -66,21 +72,25 @@ async function main(): Promise<void> {
     const before = sim.requests().length;
     const inputs = Array.from({ length: n }, () => input(tag));
     const t0 = new Map<string, number>();
-    await Promise.all(inputs.map(async (i) => {
-      t0.set(i.conversationId, Date.now());
-      await sessions.startSession(i);
-    }));
+    await Promise.all(
+      inputs.map(async (i) => {
+        t0.set(i.conversationId, Date.now());
+        await sessions.startSession(i);
+      }),
+    );
     const ttr: number[] = [];
-    await Promise.all(inputs.map(async (i) => {
-      let s: SessionState | undefined;
-      for (;;) {
-        s = await sessions.getSession(i.conversationId);
-        if (s && (s.phaseTimes.consuming || s.phase === 'failed')) break;
-        await sleep(50);
-      }
-      ttr.push(Date.parse(s.phaseTimes.consuming ?? s.phaseTimes.failed!) - t0.get(i.conversationId)!);
-      await sessions.endSession(i.conversationId);
-    }));
+    await Promise.all(
+      inputs.map(async (i) => {
+        let s: SessionState | undefined;
+        for (;;) {
+          s = await sessions.getSession(i.conversationId);
+          if (s && (s.phaseTimes.consuming || s.phase === 'failed')) break;
+          await sleep(50);
+        }
+        ttr.push(Date.parse(s.phaseTimes.consuming ?? s.phaseTimes.failed!) - t0.get(i.conversationId)!);
+        await sessions.endSession(i.conversationId);
+      }),
+    );
     const events: number[] = [];
     for (const i of inputs) {
       const h = client.workflow.getHandle(sessionWorkflowId(i.conversationId));
@@ -94,22 +104,24 @@ async function main(): Promise<void> {
   async function plain(n: number): Promise<{ ttr: number[]; requests: number }> {
     const before = sim.requests().length;
     const ttr: number[] = [];
-    await Promise.all(Array.from({ length: n }, async () => {
-      const t0 = Date.now();
-      const { id } = await runway.createSession({ model: 'gwm1_avatars', avatar: { type: 'runway-preset', presetId: 'cooking-teacher' } });
-      let wait = 250;
-      for (;;) {
-        const s = await runway.getSession(id);
-        if (s.status === 'READY') {
-          ttr.push(Date.now() - t0);
-          await runway.consumeSession(id, s.sessionKey);
-          break;
+    await Promise.all(
+      Array.from({ length: n }, async () => {
+        const t0 = Date.now();
+        const { id } = await runway.createSession({ model: 'gwm1_avatars', avatar: { type: 'runway-preset', presetId: 'cooking-teacher' } });
+        let wait = 250;
+        for (;;) {
+          const s = await runway.getSession(id);
+          if (s.status === 'READY') {
+            ttr.push(Date.now() - t0);
+            await runway.consumeSession(id, s.sessionKey);
+            break;
+          }
+          await sleep(wait);
+          wait = Math.min(2000, wait * 2);
         }
-        await sleep(wait);
-        wait = Math.min(2000, wait * 2);
-      }
-      await runway.cancelSession(id);
-    }));
+        await runway.cancelSession(id);
+      }),
+    );
     return { ttr, requests: (sim.requests().length - before) / n };
   }
 
@@ -121,8 +133,10 @@ async function main(): Promise<void> {
     rows.push({
       provisioning_ms: provisioningMs,
       sessions: N,
-      service_ttr_p50_ms: pct(s.ttr, 50), service_ttr_p95_ms: pct(s.ttr, 95),
-      plain_ttr_p50_ms: pct(p.ttr, 50), plain_ttr_p95_ms: pct(p.ttr, 95),
+      service_ttr_p50_ms: pct(s.ttr, 50),
+      service_ttr_p95_ms: pct(s.ttr, 95),
+      plain_ttr_p50_ms: pct(p.ttr, 50),
+      plain_ttr_p95_ms: pct(p.ttr, 95),
       ttr_p50_ratio: Number((pct(s.ttr, 50) / pct(p.ttr, 50)).toFixed(2)),
       service_runway_requests_per_session: Number(s.requests.toFixed(1)),
       plain_runway_requests_per_session: Number(p.requests.toFixed(1)),

@@ -11,7 +11,14 @@ const [url, token] = process.argv.slice(2);
 const arrivals: number[] = [];
 const room = new Room();
 const readers = new Map<string, ReadableStreamDefaultReader<VideoFrameEvent>>();
-room.on(RoomEvent.TrackUnsubscribed, (_t, pub) => void readers.get(pub.sid!)?.cancel().catch(() => undefined));
+room.on(
+  RoomEvent.TrackUnsubscribed,
+  (_t, pub) =>
+    void readers
+      .get(pub.sid!)
+      ?.cancel()
+      .catch(() => undefined),
+);
 room.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, pub) => {
   if (track.kind !== TrackKind.KIND_VIDEO) return;
   const reader = new VideoStream(track).getReader();

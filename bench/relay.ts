@@ -19,8 +19,21 @@ import path from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
-  AudioSource, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions, TrackSource,
-  VideoBufferType, VideoCodec, VideoFrame, VideoSource, VideoStream, dispose, type RemoteTrack,
+  AudioSource,
+  LocalAudioTrack,
+  LocalVideoTrack,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+  VideoBufferType,
+  VideoCodec,
+  VideoFrame,
+  VideoSource,
+  VideoStream,
+  dispose,
+  type RemoteTrack,
 } from '@livekit/rtc-node';
 import { AccessToken } from 'livekit-server-sdk';
 import { startLiveKitServer, type LiveKitServer } from '../src/dev/livekit-server';
@@ -35,13 +48,21 @@ import { startProcessAvatar, stopAvatarRunner } from '../src/runway-sim/avatar-p
 
 const { values } = parseArgs({
   options: {
-    json: { type: 'boolean' }, 'soak-minutes': { type: 'string' }, seconds: { type: 'string' }, max: { type: 'string' },
-    renewals: { type: 'string' }, mode: { type: 'string' }, avatars: { type: 'string' }, 'hold-seconds': { type: 'string' },
+    json: { type: 'boolean' },
+    'soak-minutes': { type: 'string' },
+    seconds: { type: 'string' },
+    max: { type: 'string' },
+    renewals: { type: 'string' },
+    mode: { type: 'string' },
+    avatars: { type: 'string' },
+    'hold-seconds': { type: 'string' },
   },
   strict: true,
 });
 const SECONDS = Number(values.seconds ?? 20);
-const W = 640, H = 360, FPS = 30;
+const W = 640,
+  H = 360,
+  FPS = 30;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => (xs.length ? [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]! : NaN);
 
@@ -56,7 +77,15 @@ async function publisher(lk: LiveKitServer, room: string) {
   const r = new Room();
   await r.connect(lk.url, await token(lk, room, `avatar-${room}`), { autoSubscribe: false, dynacast: false });
   const video = new VideoSource(W, H);
-  await r.localParticipant!.publishTrack(LocalVideoTrack.createVideoTrack('cam', video), new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: VideoCodec.VP8, videoEncoding: { maxBitrate: 1_500_000n, maxFramerate: FPS } }));
+  await r.localParticipant!.publishTrack(
+    LocalVideoTrack.createVideoTrack('cam', video),
+    new TrackPublishOptions({
+      source: TrackSource.SOURCE_CAMERA,
+      simulcast: false,
+      videoCodec: VideoCodec.VP8,
+      videoEncoding: { maxBitrate: 1_500_000n, maxFramerate: FPS },
+    }),
+  );
   const audio = new AudioSource(48000, 1, 200);
   await r.localParticipant!.publishTrack(LocalAudioTrack.createAudioTrack('mic', audio), new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
   const sentAt = new Map<number, number>();
@@ -113,7 +142,10 @@ async function viewer(lk: LiveKitServer, room: string, sentAt: Map<number, numbe
   });
   await r.connect(lk.url, await token(lk, room, `viewer-${room}-${Math.random().toString(36).slice(2, 6)}`), { autoSubscribe: true, dynacast: false });
   return {
-    reset() { latencies.length = 0; frames = 0; },
+    reset() {
+      latencies.length = 0;
+      frames = 0;
+    },
     stats: () => ({ latencies: [...latencies], frames }),
     async stop() {
       for (const s of streams) await s.cancel().catch(() => undefined);
@@ -125,16 +157,21 @@ async function viewer(lk: LiveKitServer, room: string, sentAt: Map<number, numbe
 
 /** The viewer process (bench/relay-viewer.ts) in the customer's room. */
 async function viewerProcess(lk: LiveKitServer, room: string) {
-  const child = fork(path.join(__dirname, 'relay-viewer.ts'), [lk.url, await token(lk, room, `viewer-${room}`)], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, NODE_ENV: 'production' } });
-  const ask = <T>(msg: object, key: string) => new Promise<T>((resolve) => {
-    const on = (m: Record<string, unknown>) => {
-      if (!(key in m)) return;
-      child.off('message', on);
-      resolve(m as T);
-    };
-    child.on('message', on);
-    child.send(msg);
+  const child = fork(path.join(__dirname, 'relay-viewer.ts'), [lk.url, await token(lk, room, `viewer-${room}`)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    env: { ...process.env, NODE_ENV: 'production' },
   });
+  const ask = <T>(msg: object, key: string) =>
+    new Promise<T>((resolve) => {
+      const on = (m: Record<string, unknown>) => {
+        if (!(key in m)) return;
+        child.off('message', on);
+        resolve(m as T);
+      };
+      child.on('message', on);
+      child.send(msg);
+    });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', (code) => reject(new Error(`viewer exited (${code})`)));
@@ -163,19 +200,31 @@ async function renewalGaps(runwayLk: LiveKitServer, customerLk: LiveKitServer, m
     let self: SimAvatar | undefined;
     const leave = () => void self?.stop().catch(() => undefined);
     // Like the simulator: the avatar starts when the session is consumed (relay) or created (direct), unawaited.
-    const avatar = start({ url: lk.url, token: await token(lk, roomName, identity), roomName, identity, where, media: 'full', onEndCall: leave, onDisconnected: leave })
-      .then((a) => {
-        self = a;
-        avatars.add(a);
-        return a;
-      });
+    const avatar = start({
+      url: lk.url,
+      token: await token(lk, roomName, identity),
+      roomName,
+      identity,
+      where,
+      media: 'full',
+      onEndCall: leave,
+      onDisconnected: leave,
+    }).then((a) => {
+      self = a;
+      avatars.add(a);
+      return a;
+    });
     return { url: runwayLk.url, token: await token(runwayLk, roomName, `client-${k}`), avatar };
   };
   const first = await avatarIn(0);
   await first.avatar;
   let relay: MediaRelay | undefined;
   if (mode === 'relay') {
-    relay = new MediaRelay({ runway: { url: first.url, token: first.token, sessionId: 's0' }, customer: { url: customerLk.url, token: await token(customerLk, customerRoom, 'bridge') }, stallSeconds: 60 });
+    relay = new MediaRelay({
+      runway: { url: first.url, token: first.token, sessionId: 's0' },
+      customer: { url: customerLk.url, token: await token(customerLk, customerRoom, 'bridge') },
+      stallSeconds: 60,
+    });
     await relay.start();
   }
   const view = await viewerProcess(customerLk, customerRoom);
@@ -216,9 +265,13 @@ async function renewalGaps(runwayLk: LiveKitServer, customerLk: LiveKitServer, m
   await relay?.stop({ endCall: false });
   for (const a of avatars) await a.stop().catch(() => undefined);
   return {
-    mode, renewals: n,
-    viewer_gap_p50_ms: pct(gaps, 50), viewer_gap_p95_ms: pct(gaps, 95), viewer_gap_max_ms: Math.max(...gaps),
-    quiet_gap_p50_ms: pct(floor, 50), quiet_gap_p95_ms: pct(floor, 95),
+    mode,
+    renewals: n,
+    viewer_gap_p50_ms: pct(gaps, 50),
+    viewer_gap_p95_ms: pct(gaps, 95),
+    viewer_gap_max_ms: Math.max(...gaps),
+    quiet_gap_p50_ms: pct(floor, 50),
+    quiet_gap_p95_ms: pct(floor, 95),
     ...(relay ? { relay_gap_p50_ms: pct(relaySide, 50), relay_gap_p95_ms: pct(relaySide, 95) } : {}),
     renewal_ms_p50: pct(durations, 50),
     // This process's worst event-loop delay per renewal (the relay's, in relay mode).
@@ -236,13 +289,20 @@ async function main(): Promise<void> {
   ]);
 
   async function measure(relays: number, seconds: number) {
-    const pubs = [], views = [], bridges: MediaRelay[] = [], direct = [];
+    const pubs = [],
+      views = [],
+      bridges: MediaRelay[] = [],
+      direct = [];
     for (let i = 0; i < relays; i++) {
       const room = `bench-${relays}-${i}`;
       const pub = await publisher(runwayLk, room);
       pubs.push(pub);
       if (i === 0) direct.push(await viewer(runwayLk, room, pub.sentAt)); // the avatar's own hop, for the difference
-      const relay = new MediaRelay({ runway: { url: runwayLk.url, token: await token(runwayLk, room, `relay-${room}`) }, customer: { url: customerLk.url, token: await token(customerLk, room, `bridge-${room}`) }, stallSeconds: 60 });
+      const relay = new MediaRelay({
+        runway: { url: runwayLk.url, token: await token(runwayLk, room, `relay-${room}`) },
+        customer: { url: customerLk.url, token: await token(customerLk, room, `bridge-${room}`) },
+        stallSeconds: 60,
+      });
       await relay.start();
       bridges.push(relay);
       views.push(await viewer(customerLk, room, pub.sentAt));
@@ -260,8 +320,14 @@ async function main(): Promise<void> {
       relays,
       cpu_s_per_min_total: Number((((cpu.user + cpu.system) / 1e6) * (60 / wall)).toFixed(1)),
       fps_min: Number(Math.min(...relayed.map((r) => r.frames / wall)).toFixed(1)),
-      relayed_latency_p50_ms: pct(relayed.flatMap((r) => r.latencies), 50),
-      relayed_latency_p95_ms: pct(relayed.flatMap((r) => r.latencies), 95),
+      relayed_latency_p50_ms: pct(
+        relayed.flatMap((r) => r.latencies),
+        50,
+      ),
+      relayed_latency_p95_ms: pct(
+        relayed.flatMap((r) => r.latencies),
+        95,
+      ),
       direct_latency_p50_ms: pct(direct0.latencies, 50),
       direct_latency_p95_ms: pct(direct0.latencies, 95),
       rss_mb: Math.round(process.memoryUsage().rss / 1e6),
@@ -296,14 +362,18 @@ async function main(): Promise<void> {
     const rows = [];
     for (const mode of modes) rows.push(await renewalGaps(runwayLk, customerLk, mode, n, inline ? startSimAvatar : startProcessAvatar, holdMs));
     await stopAvatarRunner();
-    console.log(`\nViewer-side gap at renewal, 640x360@30 simulated avatars ${inline ? 'in the relay\'s process' : 'in their own process'} — ${machine}`);
+    console.log(`\nViewer-side gap at renewal, 640x360@30 simulated avatars ${inline ? "in the relay's process" : 'in their own process'} — ${machine}`);
     console.table(rows.map(({ gaps_ms: _g, ...r }) => r));
     if (values.json) console.log(JSON.stringify({ machine, avatars: inline ? 'inline' : 'process', rows }));
   } else if (values['soak-minutes']) {
     const minutes = Number(values['soak-minutes']);
     console.log(`relay soak, ${minutes} min, one 640x360@30 relay — ${machine}`);
     const pub = await publisher(runwayLk, 'soak');
-    const relay = new MediaRelay({ runway: { url: runwayLk.url, token: await token(runwayLk, 'soak', 'relay-soak') }, customer: { url: customerLk.url, token: await token(customerLk, 'soak', 'bridge-soak') }, stallSeconds: 60 });
+    const relay = new MediaRelay({
+      runway: { url: runwayLk.url, token: await token(runwayLk, 'soak', 'relay-soak') },
+      customer: { url: customerLk.url, token: await token(customerLk, 'soak', 'bridge-soak') },
+      stallSeconds: 60,
+    });
     await relay.start();
     const v = await viewer(customerLk, 'soak', pub.sentAt);
     const rows = [];
@@ -311,7 +381,13 @@ async function main(): Promise<void> {
       v.reset();
       await sleep(60_000);
       const s = v.stats();
-      const row = { minute: m, rss_mb: Math.round(process.memoryUsage().rss / 1e6), fps: Number((s.frames / 60).toFixed(1)), latency_p95_ms: pct(s.latencies, 95), forwarded: relay.stats().videoFramesForwarded };
+      const row = {
+        minute: m,
+        rss_mb: Math.round(process.memoryUsage().rss / 1e6),
+        fps: Number((s.frames / 60).toFixed(1)),
+        latency_p95_ms: pct(s.latencies, 95),
+        forwarded: relay.stats().videoFramesForwarded,
+      };
       rows.push(row);
       console.log(JSON.stringify(row));
     }

@@ -77,9 +77,11 @@ function procSample(pid: number): { cpuS: number; rssMb: number } | undefined {
 /** Runs `fn` for each item, at most `limit` at a time. */
 async function pool<T>(items: T[], limit: number, fn: (t: T) => Promise<void>): Promise<void> {
   let i = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (i < items.length) await fn(items[i++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
 }
 
 /** A pass-through HTTP proxy to LiveKit's API that counts Twirp calls by method. */
@@ -105,7 +107,10 @@ async function countingProxy(target: string): Promise<{ url: string; counts: Map
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     counts,
     total: () => [...counts.values()].reduce((a, b) => a + b, 0),
-    close: () => { server.close(); agent.destroy(); },
+    close: () => {
+      server.close();
+      agent.destroy();
+    },
   };
 }
 
@@ -159,8 +164,10 @@ async function main(): Promise<void> {
   // The worker logs JSON at warn level; wait until it polls (it answers a describe of its task queue).
   const client = await connectClient({ address: temporal.address }, encryptedDataConverter([secretsKey]));
   const sessions = new SessionsClient(client);
-  for (const deadline = Date.now() + 120_000; ; ) {
-    const raw = await client.workflowService.describeTaskQueue({ namespace: 'default', taskQueue: { name: 'avatar-sessions' }, taskQueueType: 1 }).catch(() => undefined);
+  for (const deadline = Date.now() + 120_000; ;) {
+    const raw = await client.workflowService
+      .describeTaskQueue({ namespace: 'default', taskQueue: { name: 'avatar-sessions' }, taskQueueType: 1 })
+      .catch(() => undefined);
     if (raw?.pollers?.length) break;
     if (workerExit || Date.now() > deadline) throw new Error(workerExit ?? 'worker did not start polling within 120 s');
     await sleep(500);
@@ -172,7 +179,14 @@ async function main(): Promise<void> {
   const timing: Partial<SessionTiming> = RENEWAL ? {} : { sessionCapSeconds: 0 };
   const input = (tag: string): SessionInput => {
     const conversationId = `scale-${tag}-${randomBytes(4).toString('hex')}`;
-    return { conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}`, agentIdentity: 'agent' }, mode: 'direct', timing, maxDurationSeconds: 3600 };
+    return {
+      conversationId,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: `room-${conversationId}`, agentIdentity: 'agent' },
+      mode: 'direct',
+      timing,
+      maxDurationSeconds: 3600,
+    };
   };
   /** Starts a session and waits until it is live; time-to-live in ms, or the error. */
   // The customer's room, made before the session: no end user or agent joins here, and LiveKit closes a
@@ -184,7 +198,9 @@ async function main(): Promise<void> {
       await rooms.createRoom({ name: i.livekit.roomName, emptyTimeout: 4 * 3600, departureTimeout: 60 });
       const r = await Promise.race([
         sessions.startAndWaitLive(i),
-        sleep(600_000).then(() => { throw new Error("not live within 600 s"); }),
+        sleep(600_000).then(() => {
+          throw new Error('not live within 600 s');
+        }),
       ]);
       if (!r.live) throw new Error('no live info');
       return { ttl: Date.now() - t0 };
@@ -193,8 +209,15 @@ async function main(): Promise<void> {
     }
   };
   const endAll = async (ids: string[]) => {
-    await pool(ids, 50, async (id) => { await sessions.endSession(id).catch(() => undefined); });
-    await pool(ids, 100, async (id) => { await client.workflow.getHandle(sessionWorkflowId(id)).result().catch(() => undefined); });
+    await pool(ids, 50, async (id) => {
+      await sessions.endSession(id).catch(() => undefined);
+    });
+    await pool(ids, 100, async (id) => {
+      await client.workflow
+        .getHandle(sessionWorkflowId(id))
+        .result()
+        .catch(() => undefined);
+    });
   };
   const historyLen = async (id: string) => (await client.workflow.getHandle(sessionWorkflowId(id)).fetchHistory()).events?.length ?? 0;
 
@@ -210,12 +233,14 @@ async function main(): Promise<void> {
       const results: { ttl?: number; error?: string }[] = [];
       const load0 = os.loadavg()[0]!;
       const s0 = Date.now();
-      await Promise.all(inputs.map(async (i, k) => {
-        await sleep(s0 + (k * 1000) / rate - Date.now());
-        const r = await bringLive(i);
-        results.push(r);
-        await sessions.endSession(i.conversationId).catch(() => undefined);
-      }));
+      await Promise.all(
+        inputs.map(async (i, k) => {
+          await sleep(s0 + (k * 1000) / rate - Date.now());
+          const r = await bringLive(i);
+          results.push(r);
+          await sessions.endSession(i.conversationId).catch(() => undefined);
+        }),
+      );
       const startedPerS = n / ((Date.now() - s0) / 1000);
       await endAll(inputs.map((i) => i.conversationId));
       const ttls = results.flatMap((r) => (r.ttl !== undefined ? [r.ttl] : []));
@@ -223,14 +248,29 @@ async function main(): Promise<void> {
       const p95 = pct(ttls, 95);
       baseP95 ??= p95;
       rampRows.push({
-        target_per_s: rate, sessions: n, live: ttls.length, errors: errors.length,
-        ttl_p50_ms: pct(ttls, 50), ttl_p95_ms: p95, p95_vs_first: round(p95 / baseP95, 2),
-        completed_per_s: round(startedPerS, 1), load1: round(load0, 1),
+        target_per_s: rate,
+        sessions: n,
+        live: ttls.length,
+        errors: errors.length,
+        ttl_p50_ms: pct(ttls, 50),
+        ttl_p95_ms: p95,
+        p95_vs_first: round(p95 / baseP95, 2),
+        completed_per_s: round(startedPerS, 1),
+        load1: round(load0, 1),
       });
       log(`ramp ${rate}/s: ${JSON.stringify(rampRows.at(-1))}${errors.length ? ` first error: ${errors[0]!.error}` : ''}`);
-      if (errors.length) { rampVerdict = `first error at ${rate}/s: ${errors[0]!.error}`; break; }
-      if (p95 >= 2 * baseP95) { rampVerdict = `p95 time-to-live doubled at ${rate}/s`; break; }
-      if (workerExit) { rampVerdict = workerExit; break; }
+      if (errors.length) {
+        rampVerdict = `first error at ${rate}/s: ${errors[0]!.error}`;
+        break;
+      }
+      if (p95 >= 2 * baseP95) {
+        rampVerdict = `p95 time-to-live doubled at ${rate}/s`;
+        break;
+      }
+      if (workerExit) {
+        rampVerdict = workerExit;
+        break;
+      }
     }
   }
 
@@ -253,12 +293,20 @@ async function main(): Promise<void> {
     let done = 0;
     const r0 = Date.now();
     const load0 = os.loadavg()[0]!;
-    let progress = setInterval(() => log(`ramp-up: ${done} done, ${results.filter((r) => r?.ttl !== undefined).length} live, ${results.filter((r) => r?.error).length} errors, rss ${round(samples.at(-1)?.rssMb ?? 0, 0)} MB`), 10_000);
-    await Promise.all(inputs.map(async (i, k) => {
-      await sleep(r0 + (k * 1000) / START_RATE - Date.now());
-      results[k] = await bringLive(i);
-      done++;
-    }));
+    let progress = setInterval(
+      () =>
+        log(
+          `ramp-up: ${done} done, ${results.filter((r) => r?.ttl !== undefined).length} live, ${results.filter((r) => r?.error).length} errors, rss ${round(samples.at(-1)?.rssMb ?? 0, 0)} MB`,
+        ),
+      10_000,
+    );
+    await Promise.all(
+      inputs.map(async (i, k) => {
+        await sleep(r0 + (k * 1000) / START_RATE - Date.now());
+        results[k] = await bringLive(i);
+        done++;
+      }),
+    );
     clearInterval(progress);
     const rampS = (Date.now() - r0) / 1000;
     const liveIds = inputs.map((i) => i.conversationId);
@@ -273,7 +321,10 @@ async function main(): Promise<void> {
     const h0 = Date.now();
     const cpu0 = procSample(pid);
     const loads: number[] = [];
-    progress = setInterval(() => { loads.push(os.loadavg()[0]!); log(`holding: rss ${round(samples.at(-1)?.rssMb ?? 0, 0)} MB, sim active ${sim.activeCount()}, ${workerExit ?? 'worker up'}`); }, 30_000);
+    progress = setInterval(() => {
+      loads.push(os.loadavg()[0]!);
+      log(`holding: rss ${round(samples.at(-1)?.rssMb ?? 0, 0)} MB, sim active ${sim.activeCount()}, ${workerExit ?? 'worker up'}`);
+    }, 30_000);
     while (Date.now() - h0 < HOLD_S * 1000 && !workerExit) await sleep(1000);
     clearInterval(progress);
     const holdS = (Date.now() - h0) / 1000;
@@ -343,7 +394,12 @@ async function main(): Promise<void> {
     };
   }
 
-  console.log(`\nThroughput and scale — ${machine}, load ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(
+    `\nThroughput and scale — ${machine}, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(1))
+      .join(' ')}`,
+  );
   if (rampRows.length) {
     console.log(`Start-rate ramp (${STEP_S} s per step, each session ended once live; provisioning ${PROVISIONING_MS} ms): ${rampVerdict}`);
     console.table(rampRows);
@@ -352,10 +408,24 @@ async function main(): Promise<void> {
     console.log(`Hold: ${N} direct sessions on one worker (process), light pion avatars`);
     console.table(Object.entries(holdRow).map(([k, v]) => ({ figure: k, value: v })));
   }
-  if (values.json) console.log(JSON.stringify({ machine, load: os.loadavg(), provisioningMs: PROVISIONING_MS, workerMaxConcurrentActivities: WORKER_ACTIVITIES, ramp: { stepSeconds: STEP_S, verdict: rampVerdict, steps: rampRows }, hold: holdRow ?? null }));
+  if (values.json)
+    console.log(
+      JSON.stringify({
+        machine,
+        load: os.loadavg(),
+        provisioningMs: PROVISIONING_MS,
+        workerMaxConcurrentActivities: WORKER_ACTIVITIES,
+        ramp: { stepSeconds: STEP_S, verdict: rampVerdict, steps: rampRows },
+        hold: holdRow ?? null,
+      }),
+    );
 
   worker.kill('SIGTERM');
-  await new Promise((r) => { if (worker.exitCode !== null || worker.signalCode) r(undefined); else worker.once('exit', r); setTimeout(r, 15_000); });
+  await new Promise((r) => {
+    if (worker.exitCode !== null || worker.signalCode) r(undefined);
+    else worker.once('exit', r);
+    setTimeout(r, 15_000);
+  });
   if (worker.exitCode === null && !worker.signalCode) worker.kill('SIGKILL');
   await client.connection.close();
   proxy.close();

@@ -11,7 +11,11 @@ import { PREBUILT_WORKFLOW_BUNDLE } from './workers';
 
 async function main(): Promise<void> {
   if (!PREBUILT_WORKFLOW_BUNDLE) throw new Error('run this from the compiled output (node dist/src/bundle-workflows.js), not from source');
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../workflows'),
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+    workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
+  });
   writeFileSync(PREBUILT_WORKFLOW_BUNDLE, code);
   // eslint-disable-next-line no-console -- a build step's one line for the person running the build
   console.log(`workflow bundle written to ${PREBUILT_WORKFLOW_BUNDLE} (${Math.round(code.length / 1024)} KiB)`);

@@ -59,7 +59,10 @@ const FLAG_FOR_FIELD: Record<string, string> = {
 function secretsKeys(): Buffer[] {
   const fromEnv = process.env.SESSION_SECRETS_KEY;
   if (fromEnv) {
-    const keys = codecKeys({ secretsKey: Buffer.from(fromEnv, 'base64'), secretsOldKeys: oldKeys({ SESSION_SECRETS_OLD_KEYS: process.env.SESSION_SECRETS_OLD_KEYS }) });
+    const keys = codecKeys({
+      secretsKey: Buffer.from(fromEnv, 'base64'),
+      secretsOldKeys: oldKeys({ SESSION_SECRETS_OLD_KEYS: process.env.SESSION_SECRETS_OLD_KEYS }),
+    });
     if (keys.some((k) => k.length !== 32)) throw new UsageError('SESSION_SECRETS_KEY (and SESSION_SECRETS_OLD_KEYS) must be 32 bytes, base64-encoded');
     return keys;
   }
@@ -75,7 +78,9 @@ function secretsKeys(): Buffer[] {
  * are shown as \u{…} escapes instead of being interpreted.
  */
 export function printable(text: string | undefined | null, opts: { newlines?: boolean } = {}): string {
-  return String(text ?? '').replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) => (opts.newlines && c === '\n' ? c : `\\u{${c.codePointAt(0)!.toString(16).padStart(4, '0')}}`));
+  return String(text ?? '').replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) =>
+    opts.newlines && c === '\n' ? c : `\\u{${c.codePointAt(0)!.toString(16).padStart(4, '0')}}`,
+  );
 }
 
 function elapsed(from?: string, to?: string, now = Date.now()): string {
@@ -98,10 +103,13 @@ export function renderPhases(state: SessionState, now = Date.now()): string[] {
     const next = reached[i + 1];
     const current = p === state.phase;
     const done = p === 'completed' || p === 'failed';
-    lines.push(`  ${current ? '▶' : '✓'} ${p.padEnd(16)} ${done ? '' : elapsed(state.phaseTimes[p], next ? state.phaseTimes[next] : undefined, now)}`.trimEnd());
+    lines.push(
+      `  ${current ? '▶' : '✓'} ${p.padEnd(16)} ${done ? '' : elapsed(state.phaseTimes[p], next ? state.phaseTimes[next] : undefined, now)}`.trimEnd(),
+    );
   });
   if (state.endReason) lines.push(`  end reason: ${p(state.endReason)}`);
-  if (over && state.billedSeconds !== undefined) lines.push(`  billed: ${state.billedSeconds} s of Runway time${state.billedSecondsComplete ? '' : ' (incomplete: see docs/cost.md)'}`);
+  if (over && state.billedSeconds !== undefined)
+    lines.push(`  billed: ${state.billedSeconds} s of Runway time${state.billedSecondsComplete ? '' : ' (incomplete: see docs/cost.md)'}`);
   if (state.error) lines.push(`  error: ${p(state.error.code)}: ${p(state.error.message)}`);
   return lines;
 }
@@ -109,7 +117,9 @@ export function renderPhases(state: SessionState, now = Date.now()): string[] {
 /** Rewrites the last frame in place on a terminal: cursor up over what was drawn, clear to the end, draw. */
 /** A transcript as lines: one header per Runway session, then its turns (`HH:MM:SS role: text`). */
 export function renderTranscript(t: ConversationTranscript): string[] {
-  const lines = [`conversation ${t.conversationId}: ${t.status}${t.truncated ? ' (truncated)' : ''}, ${t.sessions.length} Runway session(s), ${t.turns.length} turn(s)`];
+  const lines = [
+    `conversation ${t.conversationId}: ${t.status}${t.truncated ? ' (truncated)' : ''}, ${t.sessions.length} Runway session(s), ${t.turns.length} turn(s)`,
+  ];
   for (const s of t.sessions) {
     lines.push(`-- Runway session ${s.runwaySessionId} (${s.status}${s.error ? `: ${s.error}` : ''})${s.recordingUrl ? ` recording: ${s.recordingUrl}` : ''}`);
     for (const turn of t.turns.filter((x) => x.runwaySessionId === s.runwaySessionId)) {
@@ -156,7 +166,9 @@ async function connect(): Promise<Client> {
   try {
     connection = await Connection.connect({ ...cfg.connectionOptions, connectTimeout: '5s' });
   } catch (err) {
-    throw new Error(`cannot reach Temporal at ${address} (namespace ${cfg.namespace}; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): ${(err as Error).message}`, { cause: err });
+    throw new Error(`cannot reach Temporal at ${address} (namespace ${cfg.namespace}; set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return new Client({ connection, namespace: cfg.namespace, dataConverter });
 }
@@ -170,10 +182,22 @@ export async function main(argv: string[]): Promise<number> {
     return command ? EXIT.ok : EXIT.usage;
   }
   const options = {
-    conversation: { type: 'string' }, room: { type: 'string' }, preset: { type: 'string' }, 'avatar-id': { type: 'string' },
-    mode: { type: 'string' }, agent: { type: 'string' }, 'end-user': { type: 'string' }, 'max-duration': { type: 'string' },
-    wait: { type: 'boolean' }, timeout: { type: 'string' }, restart: { type: 'boolean' },
-    phase: { type: 'string' }, running: { type: 'boolean' }, limit: { type: 'string' }, json: { type: 'boolean' }, interval: { type: 'string' },
+    conversation: { type: 'string' },
+    room: { type: 'string' },
+    preset: { type: 'string' },
+    'avatar-id': { type: 'string' },
+    mode: { type: 'string' },
+    agent: { type: 'string' },
+    'end-user': { type: 'string' },
+    'max-duration': { type: 'string' },
+    wait: { type: 'boolean' },
+    timeout: { type: 'string' },
+    restart: { type: 'boolean' },
+    phase: { type: 'string' },
+    running: { type: 'boolean' },
+    limit: { type: 'string' },
+    json: { type: 'boolean' },
+    interval: { type: 'string' },
   } as const;
   const allowed: Record<string, string[]> = {
     start: ['conversation', 'room', 'preset', 'avatar-id', 'mode', 'agent', 'end-user', 'max-duration', 'wait', 'timeout', 'restart'],
@@ -245,7 +269,9 @@ export async function main(argv: string[]): Promise<number> {
         const state = await sessions.getSession(input.conversationId);
         if ('timeout' in outcome) {
           console.log(JSON.stringify({ ...started, phase: state?.phase }, null, 2));
-          console.error(`not live after ${timeoutMs / 1000} s (phase ${printable(state?.phase ?? 'unknown')}); the session keeps starting: avatar-sessions watch ${input.conversationId}`);
+          console.error(
+            `not live after ${timeoutMs / 1000} s (phase ${printable(state?.phase ?? 'unknown')}); the session keeps starting: avatar-sessions watch ${input.conversationId}`,
+          );
           return EXIT.timeout;
         }
         console.log(JSON.stringify({ ...started, phase: state?.phase ?? 'failed', endReason: state?.endReason, error: state?.error }, null, 2));
@@ -281,15 +307,24 @@ export async function main(argv: string[]): Promise<number> {
     }
     case 'list': {
       if (positionals.length) throw new UsageError(`list: unexpected argument "${positionals[0]}"`);
-      if (v.phase !== undefined && !ORDER.includes(v.phase as SessionPhase)) throw new UsageError(`list: --phase must be one of ${ORDER.join(', ')}, got "${v.phase}"`);
+      if (v.phase !== undefined && !ORDER.includes(v.phase as SessionPhase))
+        throw new UsageError(`list: --phase must be one of ${ORDER.join(', ')}, got "${v.phase}"`);
       const limit = positiveInt('list: --limit', v.limit, 50);
       run = async (sessions) => {
         let n = 0;
         if (!v.json) console.log(['CONVERSATION', 'STATUS', 'PHASE', 'MODE', 'ROOM', 'STARTED'].join('\t'));
         const all = [];
-        for await (const s of sessions.listSessions({ phase: v.phase as SessionPhase | undefined, running: v.running, roomName: v.room, pageSize: Math.min(limit, 100) })) {
+        for await (const s of sessions.listSessions({
+          phase: v.phase as SessionPhase | undefined,
+          running: v.running,
+          roomName: v.room,
+          pageSize: Math.min(limit, 100),
+        })) {
           if (v.json) all.push(s);
-          else console.log([s.conversationId, s.status, s.phase ?? '-', s.mode ?? '-', s.roomName ?? '-', s.startTime.toISOString()].map((v) => printable(v)).join('\t'));
+          else
+            console.log(
+              [s.conversationId, s.status, s.phase ?? '-', s.mode ?? '-', s.roomName ?? '-', s.startTime.toISOString()].map((v) => printable(v)).join('\t'),
+            );
           if (++n >= limit) break;
         }
         if (v.json) console.log(JSON.stringify(all, null, 2));

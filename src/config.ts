@@ -6,11 +6,16 @@ import { pinSecret } from './redact';
 
 const port = z.coerce.number().int().min(1).max(65535);
 /** An on/off switch: 1/true or 0/false. */
-const flag = z.enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' }).default('0').transform((v) => v === '1' || v === 'true');
+const flag = z
+  .enum(['0', '1', 'true', 'false'], { message: 'must be 1 or 0' })
+  .default('0')
+  .transform((v) => v === '1' || v === 'true');
 const devPort = z.coerce.number().int().min(0, 'must be a port number (0: any free port)').max(65535, 'must be a port number (0: any free port)');
 const optionalString = z.string().min(1).optional();
 /** OTLP's transport: only OTLP/HTTP with protobuf bodies ships with this service. */
-const otlpProtocol = z.literal('http/protobuf', { message: 'only http/protobuf is supported (the OTLP/HTTP protobuf exporter); set http/protobuf or unset it' }).optional();
+const otlpProtocol = z
+  .literal('http/protobuf', { message: 'only http/protobuf is supported (the OTLP/HTTP protobuf exporter); set http/protobuf or unset it' })
+  .optional();
 /** OpenTelemetry's `key=value,key2=value2` lists (values percent-encoded where needed). */
 const keyValueList = z
   .string()
@@ -21,11 +26,17 @@ const keyValueList = z
 export const envSchema = z.object({
   RUNWAYML_API_SECRET: optionalString,
   RUNWAYML_BASE_URL: z.url().optional(),
-  LIVEKIT_URL: z.string().regex(/^(wss?|https?):\/\//, 'must be a ws://, wss://, http:// or https:// URL').optional(),
+  LIVEKIT_URL: z
+    .string()
+    .regex(/^(wss?|https?):\/\//, 'must be a ws://, wss://, http:// or https:// URL')
+    .optional(),
   LIVEKIT_API_KEY: optionalString,
   LIVEKIT_API_SECRET: optionalString,
   /** The URL Runway's avatar worker uses to join the customer's room (direct mode); defaults to LIVEKIT_URL. */
-  LIVEKIT_PUBLIC_URL: z.string().regex(/^(wss?|https?):\/\//, 'must be a ws(s):// or http(s):// URL').optional(),
+  LIVEKIT_PUBLIC_URL: z
+    .string()
+    .regex(/^(wss?|https?):\/\//, 'must be a ws(s):// or http(s):// URL')
+    .optional(),
   SESSION_SECRETS_KEY: z
     .string()
     .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 random bytes, base64-encoded: openssl rand -base64 32')
@@ -85,11 +96,17 @@ export const envSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   // ---- OpenTelemetry traces (src/tracing.ts): the standard OTEL_* variables; off unless they ask ----
   /** true: no tracing whatever else is set (the OpenTelemetry switch). */
-  OTEL_SDK_DISABLED: z.enum(['true', 'false', 'TRUE', 'FALSE', '1', '0'], { message: 'must be true or false' }).optional().transform((v) => v === 'true' || v === 'TRUE' || v === '1'),
+  OTEL_SDK_DISABLED: z
+    .enum(['true', 'false', 'TRUE', 'FALSE', '1', '0'], { message: 'must be true or false' })
+    .optional()
+    .transform((v) => v === 'true' || v === 'TRUE' || v === '1'),
   /** otlp (OTLP over HTTP, protobuf), console (span lines on stdout), none; unset: otlp when an OTLP endpoint is set, else off. */
   OTEL_TRACES_EXPORTER: z
     .string()
-    .regex(/^\s*(otlp|console|none)\s*(,\s*(otlp|console|none)\s*)*$/, 'must be otlp, console or none (or a comma-separated list of otlp and console); unset it for no tracing')
+    .regex(
+      /^\s*(otlp|console|none)\s*(,\s*(otlp|console|none)\s*)*$/,
+      'must be otlp, console or none (or a comma-separated list of otlp and console); unset it for no tracing',
+    )
     .optional(),
   /** Where OTLP goes: the base URL (/v1/traces is added), or the traces URL itself. */
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/, message: 'must be an http(s) URL, e.g. http://otel-collector:4318' }).optional(),
@@ -107,7 +124,11 @@ export const envSchema = z.object({
       message: 'must be always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio',
     })
     .optional(),
-  OTEL_TRACES_SAMPLER_ARG: z.coerce.number({ message: 'must be a number between 0 and 1 (the share of traces kept)' }).min(0, 'must be between 0 and 1').max(1, 'must be between 0 and 1').optional(),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce
+    .number({ message: 'must be a number between 0 and 1 (the share of traces kept)' })
+    .min(0, 'must be between 0 and 1')
+    .max(1, 'must be between 0 and 1')
+    .optional(),
 });
 
 export type Env = z.infer<typeof envSchema>;
@@ -124,7 +145,15 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const cfg = res.data;
-  for (const s of [cfg.RUNWAYML_API_SECRET, cfg.LIVEKIT_API_SECRET, cfg.SESSION_SECRETS_KEY, cfg.SESSION_API_TOKEN, cfg.SESSION_CODEC_TOKEN, ...(cfg.SESSION_SECRETS_OLD_KEYS?.split(',') ?? [])]) pinSecret(s?.trim());
+  for (const s of [
+    cfg.RUNWAYML_API_SECRET,
+    cfg.LIVEKIT_API_SECRET,
+    cfg.SESSION_SECRETS_KEY,
+    cfg.SESSION_API_TOKEN,
+    cfg.SESSION_CODEC_TOKEN,
+    ...(cfg.SESSION_SECRETS_OLD_KEYS?.split(',') ?? []),
+  ])
+    pinSecret(s?.trim());
   // OTLP headers usually carry a tracing vendor's API key: their values never reach a log line.
   for (const list of [cfg.OTEL_EXPORTER_OTLP_HEADERS, cfg.OTEL_EXPORTER_OTLP_TRACES_HEADERS]) {
     for (const pair of list?.split(',') ?? []) pinSecret(pair.slice(pair.indexOf('=') + 1).trim() || undefined);
@@ -138,7 +167,8 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
     const value = cfg[name];
     if (value && isPlaceholder(value)) problems.push(`${name}: looks like a placeholder from an example file; set a real secret (openssl rand -hex 32)`);
   }
-  if (cfg.LIVEKIT_API_SECRET && cfg.LIVEKIT_API_SECRET.length < 32) problems.push('LIVEKIT_API_SECRET: must be at least 32 characters (LiveKit refuses shorter secrets); generate one with: openssl rand -base64 32');
+  if (cfg.LIVEKIT_API_SECRET && cfg.LIVEKIT_API_SECRET.length < 32)
+    problems.push('LIVEKIT_API_SECRET: must be at least 32 characters (LiveKit refuses shorter secrets); generate one with: openssl rand -base64 32');
   if (cfg.SESSION_CODEC_TOKEN && cfg.SESSION_CODEC_TOKEN === cfg.SESSION_API_TOKEN) {
     problems.push('SESSION_CODEC_TOKEN: must differ from SESSION_API_TOKEN (the codec token decrypts every history; the API token only drives sessions)');
   }
@@ -147,7 +177,14 @@ export function loadEnv(env: NodeJS.ProcessEnv = process.env): Env {
 }
 
 /** The variables that hold secrets: never a placeholder. */
-const SECRET_VARIABLES = ['RUNWAYML_API_SECRET', 'LIVEKIT_API_SECRET', 'SESSION_API_TOKEN', 'SESSION_CODEC_TOKEN', 'SESSION_SECRETS_KEY', 'SESSION_SECRETS_OLD_KEYS'] as const;
+const SECRET_VARIABLES = [
+  'RUNWAYML_API_SECRET',
+  'LIVEKIT_API_SECRET',
+  'SESSION_API_TOKEN',
+  'SESSION_CODEC_TOKEN',
+  'SESSION_SECRETS_KEY',
+  'SESSION_SECRETS_OLD_KEYS',
+] as const;
 
 /**
  * Values that come from an example or a tutorial rather than a generator: "change-me…", "your_…",
@@ -204,7 +241,11 @@ export function requireServiceConfig(env: Env, opts: { runway?: boolean } = {}):
 }
 
 export function oldKeys(env: Pick<Env, 'SESSION_SECRETS_OLD_KEYS'>): Buffer[] {
-  return (env.SESSION_SECRETS_OLD_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean).map((k) => Buffer.from(k, 'base64'));
+  return (env.SESSION_SECRETS_OLD_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean)
+    .map((k) => Buffer.from(k, 'base64'));
 }
 
 /** The keys of the history payload codec: the current one first (it encrypts), then the old ones. */

@@ -23,10 +23,7 @@ export function createLogger(opts: { level?: string; name?: string; destination?
       hooks: {
         // Values that slipped into messages (an error text quoting a token) are scrubbed too.
         logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((a) => (typeof a === 'string' ? redactString(a) : a)) as Parameters<typeof method>,
-          );
+          method.apply(this, args.map((a) => (typeof a === 'string' ? redactString(a) : a)) as Parameters<typeof method>);
         },
       },
       serializers: {

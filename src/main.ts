@@ -34,7 +34,8 @@ const DATA_DIR = process.env.DEV_DATA_DIR ? path.resolve(process.env.DEV_DATA_DI
 const simAvatarMedia = (): Exclude<AvatarMedia, 'off'> => {
   const raw = process.env.RUNWAY_SIM_AVATAR_MEDIA || 'full';
   // 'off' (no avatar participant at all) would leave every session short of live here.
-  if (raw !== 'full' && raw !== 'light') throw new ConfigError('invalid configuration:\n  RUNWAY_SIM_AVATAR_MEDIA: must be full or light in the embedded stack');
+  if (raw !== 'full' && raw !== 'light')
+    throw new ConfigError('invalid configuration:\n  RUNWAY_SIM_AVATAR_MEDIA: must be full or light in the embedded stack');
   return raw;
 };
 
@@ -140,8 +141,8 @@ async function main(): Promise<void> {
     // Every fixed port at once, before anything binds: a taken one is named with its variable at once.
     await assertPortsFree(portsToCheck(env));
     installRuntime(log, env.METRICS_PORT, env.METRICS_HOST);
-  // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.
-  guardRtcHandleErrors((msg, fields) => log.warn(fields, msg));
+    // rtc-node's invalid-handle error from a finalizer must not end every relay of the process.
+    guardRtcHandleErrors((msg, fields) => log.warn(fields, msg));
 
     // Temporal
     let temporal: TemporalDevServer | undefined;
@@ -165,12 +166,21 @@ async function main(): Promise<void> {
     // The customer's LiveKit
     let livekit: ServiceConfig['livekit'];
     if (env.LIVEKIT_URL) {
-      livekit = { url: env.LIVEKIT_URL, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! };
+      livekit = {
+        url: env.LIVEKIT_URL,
+        publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL,
+        apiKey: env.LIVEKIT_API_KEY!,
+        apiSecret: env.LIVEKIT_API_SECRET!,
+      };
       lines.push(`LiveKit            ${env.LIVEKIT_URL} (from LIVEKIT_URL)`);
     } else {
       // Its webhooks go to the API below: the avatar leaving reaches its session at once (no polling).
       const lk: LiveKitServer = await startLiveKitServer({
-        port: env.DEV_LIVEKIT_PORT || undefined, apiKey: 'devkey', apiSecret: secrets.livekitSecret, logFile: path.join(logDir, 'livekit.log'), label: 'livekit',
+        port: env.DEV_LIVEKIT_PORT || undefined,
+        apiKey: 'devkey',
+        apiSecret: secrets.livekitSecret,
+        logFile: path.join(logDir, 'livekit.log'),
+        label: 'livekit',
         webhookUrls: [`http://127.0.0.1:${env.API_PORT}/v1/livekit/webhook`],
       });
       stops.push({ name: 'livekit', stop: () => lk.stop() });
@@ -186,7 +196,13 @@ async function main(): Promise<void> {
     } else {
       log.warn('RUNWAYML_API_SECRET is not set: using the built-in Runway simulator (no real avatars)');
       const avatarMedia = simAvatarMedia();
-      const runwayLk = await startLiveKitServer({ port: env.DEV_RUNWAY_LIVEKIT_PORT || undefined, apiKey: 'runwaykey', apiSecret: secrets.livekitRunwaySecret, logFile: path.join(logDir, 'livekit-runway-sim.log'), label: 'livekit-runway-sim' });
+      const runwayLk = await startLiveKitServer({
+        port: env.DEV_RUNWAY_LIVEKIT_PORT || undefined,
+        apiKey: 'runwaykey',
+        apiSecret: secrets.livekitRunwaySecret,
+        logFile: path.join(logDir, 'livekit-runway-sim.log'),
+        label: 'livekit-runway-sim',
+      });
       stops.push({ name: 'livekit-runway-sim', stop: () => runwayLk.stop() });
       const sim = await startRunwaySimulator({
         port: env.RUNWAY_SIM_PORT,
@@ -213,7 +229,10 @@ async function main(): Promise<void> {
     };
 
     const { connection, namespace } = await connectWorker(temporal ? { address: temporal.address } : undefined);
-    const workers: RunnableWorker[] = [await createSessionWorker({ connection, namespace, config, tracing, ...workerSettings(env) }), await createMediaWorker({ connection, namespace, config, tracing })];
+    const workers: RunnableWorker[] = [
+      await createSessionWorker({ connection, namespace, config, tracing, ...workerSettings(env) }),
+      await createMediaWorker({ connection, namespace, config, tracing }),
+    ];
     const running = workers.map((w) => w.run());
     stops.push({
       name: 'workers',
@@ -224,7 +243,9 @@ async function main(): Promise<void> {
       },
     });
     if (tracing) lines.push('Traces             on (OTEL_* variables, docs/tracing.md)');
-    lines.push(`Workers            avatar-sessions + avatar-media (${env.METRICS_PORT ? `metrics http://${env.METRICS_HOST}:${env.METRICS_PORT}/metrics` : 'metrics off: METRICS_PORT=0'})`);
+    lines.push(
+      `Workers            avatar-sessions + avatar-media (${env.METRICS_PORT ? `metrics http://${env.METRICS_HOST}:${env.METRICS_PORT}/metrics` : 'metrics off: METRICS_PORT=0'})`,
+    );
     if (env.REAPER_INTERVAL_SECONDS > 0) {
       const client = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)));
       await ensureReaperSchedule(client, { everySeconds: env.REAPER_INTERVAL_SECONDS });
@@ -232,7 +253,11 @@ async function main(): Promise<void> {
       lines.push(`Reaper             schedule ${REAPER_SCHEDULE_ID}, every ${env.REAPER_INTERVAL_SECONDS} s`);
     }
 
-    const apiClient = await connectClient(temporal ? { address: temporal.address } : undefined, encryptedDataConverter(codecKeys(config), codecOptions(config)), tracing);
+    const apiClient = await connectClient(
+      temporal ? { address: temporal.address } : undefined,
+      encryptedDataConverter(codecKeys(config), codecOptions(config)),
+      tracing,
+    );
     const uiOrigins = temporal?.uiUrl ? [temporal.uiUrl, temporal.uiUrl.replace('127.0.0.1', 'localhost')] : [];
     const codecKeysAll = codecKeys(config);
     const api = await startApiServer({
@@ -242,19 +267,34 @@ async function main(): Promise<void> {
       tracer: tracing?.tracer,
       // The codec: with SESSION_CODEC_TOKEN, or open to this machine when the whole stack is embedded
       // (the embedded UI cannot send a token); otherwise there is none.
-      codec: env.SESSION_CODEC_TOKEN || codecOpen
-        ? { codec: new AesGcmPayloadCodec(codecKeysAll, { allowPlaintext: true }), allowedOrigins: uiOrigins, ...(env.SESSION_CODEC_TOKEN ? { token: env.SESSION_CODEC_TOKEN } : { openOnLoopback: true }) }
-        : undefined,
+      codec:
+        env.SESSION_CODEC_TOKEN || codecOpen
+          ? {
+              codec: new AesGcmPayloadCodec(codecKeysAll, { allowPlaintext: true }),
+              allowedOrigins: uiOrigins,
+              ...(env.SESSION_CODEC_TOKEN ? { token: env.SESSION_CODEC_TOKEN } : { openOnLoopback: true }),
+            }
+          : undefined,
       // The demo page: without SESSION_API_TOKEN, on a fully embedded stack, a browser on this machine uses it without a token.
       demo: { open: demoOpen },
       metricsPort: env.API_METRICS_PORT || undefined,
       allowTimingOverrides: env.API_ALLOW_TIMING_OVERRIDES,
     });
-    stops.push({ name: 'api', stop: async () => { await api.close(); await apiClient.connection.close(); } });
-    lines.push(`HTTP API           ${api.url}  (Authorization: Bearer ${env.SESSION_API_TOKEN ? '$SESSION_API_TOKEN' : `see ${path.join(DATA_DIR, 'dev-secrets.json')} apiToken`})`);
+    stops.push({
+      name: 'api',
+      stop: async () => {
+        await api.close();
+        await apiClient.connection.close();
+      },
+    });
+    lines.push(
+      `HTTP API           ${api.url}  (Authorization: Bearer ${env.SESSION_API_TOKEN ? '$SESSION_API_TOKEN' : `see ${path.join(DATA_DIR, 'dev-secrets.json')} apiToken`})`,
+    );
     lines.push(`Demo page          ${api.url}/demo/  (${demoOpen ? 'no token, from this machine' : 'asks for the API token'})`);
     if (api.metricsUrl) lines.push(`API metrics        ${api.metricsUrl}`);
-    lines.push(`Codec              ${env.SESSION_CODEC_TOKEN ? `${api.url}/codec (Authorization: Bearer $SESSION_CODEC_TOKEN)` : codecOpen ? `${api.url}/codec (open to this machine: embedded stack)` : 'off (set SESSION_CODEC_TOKEN)'}`);
+    lines.push(
+      `Codec              ${env.SESSION_CODEC_TOKEN ? `${api.url}/codec (Authorization: Bearer $SESSION_CODEC_TOKEN)` : codecOpen ? `${api.url}/codec (open to this machine: embedded stack)` : 'off (set SESSION_CODEC_TOKEN)'}`,
+    );
 
     process.stdout.write(`\nRunway avatar sessions are up:\n  ${lines.join('\n  ')}\nCtrl-C stops everything.\n\n`);
     Promise.race(running).catch((err) => {

@@ -15,7 +15,9 @@ export type PhaseCounter = (phase: SessionPhase) => Promise<number>;
 /** The visibility count of running session workflows in `phase` (eventually consistent). */
 export function visibilityPhaseCounter(client: Client): PhaseCounter {
   return async (phase) => {
-    const { count } = await client.workflow.count(`WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND ${PhaseKey.name} = '${phase}'`);
+    const { count } = await client.workflow.count(
+      `WorkflowType = '${SESSION_WORKFLOW_TYPE}' AND ExecutionStatus = 'Running' AND ${PhaseKey.name} = '${phase}'`,
+    );
     return count;
   };
 }
@@ -29,10 +31,29 @@ export class ApiMetrics {
     buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30],
     registers: [this.registry],
   });
-  readonly sessionsStarted = new Counter({ name: 'avatar_sessions_started_total', help: 'Sessions started through the API (not counting starts that joined a running session)', labelNames: ['mode'] as const, registers: [this.registry] });
-  readonly waitLive = new Counter({ name: 'avatar_api_wait_live_total', help: 'Outcomes of POST /v1/sessions?wait=live', labelNames: ['outcome'] as const, registers: [this.registry] });
-  readonly webhooks = new Counter({ name: 'avatar_livekit_webhooks_total', help: 'LiveKit webhooks received, and whether they ended a session', labelNames: ['event', 'acted'] as const, registers: [this.registry] });
-  readonly visibilityErrors = new Counter({ name: 'avatar_sessions_visibility_errors_total', help: 'Scrapes whose session counts could not be read from Temporal visibility', registers: [this.registry] });
+  readonly sessionsStarted = new Counter({
+    name: 'avatar_sessions_started_total',
+    help: 'Sessions started through the API (not counting starts that joined a running session)',
+    labelNames: ['mode'] as const,
+    registers: [this.registry],
+  });
+  readonly waitLive = new Counter({
+    name: 'avatar_api_wait_live_total',
+    help: 'Outcomes of POST /v1/sessions?wait=live',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly webhooks = new Counter({
+    name: 'avatar_livekit_webhooks_total',
+    help: 'LiveKit webhooks received, and whether they ended a session',
+    labelNames: ['event', 'acted'] as const,
+    registers: [this.registry],
+  });
+  readonly visibilityErrors = new Counter({
+    name: 'avatar_sessions_visibility_errors_total',
+    help: 'Scrapes whose session counts could not be read from Temporal visibility',
+    registers: [this.registry],
+  });
 
   /**
    * `countPhase`: how running sessions are counted (one visibility COUNT per phase). The counts are

@@ -54,4 +54,16 @@ export function redactString(s: string): string {
 }
 
 /** Field names whose values are always secret, wherever they appear in a logged object. */
-export const SECRET_FIELDS = ['apiKey', 'apiSecret', 'api_key', 'apiSecretKey', 'sessionKey', 'token', 'authorization', 'Authorization', 'secret', 'password', 'signedUrl'];
+export const SECRET_FIELDS = [
+  'apiKey',
+  'apiSecret',
+  'api_key',
+  'apiSecretKey',
+  'sessionKey',
+  'token',
+  'authorization',
+  'Authorization',
+  'secret',
+  'password',
+  'signedUrl',
+];

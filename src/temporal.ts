@@ -55,11 +55,21 @@ class PinoTemporalLogger implements TemporalLogger {
     const lvl = level.toLowerCase() as 'trace' | 'debug' | 'info' | 'warn' | 'error';
     this.pino[lvl]({ ...meta }, message);
   }
-  trace(m: string, meta?: LogMetadata) { this.log('TRACE', m, meta); }
-  debug(m: string, meta?: LogMetadata) { this.log('DEBUG', m, meta); }
-  info(m: string, meta?: LogMetadata) { this.log('INFO', m, meta); }
-  warn(m: string, meta?: LogMetadata) { this.log('WARN', m, meta); }
-  error(m: string, meta?: LogMetadata) { this.log('ERROR', m, meta); }
+  trace(m: string, meta?: LogMetadata) {
+    this.log('TRACE', m, meta);
+  }
+  debug(m: string, meta?: LogMetadata) {
+    this.log('DEBUG', m, meta);
+  }
+  info(m: string, meta?: LogMetadata) {
+    this.log('INFO', m, meta);
+  }
+  warn(m: string, meta?: LogMetadata) {
+    this.log('WARN', m, meta);
+  }
+  error(m: string, meta?: LogMetadata) {
+    this.log('ERROR', m, meta);
+  }
 }
 
 /**
@@ -72,7 +82,14 @@ export function installRuntime(logger: Logger, metricsPort?: number, metricsHost
     shutdownSignals: [],
     telemetryOptions: {
       logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }) },
-      ...(metricsPort ? { metrics: { prometheus: { bindAddress: `${metricsHost.includes(':') ? `[${metricsHost}]` : metricsHost}:${metricsPort}` }, metricPrefix: 'temporal_' } } : {}),
+      ...(metricsPort
+        ? {
+            metrics: {
+              prometheus: { bindAddress: `${metricsHost.includes(':') ? `[${metricsHost}]` : metricsHost}:${metricsPort}` },
+              metricPrefix: 'temporal_',
+            },
+          }
+        : {}),
     },
   });
 }

@@ -43,9 +43,13 @@ export interface TracingSettings {
  * OTEL_SDK_DISABLED=true, OTEL_TRACES_EXPORTER=none or nothing is set. (OpenTelemetry's own default
  * would export to localhost:4318 with nothing set; this service stays quiet instead.)
  */
-export function tracingSettings(env: Pick<Env, 'OTEL_SDK_DISABLED' | 'OTEL_TRACES_EXPORTER' | 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' | 'OTEL_SERVICE_NAME'>): TracingSettings | undefined {
+export function tracingSettings(
+  env: Pick<Env, 'OTEL_SDK_DISABLED' | 'OTEL_TRACES_EXPORTER' | 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' | 'OTEL_SERVICE_NAME'>,
+): TracingSettings | undefined {
   if (env.OTEL_SDK_DISABLED) return undefined;
-  const named = env.OTEL_TRACES_EXPORTER?.split(',').map((e) => e.trim()).filter(Boolean);
+  const named = env.OTEL_TRACES_EXPORTER?.split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
   const exporters = named ?? (env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ? ['otlp'] : []);
   if (exporters.length === 0 || exporters.includes('none')) return undefined;
   return { exporters: [...new Set(exporters)] as TracingSettings['exporters'], serviceName: env.OTEL_SERVICE_NAME };
@@ -62,7 +66,18 @@ function spanInfo(info: WorkflowInfo): WorkflowInfo {
 }
 
 /** The client calls Temporal's OpenTelemetry client interceptor makes spans of. */
-const CLIENT_CALLS = ['start', 'startWithDetails', 'signal', 'signalWithStart', 'startUpdate', 'startUpdateWithStart', 'query', 'terminate', 'cancel', 'describe'] as const;
+const CLIENT_CALLS = [
+  'start',
+  'startWithDetails',
+  'signal',
+  'signalWithStart',
+  'startUpdate',
+  'startUpdateWithStart',
+  'query',
+  'terminate',
+  'cancel',
+  'describe',
+] as const;
 
 /**
  * The client interceptor, for calls made inside a span only (a request's, a traced activity's): the
@@ -91,7 +106,12 @@ export interface Tracing {
    * for activities that start or signal workflows. (The workflow modules are in every bundle:
    * WORKFLOW_INTERCEPTOR_MODULES.)
    */
-  workerOptions(): Required<Pick<TemporalWorkerOptions, 'sinks'>> & { interceptors: { client: { workflow: NonNullable<ClientInterceptors['workflow']> }; activity: NonNullable<NonNullable<TemporalWorkerOptions['interceptors']>['activity']> } };
+  workerOptions(): Required<Pick<TemporalWorkerOptions, 'sinks'>> & {
+    interceptors: {
+      client: { workflow: NonNullable<ClientInterceptors['workflow']> };
+      activity: NonNullable<NonNullable<TemporalWorkerOptions['interceptors']>['activity']>;
+    };
+  };
   /** Exports what is buffered (tests; before reading an in-memory exporter). */
   forceFlush(): Promise<void>;
   /** Flushes and stops; call once when the process stops. */
@@ -130,7 +150,7 @@ export async function startTracing(settings: TracingSettings | undefined, opts: 
   }
   const processors: SpanProcessor[] = [];
   if (opts.exporter) processors.push(new base.SimpleSpanProcessor(opts.exporter));
-  for (const kind of opts.exporter ? [] : settings?.exporters ?? []) {
+  for (const kind of opts.exporter ? [] : (settings?.exporters ?? [])) {
     if (kind === 'console') processors.push(new base.SimpleSpanProcessor(new base.ConsoleSpanExporter()));
     else {
       const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
@@ -156,13 +176,15 @@ export async function startTracing(settings: TracingSettings | undefined, opts: 
         client: { workflow: [clientInterceptor] },
         // Like the workflow (workflows/tracing.ts), an activity is traced when its workflow run is:
         // its schedule carried a trace context. Untraced runs leave no stray root spans.
-        activity: [(ctx) => {
-          const traced = new interceptors.OpenTelemetryActivityInboundInterceptor(ctx);
-          return {
-            inbound: { execute: (input, next) => (input.headers[TRACE_HEADER] !== undefined ? traced.execute(input, next) : next(input)) },
-            outbound: new interceptors.OpenTelemetryActivityOutboundInterceptor(ctx),
-          };
-        }],
+        activity: [
+          (ctx) => {
+            const traced = new interceptors.OpenTelemetryActivityInboundInterceptor(ctx);
+            return {
+              inbound: { execute: (input, next) => (input.headers[TRACE_HEADER] !== undefined ? traced.execute(input, next) : next(input)) },
+              outbound: new interceptors.OpenTelemetryActivityOutboundInterceptor(ctx),
+            };
+          },
+        ],
       },
       sinks: { exporter: { export: { fn: (info: WorkflowInfo, spans: SerializableSpan[]) => workflowSpans.export.fn(spanInfo(info), spans) } } },
     }),

@@ -55,7 +55,10 @@ export function workerSettings(env: Env): Pick<WorkerOptions, 'admission' | 'tun
       maxCachedWorkflows: env.WORKER_MAX_CACHED_WORKFLOWS,
     },
     ...(env.WORKFLOW_BUNDLE_PATH ? { workflowBundle: { codePath: env.WORKFLOW_BUNDLE_PATH } } : {}),
-    poll: env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 } : undefined,
+    poll:
+      env.RUNWAY_POLL_INITIAL_MS || env.RUNWAY_POLL_MAX_MS
+        ? { initialMs: env.RUNWAY_POLL_INITIAL_MS ?? 250, maxMs: env.RUNWAY_POLL_MAX_MS ?? 2000 }
+        : undefined,
   };
 }
 
@@ -80,7 +83,9 @@ export const PREBUILT_WORKFLOW_BUNDLE = __filename.endsWith('.js') ? path.resolv
  * The workflows a session worker runs: the given bundle, else the prebuilt one when present, else
  * bundled at start; always with the workflow interceptor modules (tracing's, inert for untraced runs).
  */
-function sessionWorkflows(given: WorkflowBundleOption | undefined): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string; workflowModules: string[] } {
+function sessionWorkflows(
+  given: WorkflowBundleOption | undefined,
+): { workflowBundle: WorkflowBundleOption } | { workflowsPath: string; workflowModules: string[] } {
   if (given) return { workflowBundle: given };
   if (PREBUILT_WORKFLOW_BUNDLE && existsSync(PREBUILT_WORKFLOW_BUNDLE)) return { workflowBundle: { codePath: PREBUILT_WORKFLOW_BUNDLE } };
   return { workflowsPath: require.resolve('../workflows'), workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] };
@@ -116,14 +121,12 @@ export async function createSessionWorker(opts: WorkerOptions): Promise<SessionW
   const workflows =
     'workflowsPath' in chosen
       ? {
-          workflowBundle: (
-            await bundleWorkflowCode({
-              workflowsPath: chosen.workflowsPath,
-              failureConverterPath: FAILURE_CONVERTER_PATH,
-              workflowInterceptorModules: chosen.workflowModules,
-              logger: Runtime.instance().logger,
-            })
-          ) satisfies WorkflowBundleOption,
+          workflowBundle: (await bundleWorkflowCode({
+            workflowsPath: chosen.workflowsPath,
+            failureConverterPath: FAILURE_CONVERTER_PATH,
+            workflowInterceptorModules: chosen.workflowModules,
+            logger: Runtime.instance().logger,
+          })) satisfies WorkflowBundleOption,
         }
       : chosen;
   const common = {
@@ -201,27 +204,35 @@ export type RunnableWorker = Pick<Worker, 'run' | 'shutdown' | 'getState'>;
  * of a live relay, and the next run's relay activity that adopts it). Runs and stops as one.
  */
 export class MediaWorker implements RunnableWorker {
-  private constructor(readonly workers: Worker[], readonly queue: string, private readonly registry: RelayRegistry) {}
+  private constructor(
+    readonly workers: Worker[],
+    readonly queue: string,
+    private readonly registry: RelayRegistry,
+  ) {}
 
   static async create(opts: Omit<WorkerOptions, 'workflowBundle' | 'poll' | 'presencePollMs'>): Promise<MediaWorker> {
     const queue = mediaWorkerQueue(`${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`);
     const registry = new RelayRegistry();
     const activities = createMediaActivities({ config: opts.config, stallSeconds: opts.relayStallSeconds, workerQueue: queue, registry });
-    const workers = await Promise.all([MEDIA_TASK_QUEUE, queue].map((taskQueue) => Worker.create({
-      connection: opts.connection,
-      namespace: opts.namespace ?? 'default',
-      taskQueue,
-      dataConverter: encryptedDataConverter(codecKeys(opts.config), codecOptions(opts.config)),
-      ...(opts.identity ? { identity: opts.identity } : {}),
-      activities,
-      ...(opts.tracing ? { interceptors: opts.tracing.workerOptions().interceptors } : {}),
-      shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
-      // A relay learns that its session ends (cancellation) from a heartbeat's answer; by default
-      // heartbeats reach the server every 0.8 × heartbeat timeout (12 s), so the avatar left the room
-      // up to 12 s after `end`. One heartbeat call per relay per second instead (a media worker holds
-      // a few relays).
-      maxHeartbeatThrottleInterval: '1s',
-    })));
+    const workers = await Promise.all(
+      [MEDIA_TASK_QUEUE, queue].map((taskQueue) =>
+        Worker.create({
+          connection: opts.connection,
+          namespace: opts.namespace ?? 'default',
+          taskQueue,
+          dataConverter: encryptedDataConverter(codecKeys(opts.config), codecOptions(opts.config)),
+          ...(opts.identity ? { identity: opts.identity } : {}),
+          activities,
+          ...(opts.tracing ? { interceptors: opts.tracing.workerOptions().interceptors } : {}),
+          shutdownGraceTime: opts.shutdownGraceTime ?? 10_000,
+          // A relay learns that its session ends (cancellation) from a heartbeat's answer; by default
+          // heartbeats reach the server every 0.8 × heartbeat timeout (12 s), so the avatar left the room
+          // up to 12 s after `end`. One heartbeat call per relay per second instead (a media worker holds
+          // a few relays).
+          maxHeartbeatThrottleInterval: '1s',
+        }),
+      ),
+    );
     return new MediaWorker(workers, queue, registry);
   }
 

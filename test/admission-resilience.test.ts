@@ -5,7 +5,15 @@
 // stuck RUNNING (its workflow task never completes) does not keep its slot forever.
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMISSION_TASK_QUEUE, ADMISSION_WORKFLOW_ID, ADMISSION_WORKFLOW_TYPE, SESSION_WORKFLOW_TYPE, admissionStateQuery, requestSlotSignal, sessionWorkflowId } from '../workflows/shared';
+import {
+  ADMISSION_TASK_QUEUE,
+  ADMISSION_WORKFLOW_ID,
+  ADMISSION_WORKFLOW_TYPE,
+  SESSION_WORKFLOW_TYPE,
+  admissionStateQuery,
+  requestSlotSignal,
+  sessionWorkflowId,
+} from '../workflows/shared';
 import type { ControllerState } from '../workflows/admission';
 import type { SessionInput, SessionState } from '../workflows/types';
 import type { Account } from '../src/runway-sim/server';
@@ -21,8 +29,13 @@ function input(over: Partial<SessionInput> = {}): SessionInput {
     mode: 'direct',
     maxDurationSeconds: 2,
     timing: {
-      readyDeadlineSeconds: 30, avatarJoinTimeoutSeconds: 30, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 2, heartbeatTimeoutSeconds: 5,
-      sessionCapSeconds: 0, capacityWaitSeconds: 90,
+      readyDeadlineSeconds: 30,
+      avatarJoinTimeoutSeconds: 30,
+      monitorIntervalSeconds: 0.5,
+      endCallGraceSeconds: 2,
+      heartbeatTimeoutSeconds: 5,
+      sessionCapSeconds: 0,
+      capacityWaitSeconds: 90,
     },
     ...over,
   };
@@ -40,7 +53,9 @@ describe('admission control when its surroundings fail', () => {
   const admission = async () => (await controller().query(admissionStateQuery)) as ControllerState;
   // Each test starts with no controller (the next request starts a fresh one) and an account of its own.
   afterEach(async () => {
-    await controller().terminate('test: next case').catch(() => undefined);
+    await controller()
+      .terminate('test: next case')
+      .catch(() => undefined);
   });
   const account = (a: Partial<Account>) => stack.sim.setAccount({ organization: 'full', maxConcurrentSessions: 20, ...a });
 
@@ -67,7 +82,10 @@ describe('admission control when its surroundings fail', () => {
     const refusedBefore = stack.sim.requests().filter((r) => r.endpoint === 'create' && r.status === 429).length;
     const results = await runAll(8);
     assertAllServed(results);
-    assert.ok(stack.sim.requests().filter((r) => r.endpoint === 'create' && r.status === 429).length > refusedBefore, 'Runway refused some creates (nothing else told the limit)');
+    assert.ok(
+      stack.sim.requests().filter((r) => r.endpoint === 'create' && r.status === 429).length > refusedBefore,
+      'Runway refused some creates (nothing else told the limit)',
+    );
     const desc = await controller().describe();
     assert.equal(desc.status.name, 'RUNNING', 'the controller did not fail');
     const state = await admission();
@@ -87,7 +105,10 @@ describe('admission control when its surroundings fail', () => {
       assert.equal((await controller().describe()).status.name, 'RUNNING');
       // Sessions overlapped at Runway: a limit of one would have run them one at a time.
       const ours = new Set(results.flatMap((r) => r.runwaySessionIds));
-      const spans = stack.sim.sessions().filter((s) => ours.has(s.id)).map((s) => [Date.parse(s.createdAt), Date.parse(s.endedAt ?? new Date().toISOString())] as const);
+      const spans = stack.sim
+        .sessions()
+        .filter((s) => ours.has(s.id))
+        .map((s) => [Date.parse(s.createdAt), Date.parse(s.endedAt ?? new Date().toISOString())] as const);
       const overlapped = spans.some(([a0, a1], i) => spans.some(([b0, b1], j) => i !== j && a0 < b1 && b0 < a1));
       assert.ok(overlapped, 'some of the sessions ran at Runway at the same time');
     });
@@ -120,10 +141,15 @@ describe('admission control when its surroundings fail', () => {
       await stack.sessions.startAndWaitLive(r);
       await stack.sessions.startAndWaitLive(x);
       await stack.sessions.startSession(n);
-      await eventually('n queued, then r\'s renewal queued behind it', async () => {
-        const { queue } = await admission();
-        return queue.length === 2 && queue.some((q) => q.holder === sessionWorkflowId(n.conversationId)) ? true : undefined;
-      }, 40_000, 200);
+      await eventually(
+        "n queued, then r's renewal queued behind it",
+        async () => {
+          const { queue } = await admission();
+          return queue.length === 2 && queue.some((q) => q.holder === sessionWorkflowId(n.conversationId)) ? true : undefined;
+        },
+        40_000,
+        200,
+      );
       const { queue } = await admission();
       const nAt = Date.parse(queue.find((q) => q.holder === sessionWorkflowId(n.conversationId))!.at);
       const rAt = Date.parse(queue.find((q) => q.holder === sessionWorkflowId(r.conversationId))!.at);
@@ -132,13 +158,17 @@ describe('admission control when its surroundings fail', () => {
       await stack.sessions.endSession(x.conversationId);
       const events = async (c: SessionInput) => (await stack.sessions.getSession(c.conversationId))?.events ?? [];
       // r's second grant is its renewal's extra slot; n is served once the renewal gives it back.
-      const rRenewalGrant = await eventually('r\'s renewal granted', async () => (await events(r)).filter((e) => e.type === 'slot_granted')[1], 60_000, 200);
+      const rRenewalGrant = await eventually("r's renewal granted", async () => (await events(r)).filter((e) => e.type === 'slot_granted')[1], 60_000, 200);
       const nGrant = await eventually('n granted', async () => (await events(n)).find((e) => e.type === 'slot_granted'), 60_000, 200);
       assert.ok(Date.parse(rRenewalGrant.at) < Date.parse(nGrant.at), `r's renewal was granted at ${rRenewalGrant.at}, n at ${nGrant.at}`);
       await eventually('r renewed', async () => ((await events(r)).some((e) => e.type === 'renewed') ? true : undefined), 60_000, 200);
     } finally {
       for (const c of [r, x, n]) await stack.sessions.endSession(c.conversationId).catch(() => undefined);
-      for (const c of [r, x, n]) await stack.env.client.workflow.getHandle(sessionWorkflowId(c.conversationId)).result().catch(() => undefined);
+      for (const c of [r, x, n])
+        await stack.env.client.workflow
+          .getHandle(sessionWorkflowId(c.conversationId))
+          .result()
+          .catch(() => undefined);
     }
     assert.deepEqual(stack.sim.orphans(), []);
   });
@@ -147,17 +177,34 @@ describe('admission control when its surroundings fail', () => {
     account({ organization: 'full', maxConcurrentSessions: 1 });
     // The controller, started here to call a holder stuck after 5 s (production: 10 min).
     await stack.env.client.workflow.signalWithStart(ADMISSION_WORKFLOW_TYPE, {
-      workflowId: ADMISSION_WORKFLOW_ID, taskQueue: ADMISSION_TASK_QUEUE, args: [{ checkIntervalSeconds: 2, stuckAfterSeconds: 5 }],
-      signal: requestSlotSignal, signalArgs: [{ requestId: uniqueId('probe'), holder: 'nobody', at: new Date().toISOString() }],
+      workflowId: ADMISSION_WORKFLOW_ID,
+      taskQueue: ADMISSION_TASK_QUEUE,
+      args: [{ checkIntervalSeconds: 2, stuckAfterSeconds: 5 }],
+      signal: requestSlotSignal,
+      signalArgs: [{ requestId: uniqueId('probe'), holder: 'nobody', at: new Date().toISOString() }],
     });
     // A session workflow on a queue no worker polls: RUNNING, its first workflow task pending forever.
-    const stuck = await stack.env.client.workflow.start(SESSION_WORKFLOW_TYPE, { workflowId: uniqueId('stuck'), taskQueue: uniqueId('no-worker'), args: [input()] });
+    const stuck = await stack.env.client.workflow.start(SESSION_WORKFLOW_TYPE, {
+      workflowId: uniqueId('stuck'),
+      taskQueue: uniqueId('no-worker'),
+      args: [input()],
+    });
     try {
       await controller().signal(requestSlotSignal, { requestId: uniqueId('stuck-slot'), holder: stuck.workflowId, at: new Date().toISOString() });
-      await eventually('the stuck workflow holds the slot', async () => ((await admission()).holders.some((h) => h.holder === stuck.workflowId) ? true : undefined), 30_000, 200);
+      await eventually(
+        'the stuck workflow holds the slot',
+        async () => ((await admission()).holders.some((h) => h.holder === stuck.workflowId) ? true : undefined),
+        30_000,
+        200,
+      );
       const b = input({ maxDurationSeconds: 120 });
       await stack.sessions.startSession(b);
-      await eventually('the stuck holder is released', async () => ((await admission()).holders.some((h) => h.holder === stuck.workflowId) ? undefined : true), 60_000, 250);
+      await eventually(
+        'the stuck holder is released',
+        async () => ((await admission()).holders.some((h) => h.holder === stuck.workflowId) ? undefined : true),
+        60_000,
+        250,
+      );
       assert.equal((await stuck.describe()).status.name, 'RUNNING', 'released as stuck, not as closed');
       assert.ok(((await admission()).droppedHolders ?? 0) >= 1);
       await eventually('b goes live', async () => ((await stack.sessions.getSession(b.conversationId))?.phase === 'live' ? true : undefined), 60_000, 200);
@@ -175,7 +222,11 @@ describe('admission control when its surroundings fail', () => {
     const b = input({ maxDurationSeconds: 120 });
     await stack.sessions.startAndWaitLive(a);
     await stack.sessions.startSession(b);
-    await eventually('b waits for a slot', async () => ((await stack.sessions.getSession(b.conversationId))?.phase === 'waiting_capacity' ? true : undefined), 20_000);
+    await eventually(
+      'b waits for a slot',
+      async () => ((await stack.sessions.getSession(b.conversationId))?.phase === 'waiting_capacity' ? true : undefined),
+      20_000,
+    );
     await eventually('b is queued', async () => ((await admission()).queue.length === 1 ? true : undefined), 20_000);
     // The controller and everything it knew are gone (and so is a's release, below).
     await controller().terminate('test: controller lost');

@@ -22,7 +22,15 @@ import { eventually, withTimeout } from './helpers/wait';
 const timing = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5 };
 
 type ErrorBody = { error: { code: string; message: string } };
-type StartBody = { conversationId: string; workflowId: string; runId: string; phase?: string; endReason?: string; error?: { code: string; message: string }; live?: { roomName: string; mode: string; avatarIdentity: string; runwaySessionId: string; livekitUrl: string } };
+type StartBody = {
+  conversationId: string;
+  workflowId: string;
+  runId: string;
+  phase?: string;
+  endReason?: string;
+  error?: { code: string; message: string };
+  live?: { roomName: string; mode: string; avatarIdentity: string; runwaySessionId: string; livekitUrl: string };
+};
 
 /** Every SessionsClient method the API calls, by name: a rejected request must add nothing here. */
 function countingSessions(inner: SessionsClient, calls: string[]): SessionsClient {
@@ -71,7 +79,9 @@ function stalledRequest(port: number, text: string, waitMs: number): Promise<{ c
 function rawRequest(port: number, requestLine: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1', () => {
-      const head = Object.entries({ host: 'localhost', connection: 'close', ...headers }).map(([k, v]) => `${k}: ${v}`).join('\r\n');
+      const head = Object.entries({ host: 'localhost', connection: 'close', ...headers })
+        .map(([k, v]) => `${k}: ${v}`)
+        .join('\r\n');
       socket.write(`${requestLine} HTTP/1.1\r\n${head}\r\n\r\n`);
     });
     let buf = '';
@@ -94,7 +104,12 @@ describe('HTTP API', () => {
 
   before(async () => {
     stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
-    const sink = new Writable({ write(chunk, _enc, cb) { logLines.push(String(chunk)); cb(); } });
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        logLines.push(String(chunk));
+        cb();
+      },
+    });
     const api = await startApiServer({
       config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
       sessions: countingSessions(stack.sessions, calls),
@@ -119,15 +134,29 @@ describe('HTTP API', () => {
 
   const auth = { authorization: `Bearer ${token}` };
   const call = (method: string, path: string, body?: unknown, headers: Record<string, string> = auth) =>
-    fetch(base + path, { method, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body) });
+    fetch(base + path, {
+      method,
+      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
   const session = (over: Record<string, unknown> = {}) => {
     const conversationId = uniqueId('api');
-    return { conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}` }, mode: 'direct', timing, ...over };
+    return {
+      conversationId,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: `room-${conversationId}` },
+      mode: 'direct',
+      timing,
+      ...over,
+    };
   };
   const runwaySessionsFor = (room: string) => stack.sim.sessions().filter((s) => JSON.stringify(s.body).includes(room));
-  const ended = (conversationId: string) => withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result(), 30_000, `session ${conversationId} to end`);
+  const ended = (conversationId: string) =>
+    withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result(), 30_000, `session ${conversationId} to end`);
   const visible = (room: string) =>
-    eventually(`session in ${room} visible`, async () => ((await stack.sessions.listSessions({ running: true, roomName: room })[Symbol.asyncIterator]().next()).done ? undefined : true));
+    eventually(`session in ${room} visible`, async () =>
+      (await stack.sessions.listSessions({ running: true, roomName: room })[Symbol.asyncIterator]().next()).done ? undefined : true,
+    );
 
   /** Asserts that `fn`'s requests made no call to Temporal (through SessionsClient) and none to Runway. */
   async function reachesNothing(fn: () => Promise<void>): Promise<void> {
@@ -141,7 +170,7 @@ describe('HTTP API', () => {
     assert.deepEqual(runwayRequests().slice(runwayBefore), [], 'no request to Runway');
   }
 
-  it('health needs no token; metrics are on their own port, not the API\'s; everything under /v1 needs the token, whatever the URL spelling', async () => {
+  it("health needs no token; metrics are on their own port, not the API's; everything under /v1 needs the token, whatever the URL spelling", async () => {
     const health = await call('GET', '/healthz', undefined, {});
     assert.equal(health.status, 200);
     assert.deepEqual(await health.json(), { ok: true });
@@ -225,9 +254,18 @@ describe('HTTP API', () => {
       const big = await call('POST', '/v1/sessions', s);
       assert.equal(big.status, 413);
       assert.deepEqual(await big.json(), { error: { code: 'payload_too_large', message: 'the body is over 64 KiB' } });
-      const webhookBig = await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json' }, body: 'x'.repeat(70 * 1024) });
+      const webhookBig = await fetch(`${base}/v1/livekit/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/webhook+json' },
+        body: 'x'.repeat(70 * 1024),
+      });
       assert.equal(webhookBig.status, 413);
-      for (const [method, path] of [['GET', '/v1/nothing-here'], ['DELETE', '/v1/sessions'], ['GET', '/nope'], ['PUT', '/v1/sessions/abc']]) {
+      for (const [method, path] of [
+        ['GET', '/v1/nothing-here'],
+        ['DELETE', '/v1/sessions'],
+        ['GET', '/nope'],
+        ['PUT', '/v1/sessions/abc'],
+      ]) {
         const missing = await call(method!, path!);
         assert.equal(missing.status, 404, `${method} ${path}`);
         assert.match(missing.headers.get('content-type') ?? '', /application\/json/);
@@ -266,7 +304,16 @@ describe('HTTP API', () => {
 
     const got = await call('GET', `/v1/sessions/${s.conversationId}`);
     assert.equal(got.status, 200);
-    const state = (await got.json()) as { conversationId: string; phase: string; mode: string; runwaySessionId: string; roomName: string; phaseTimes: Record<string, string>; endReason?: string; error?: unknown };
+    const state = (await got.json()) as {
+      conversationId: string;
+      phase: string;
+      mode: string;
+      runwaySessionId: string;
+      roomName: string;
+      phaseTimes: Record<string, string>;
+      endReason?: string;
+      error?: unknown;
+    };
     assert.equal(state.conversationId, s.conversationId);
     assert.equal(state.phase, 'live');
     assert.equal(state.mode, 'direct');
@@ -286,7 +333,10 @@ describe('HTTP API', () => {
     });
     assert.deepEqual([listed.status, listed.phase, listed.roomName, listed.workflowId], ['RUNNING', 'live', s.livekit.roomName, a.workflowId]);
     const byRoom = (await (await call('GET', `/v1/sessions?room=${encodeURIComponent(s.livekit.roomName)}&running=true`)).json()) as List;
-    assert.deepEqual(byRoom.sessions.map((x) => x.conversationId), [s.conversationId]);
+    assert.deepEqual(
+      byRoom.sessions.map((x) => x.conversationId),
+      [s.conversationId],
+    );
     const notLive = (await (await call('GET', '/v1/sessions?phase=creating')).json()) as List;
     assert.ok(!notLive.sessions.some((x) => x.conversationId === s.conversationId));
     const limited = (await (await call('GET', '/v1/sessions?limit=1')).json()) as List;
@@ -301,7 +351,11 @@ describe('HTTP API', () => {
     const unknownEnd = await call('POST', `/v1/sessions/${uniqueId('unknown')}/end`);
     assert.equal(unknownEnd.status, 404);
     assert.equal(((await unknownEnd.json()) as ErrorBody).error.code, 'not_found');
-    const done = (await (await call('GET', `/v1/sessions/${s.conversationId}`)).json()) as { phase: string; endReason: string; phaseTimes: Record<string, string> };
+    const done = (await (await call('GET', `/v1/sessions/${s.conversationId}`)).json()) as {
+      phase: string;
+      endReason: string;
+      phaseTimes: Record<string, string>;
+    };
     assert.equal(done.phase, 'completed');
     assert.equal(done.endReason, 'ended_by_request');
     assert.ok(done.phaseTimes.completed);
@@ -323,10 +377,21 @@ describe('HTTP API', () => {
   it('?wait=live answers 202 with the phase when the session is not live in time', async () => {
     stack.sim.nextSessions([{ provisioningMs: 60_000 }]);
     const s = session();
-    const api = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, waitLiveMs: 500, allowTimingOverrides: true });
+    const api = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port: 0,
+      waitLiveMs: 500,
+      allowTimingOverrides: true,
+    });
     try {
       const t0 = Date.now();
-      const res = await fetch(`${api.url}/v1/sessions?wait=live`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(s) });
+      const res = await fetch(`${api.url}/v1/sessions?wait=live`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(s),
+      });
       assert.equal(res.status, 202);
       const body = (await res.json()) as StartBody;
       console.log(`?wait=live answered 202 after ${Date.now() - t0} ms (waitLiveMs 500)`);
@@ -361,8 +426,14 @@ describe('HTTP API', () => {
     const raw = typeof body === 'string' ? body : JSON.stringify(body);
     // What LiveKit's webhook sender does: a JWT signed with the API secret whose sha256 claim is the body's hash.
     const at = new AccessToken(stack.config.livekit.apiKey, opts.secret ?? stack.config.livekit.apiSecret);
-    at.sha256 = createHash('sha256').update(opts.signedBody ?? raw).digest('base64');
-    return fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': opts.contentType ?? 'application/webhook+json', authorization: await at.toJwt() }, body: raw });
+    at.sha256 = createHash('sha256')
+      .update(opts.signedBody ?? raw)
+      .digest('base64');
+    return fetch(`${base}/v1/livekit/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': opts.contentType ?? 'application/webhook+json', authorization: await at.toJwt() },
+      body: raw,
+    });
   }
 
   it('LiveKit webhooks: bad signatures are refused; room_finished and the end user leaving end the session', async () => {
@@ -372,11 +443,18 @@ describe('HTTP API', () => {
       const badBody = (await badSig.json()) as ErrorBody;
       assert.equal(badBody.error.code, 'bad_signature');
       assert.ok(!JSON.stringify(badBody).includes(stack.config.livekit.apiSecret));
-      const tampered = await webhook({ event: 'room_finished', room: { name: 'someone-elses-room' } }, { signedBody: JSON.stringify({ event: 'room_started', room: { name: 'x' } }) });
+      const tampered = await webhook(
+        { event: 'room_finished', room: { name: 'someone-elses-room' } },
+        { signedBody: JSON.stringify({ event: 'room_started', room: { name: 'x' } }) },
+      );
       assert.equal(tampered.status, 401, 'the signature covers the body');
       const unsigned = await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json' }, body: '{}' });
       assert.equal(unsigned.status, 401);
-      const bearer = await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json', ...auth }, body: '{"event":"room_finished","room":{"name":"x"}}' });
+      const bearer = await fetch(`${base}/v1/livekit/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/webhook+json', ...auth },
+        body: '{"event":"room_finished","room":{"name":"x"}}',
+      });
       assert.equal(bearer.status, 401, 'the API token is not a webhook signature');
     });
 
@@ -400,10 +478,16 @@ describe('HTTP API', () => {
     const u = session({ livekit: { roomName: `room-${uniqueId('u')}`, endUserIdentity: 'user-42' } });
     assert.equal((await call('POST', '/v1/sessions?wait=live', u)).status, 201);
     await visible(u.livekit.roomName);
-    const other = await webhook({ event: 'participant_left', room: { name: u.livekit.roomName }, participant: { identity: 'someone-else' } }, { contentType: 'application/json' });
+    const other = await webhook(
+      { event: 'participant_left', room: { name: u.livekit.roomName }, participant: { identity: 'someone-else' } },
+      { contentType: 'application/json' },
+    );
     assert.equal(other.status, 200);
     assert.deepEqual(((await other.json()) as { ended: string[] }).ended, []);
-    const left = await webhook({ event: 'participant_left', room: { name: u.livekit.roomName }, participant: { identity: 'user-42' } }, { contentType: 'application/json' });
+    const left = await webhook(
+      { event: 'participant_left', room: { name: u.livekit.roomName }, participant: { identity: 'user-42' } },
+      { contentType: 'application/json' },
+    );
     assert.equal(left.status, 200);
     assert.deepEqual(((await left.json()) as { ended: string[] }).ended, [u.conversationId]);
     await ended(u.conversationId);
@@ -427,10 +511,14 @@ describe('HTTP API', () => {
     assert.equal(value(text, 'avatar_api_wait_live_total{outcome="not_live"}'), 1);
     assert.ok((value(text, 'avatar_livekit_webhooks_total{event="room_finished",acted="yes"}') ?? 0) >= 1);
     assert.ok((value(text, 'avatar_livekit_webhooks_total{event="participant_left",acted="no"}') ?? 0) >= 1);
-    await eventually('the live session counted by phase', async () => ((value(await scrape(), 'avatar_sessions_running{phase="live"}') ?? 0) >= 1 ? true : undefined));
+    await eventually('the live session counted by phase', async () =>
+      (value(await scrape(), 'avatar_sessions_running{phase="live"}') ?? 0) >= 1 ? true : undefined,
+    );
     await call('POST', `/v1/sessions/${s.conversationId}/end`);
     await ended(s.conversationId);
-    await eventually('no live session counted once it ended', async () => (value(await scrape(), 'avatar_sessions_running{phase="live"}') === 0 ? true : undefined));
+    await eventually('no live session counted once it ended', async () =>
+      value(await scrape(), 'avatar_sessions_running{phase="live"}') === 0 ? true : undefined,
+    );
     assert.equal(value(await scrape(), 'avatar_sessions_visibility_errors_total'), 0);
   });
 
@@ -448,8 +536,19 @@ describe('HTTP API', () => {
     // With the demo (token mode): a subscribe-only token for a live session, 404 unknown, 409 not live, never logged.
     const demoLog: string[] = [];
     const demo = await startApiServer({
-      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, port: 0, demo: { open: false },
-      log: createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { demoLog.push(String(c)); cb(); } }) }),
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      port: 0,
+      demo: { open: false },
+      log: createLogger({
+        level: 'debug',
+        destination: new Writable({
+          write(c, _e, cb) {
+            demoLog.push(String(c));
+            cb();
+          },
+        }),
+      }),
     });
     try {
       const demoCall = (p: string, headers: Record<string, string> = auth) => fetch(demo.url + p, { method: 'POST', headers });
@@ -462,7 +561,14 @@ describe('HTTP API', () => {
       assert.equal(body.roomName, s.livekit.roomName);
       const claims = JSON.parse(Buffer.from(body.token.split('.')[1]!, 'base64url').toString()) as { sub: string; video: Record<string, unknown> };
       assert.match(claims.sub, /^viewer-/);
-      assert.deepEqual(claims.video, { roomJoin: true, room: s.livekit.roomName, canSubscribe: true, canPublish: false, canPublishData: false, canUpdateOwnMetadata: false });
+      assert.deepEqual(claims.video, {
+        roomJoin: true,
+        room: s.livekit.roomName,
+        canSubscribe: true,
+        canPublish: false,
+        canPublishData: false,
+        canUpdateOwnMetadata: false,
+      });
       await call('POST', `/v1/sessions/${s.conversationId}/end`);
       await ended(s.conversationId);
       assert.equal((await demoCall(`/v1/sessions/${s.conversationId}/viewer-token`)).status, 409);
@@ -473,12 +579,21 @@ describe('HTTP API', () => {
   });
 
   it('timing is operator configuration: without allowTimingOverrides the API answers 400 naming the field, and nothing reaches Temporal or Runway', async () => {
-    const strict = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: countingSessions(stack.sessions, calls), log: createLogger({ level: 'silent' }), port: 0 });
+    const strict = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: countingSessions(stack.sessions, calls),
+      log: createLogger({ level: 'silent' }),
+      port: 0,
+    });
     try {
       const abusive = [{ monitorIntervalSeconds: 0.001 }, { sessionCapSeconds: 1, renewalLeadSeconds: 1 }, { avatarJoinTimeoutSeconds: 600 }, {}];
       await reachesNothing(async () => {
         for (const t of abusive) {
-          const res = await fetch(`${strict.url}/v1/sessions?wait=live`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(session({ timing: t })) });
+          const res = await fetch(`${strict.url}/v1/sessions?wait=live`, {
+            method: 'POST',
+            headers: { ...auth, 'content-type': 'application/json' },
+            body: JSON.stringify(session({ timing: t })),
+          });
           assert.equal(res.status, 400, JSON.stringify(t));
           const body = (await res.json()) as ErrorBody;
           assert.equal(body.error.code, 'invalid_input');
@@ -487,7 +602,11 @@ describe('HTTP API', () => {
       });
       // The same request without `timing` starts (the operator's timing applies).
       const { timing: _timing, ...plain } = session();
-      const res = await fetch(`${strict.url}/v1/sessions`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify(plain) });
+      const res = await fetch(`${strict.url}/v1/sessions`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(plain),
+      });
       assert.equal(res.status, 201);
       await stack.sessions.endSession(plain.conversationId);
       await ended(plain.conversationId);
@@ -502,7 +621,10 @@ describe('HTTP API', () => {
         [{ livekit: { roomName: "a'b" } }, /livekit\.roomName: must be 1-256 characters of A-Z a-z 0-9/],
         [{ livekit: { roomName: 'a b' } }, /livekit\.roomName/],
         [{ livekit: { roomName: 'room\u001b[2J' } }, /livekit\.roomName/],
-        [{ livekit: { roomName: 'ok-room', agentIdentity: 'agent\u001b]0;pwned\u0007' } }, /livekit\.agentIdentity: must not contain control or invisible formatting characters/],
+        [
+          { livekit: { roomName: 'ok-room', agentIdentity: 'agent\u001b]0;pwned\u0007' } },
+          /livekit\.agentIdentity: must not contain control or invisible formatting characters/,
+        ],
         [{ livekit: { roomName: 'ok-room', endUserIdentity: 'user\u202egnp.exe' } }, /livekit\.endUserIdentity: must not contain control/],
         [{ livekit: { roomName: 'ok-room', listenTo: ['fine', 'line\nbreak'] } }, /livekit\.listenTo\.1: must not contain control/],
         [{ avatar: { type: 'custom', avatarId: 'a\u0000b' } }, /avatar\.avatarId: must not contain control/],
@@ -531,7 +653,11 @@ describe('HTTP API', () => {
       return { raw, authorization: await at.toJwt() };
     };
     const send = async (req: { raw: string; authorization: string }) => {
-      const res = await fetch(`${base}/v1/livekit/webhook`, { method: 'POST', headers: { 'content-type': 'application/webhook+json', authorization: req.authorization }, body: req.raw });
+      const res = await fetch(`${base}/v1/livekit/webhook`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/webhook+json', authorization: req.authorization },
+        body: req.raw,
+      });
       assert.equal(res.status, 200);
       return (await res.json()) as { ok: boolean; ended: string[]; duplicate?: boolean };
     };
@@ -565,14 +691,27 @@ describe('HTTP API', () => {
   });
 
   it('a client that stalls while sending its request gets 408 and the socket closes (requestTimeoutMs)', async () => {
-    const timed = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, requestTimeoutMs: 1000 });
+    const timed = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port: 0,
+      requestTimeoutMs: 1000,
+    });
     try {
       const p = Number(new URL(timed.url).port);
       const [headersOnly, bodyTrickle] = await Promise.all([
         stalledRequest(p, 'GET /v1/sessions HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer x', 8000),
-        stalledRequest(p, `POST /v1/sessions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\nauthorization: Bearer ${token}\r\n\r\n{"conv`, 8000),
+        stalledRequest(
+          p,
+          `POST /v1/sessions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\nauthorization: Bearer ${token}\r\n\r\n{"conv`,
+          8000,
+        ),
       ]);
-      for (const [what, r] of [['unfinished headers', headersOnly], ['an unfinished body', bodyTrickle]] as const) {
+      for (const [what, r] of [
+        ['unfinished headers', headersOnly],
+        ['an unfinished body', bodyTrickle],
+      ] as const) {
         assert.ok(r.closedAfterMs !== undefined && r.closedAfterMs < 5000, `${what}: closed after ${r.closedAfterMs} ms`);
         assert.match(r.response, /^HTTP\/1\.1 408/, what);
       }
@@ -583,13 +722,20 @@ describe('HTTP API', () => {
     }
   });
 
-  it('/codec takes the operator\'s codec token only: the API token cannot decrypt history, the codec token cannot drive sessions; no token configured, no /codec', async () => {
+  it("/codec takes the operator's codec token only: the API token cannot decrypt history, the codec token cannot drive sessions; no token configured, no /codec", async () => {
     const wire = (value: unknown) => {
       const p = defaultPayloadConverter.toPayload(value);
-      return { metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data!).toString('base64') };
+      return {
+        metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+        data: Buffer.from(p.data!).toString('base64'),
+      };
     };
     const codec = (op: string, authorization: string | undefined, body: unknown, url = base) =>
-      fetch(`${url}/codec/${op}`, { method: 'POST', headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) }, body: JSON.stringify(body) });
+      fetch(`${url}/codec/${op}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+        body: JSON.stringify(body),
+      });
     const encoded = await codec('encode', `Bearer ${codecToken}`, { payloads: [wire({ personality: 'private' })] });
     assert.equal(encoded.status, 200);
     const secretPayloads = await encoded.json();
@@ -597,10 +743,21 @@ describe('HTTP API', () => {
     assert.equal((await codec('decode', undefined, secretPayloads)).status, 401);
     const decoded = await codec('decode', `Bearer ${codecToken}`, secretPayloads);
     assert.equal(decoded.status, 200);
-    assert.deepEqual(JSON.parse(Buffer.from(((await decoded.json()) as { payloads: { data: string }[] }).payloads[0]!.data, 'base64').toString()), { personality: 'private' });
-    assert.equal((await call('GET', '/v1/sessions', undefined, { authorization: `Bearer ${codecToken}` })).status, 401, 'the codec token does not drive sessions');
+    assert.deepEqual(JSON.parse(Buffer.from(((await decoded.json()) as { payloads: { data: string }[] }).payloads[0]!.data, 'base64').toString()), {
+      personality: 'private',
+    });
+    assert.equal(
+      (await call('GET', '/v1/sessions', undefined, { authorization: `Bearer ${codecToken}` })).status,
+      401,
+      'the codec token does not drive sessions',
+    );
 
-    const noCodec = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0 });
+    const noCodec = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port: 0,
+    });
     try {
       assert.equal((await codec('decode', `Bearer ${token}`, secretPayloads, noCodec.url)).status, 404);
       assert.equal((await codec('decode', `Bearer ${codecToken}`, secretPayloads, noCodec.url)).status, 404);
@@ -612,8 +769,12 @@ describe('HTTP API', () => {
   it('metrics: however often and however many scrape, the running-session counts cost one set of visibility queries per period', async () => {
     const counter = countingPhases(visibilityPhaseCounter(stack.env.client));
     const api = await startApiServer({
-      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0,
-      metrics: new ApiMetrics({ countPhase: counter.countPhase }), metricsPort: 0,
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port: 0,
+      metrics: new ApiMetrics({ countPhase: counter.countPhase }),
+      metricsPort: 0,
     });
     try {
       assert.ok(api.metricsUrl, 'metrics served');
@@ -625,7 +786,10 @@ describe('HTTP API', () => {
       const texts = await Promise.all(Array.from({ length: 20 }, scrape)); // at once: one refresh in flight
       for (let i = 0; i < 20; i++) texts.push(await scrape()); // one after another: cached
       assert.equal(counter.calls(), RUNNING_PHASES.length, `${counter.calls()} visibility queries for 40 scrapes`);
-      assert.ok(texts.every((t) => /avatar_sessions_running\{phase="live"\} \d+/.test(t)), 'every scrape has the counts');
+      assert.ok(
+        texts.every((t) => /avatar_sessions_running\{phase="live"\} \d+/.test(t)),
+        'every scrape has the counts',
+      );
     } finally {
       await api.close();
     }
@@ -636,14 +800,30 @@ describe('HTTP API', () => {
     for (const real of [{ LIVEKIT_URL: 'wss://lk.example.test' }, { RUNWAYML_API_SECRET: 'key_x' }, { TEMPORAL_ADDRESS: 'temporal.example:7233' }]) {
       assert.deepEqual(embeddedOpenModes(real), { fullyEmbedded: false, demoOpen: false, codecOpen: false }, JSON.stringify(real));
     }
-    assert.deepEqual(embeddedOpenModes({ SESSION_API_TOKEN: token, SESSION_CODEC_TOKEN: codecToken }), { fullyEmbedded: true, demoOpen: false, codecOpen: false });
+    assert.deepEqual(embeddedOpenModes({ SESSION_API_TOKEN: token, SESSION_CODEC_TOKEN: codecToken }), {
+      fullyEmbedded: true,
+      demoOpen: false,
+      codecOpen: false,
+    });
 
-    const open = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, demo: { open: true } });
+    const open = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port: 0,
+      demo: { open: true },
+    });
     try {
       const browserish = { 'sec-fetch-site': 'same-origin', 'x-avatar-demo': '1' };
       const list = (headers: Record<string, string>) => fetch(`${open.url}/v1/sessions?limit=1`, { headers });
       assert.equal((await list(browserish)).status, 200, 'the page itself, from this machine');
-      for (const proxied of [{ 'x-forwarded-for': '203.0.113.9' }, { 'x-forwarded-host': '127.0.0.1' }, { forwarded: 'for=203.0.113.9;proto=https' }, { via: '1.1 nginx' }, { 'x-real-ip': '203.0.113.9' }] as Record<string, string>[]) {
+      for (const proxied of [
+        { 'x-forwarded-for': '203.0.113.9' },
+        { 'x-forwarded-host': '127.0.0.1' },
+        { forwarded: 'for=203.0.113.9;proto=https' },
+        { via: '1.1 nginx' },
+        { 'x-real-ip': '203.0.113.9' },
+      ] as Record<string, string>[]) {
         assert.equal((await list({ ...browserish, ...proxied })).status, 401, `through a proxy: ${JSON.stringify(proxied)}`);
       }
     } finally {

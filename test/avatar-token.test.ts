@@ -19,7 +19,8 @@ describe('direct-mode avatar token', () => {
     const acts = createRunwayActivities({ runway, sealer: new SealedBox(randomBytes(32)), livekit });
     // What the workflow asks for a conversation of maxDurationSeconds 6 h: min(6 h, 6 h + 10 min).
     await acts.createRunwaySession({
-      conversationId: 'c1', avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      conversationId: 'c1',
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
       direct: { roomName: 'customer-room', avatarIdentity: 'runway-avatar-c1', agentIdentity: 'agent', tokenTtlSeconds: 6 * 3600 },
     });
     const integration = bodies[0]!.integration as { type: string; token: string; roomName: string };
@@ -32,7 +33,8 @@ describe('direct-mode avatar token', () => {
 
     // A short conversation keeps its shorter token.
     await acts.createRunwaySession({
-      conversationId: 'c2', avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      conversationId: 'c2',
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
       direct: { roomName: 'customer-room', avatarIdentity: 'runway-avatar-c2', tokenTtlSeconds: 700 },
     });
     const short = await new TokenVerifier(livekit.apiKey, livekit.apiSecret).verify((bodies[1]!.integration as { token: string }).token);

@@ -28,7 +28,16 @@ function input(over: Partial<SessionInput['timing']> = {}): SessionInput {
     avatar: { type: 'runway-preset', presetId: 'tennis-coach' },
     livekit: { roomName: `room-${conversationId}` },
     mode: 'direct',
-    timing: { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 4, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5, sessionCapSeconds: CAP, renewalLeadSeconds: 2, ...over },
+    timing: {
+      readyDeadlineSeconds: 20,
+      avatarJoinTimeoutSeconds: 4,
+      monitorIntervalSeconds: 0.5,
+      endCallGraceSeconds: 3,
+      heartbeatTimeoutSeconds: 5,
+      sessionCapSeconds: CAP,
+      renewalLeadSeconds: 2,
+      ...over,
+    },
   };
 }
 
@@ -41,13 +50,24 @@ describe('billed Runway seconds', () => {
   before(async () => {
     const metricsPort = await freePort();
     metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    const quiet = createLogger({ level: 'error', destination: new Writable({ write(_c, _e, cb) { cb(); } }) });
+    const quiet = createLogger({
+      level: 'error',
+      destination: new Writable({
+        write(_c, _e, cb) {
+          cb();
+        },
+      }),
+    });
     installRuntime(quiet, metricsPort); // as the worker processes do, before any worker exists here
     stack = await startSessionStack({ sim: { defaults: { provisioningMs: 200, avatarMedia: 'light', runtimeCapSeconds: CAP * SCALE, timeScale: SCALE } } });
     const apiPort = await freePort();
     const started = await startApiServer({
       config: { apiToken: token, apiPort, livekit: stack.config.livekit },
-      sessions: stack.sessions, log: quiet, port: apiPort, waitLiveMs: 20_000, metricsPort: 0,
+      sessions: stack.sessions,
+      log: quiet,
+      port: apiPort,
+      waitLiveMs: 20_000,
+      metricsPort: 0,
     });
     api = { url: started.url, close: started.close };
   });
@@ -65,10 +85,15 @@ describe('billed Runway seconds', () => {
     const { conversationId } = inp;
     const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId));
     await stack.sessions.startAndWaitLive(inp);
-    await eventually('two renewals, the last one just finished', async () => {
-      const s = await stack.sessions.getSession(conversationId);
-      return (s?.renewals ?? 0) >= 2 && s?.events.at(-1)?.type === 'renewed' ? true : undefined;
-    }, 6 * CAP * 1000, 50);
+    await eventually(
+      'two renewals, the last one just finished',
+      async () => {
+        const s = await stack.sessions.getSession(conversationId);
+        return (s?.renewals ?? 0) >= 2 && s?.events.at(-1)?.type === 'renewed' ? true : undefined;
+      },
+      6 * CAP * 1000,
+      50,
+    );
     const during = await stack.sessions.getSession(conversationId);
     assert.equal(during?.billedSecondsComplete, false, 'not complete while a Runway session still runs');
     await stack.sessions.endSession(conversationId);
@@ -77,14 +102,19 @@ describe('billed Runway seconds', () => {
     const final = (await stack.sessions.getSession(conversationId))!;
     const simSessions = stack.sim.sessions();
     assert.deepEqual([...final.runwaySessionIds].sort(), simSessions.map((s) => s.id).sort(), 'the conversation knows every Runway session it created');
-    assert.ok(final.events.some((e) => e.type === 'renewal_failed'), 'a renewal attempt failed');
+    assert.ok(
+      final.events.some((e) => e.type === 'renewal_failed'),
+      'a renewal attempt failed',
+    );
     const failed = simSessions.find((s) => !s.runningAt);
     assert.ok(failed && failed.status === 'CANCELLED', 'the failed attempt never ran and was cancelled');
     const ledger = simSessions.map((s) => ({ id: s.id, seconds: stack.sim.durationOf(s.id) ?? 0 }));
     const expected = ledger.reduce((a, b) => a + b.seconds, 0);
     assert.ok(ledger.filter((s) => s.seconds > 0).length >= 3, `three Runway sessions ran: ${JSON.stringify(ledger)}`);
-     
-    console.log(`billing: ${simSessions.length} Runway sessions, ${final.renewals} renewals, billed ${final.billedSeconds} s (simulator: ${JSON.stringify(ledger)})`);
+
+    console.log(
+      `billing: ${simSessions.length} Runway sessions, ${final.renewals} renewals, billed ${final.billedSeconds} s (simulator: ${JSON.stringify(ledger)})`,
+    );
     assert.equal(final.billedSeconds, expected, `billed seconds against the simulator's ledger ${JSON.stringify(ledger)}`);
     assert.equal(final.billedSecondsComplete, true);
     assert.equal(final.billedSecondsUnknown, undefined);
@@ -94,20 +124,36 @@ describe('billed Runway seconds', () => {
       const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
       return data && /"activity_type":"readBilledSeconds"/.test(Buffer.from(data).toString());
     }).length;
-     
+
     console.log(`billing: the last run has ${events.length} history events, ${reads} billing read`);
     assert.equal(reads, 1);
     // One read per Runway session at its end: the conversation record only for the ones not COMPLETED
     // (their status carries no duration), once each.
-    const recordReads = stack.sim.requests().filter((r) => r.endpoint === 'conversation').map((r) => r.sessionId).sort();
-    assert.deepEqual(recordReads, simSessions.filter((s) => s.status !== 'COMPLETED').map((s) => s.id).sort());
+    const recordReads = stack.sim
+      .requests()
+      .filter((r) => r.endpoint === 'conversation')
+      .map((r) => r.sessionId)
+      .sort();
+    assert.deepEqual(
+      recordReads,
+      simSessions
+        .filter((s) => s.status !== 'COMPLETED')
+        .map((s) => s.id)
+        .sort(),
+    );
 
     // The search attribute operators sort by, the typed client's listing, and the HTTP API's answer.
     assert.equal((await handle.describe()).typedSearchAttributes.get(BilledSecondsKey), expected);
-    await eventually('the listing shows the billed seconds (visibility is eventually consistent)', async () => {
-      for await (const s of stack.sessions.listSessions({ roomName: inp.livekit.roomName })) if (s.conversationId === conversationId && s.billedSeconds === expected) return true;
-      return undefined;
-    }, 15_000, 250);
+    await eventually(
+      'the listing shows the billed seconds (visibility is eventually consistent)',
+      async () => {
+        for await (const s of stack.sessions.listSessions({ roomName: inp.livekit.roomName }))
+          if (s.conversationId === conversationId && s.billedSeconds === expected) return true;
+        return undefined;
+      },
+      15_000,
+      250,
+    );
     const res = await fetch(`${api!.url}/v1/sessions/${conversationId}`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(res.status, 200);
     const body = (await res.json()) as { billedSeconds: number; billedSecondsComplete: boolean };
@@ -115,10 +161,14 @@ describe('billed Runway seconds', () => {
     assert.equal(body.billedSecondsComplete, true);
 
     // The worker's Prometheus counter, by end reason and mode (this process ran this one conversation so far).
-    const line = await eventually('the billed seconds counter exported', async () => {
-      const text = await (await fetch(metricsUrl)).text();
-      return text.split('\n').find((l) => /^avatar_runway_billed_seconds\w*\{/.test(l) && l.includes('end_reason="ended_by_request"'));
-    }, 20_000);
+    const line = await eventually(
+      'the billed seconds counter exported',
+      async () => {
+        const text = await (await fetch(metricsUrl)).text();
+        return text.split('\n').find((l) => /^avatar_runway_billed_seconds\w*\{/.test(l) && l.includes('end_reason="ended_by_request"'));
+      },
+      20_000,
+    );
     assert.match(line, /mode="direct"/);
     // The conversation's total, added when it ends. Workflow metrics are at least once: a workflow task
     // that times out on a busy machine and runs again emits its metrics again (the state and the search
@@ -139,13 +189,16 @@ describe('billed Runway seconds', () => {
       const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId));
       await assert.rejects(withTimeout(handle.result(), 60_000, 'the session to end'));
       const final = (await stack.sessions.getSession(inp.conversationId))!;
-      assert.equal(final.error?.code, 'avatar_not_joined', 'the failure is the session\'s own, not the billing read\'s');
+      assert.equal(final.error?.code, 'avatar_not_joined', "the failure is the session's own, not the billing read's");
       assert.equal(stack.sim.session(final.runwaySessionIds[0]!)?.status, 'CANCELLED', 'teardown ended the Runway session');
       assert.equal(final.billedSecondsComplete, false);
       assert.deepEqual(final.billedSecondsUnknown, final.runwaySessionIds);
       assert.equal(final.billedSeconds, 0);
       assert.ok(final.events.some((e) => e.type === 'billing_unknown'));
-      assert.ok(stack.sim.requests().some((r) => r.endpoint === 'conversation' && r.faultInjected), 'the conversation record was asked for');
+      assert.ok(
+        stack.sim.requests().some((r) => r.endpoint === 'conversation' && r.faultInjected),
+        'the conversation record was asked for',
+      );
     } finally {
       stack.sim.configure({ faults: {} });
     }

@@ -25,11 +25,17 @@ const OUT = path.join(ROOT, 'test-artifacts', `build-${process.pid}`);
 const LOGS = path.join(ROOT, 'test-artifacts', 'logs');
 
 function filesUnder(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true, recursive: true }).filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 /** Runs a compiled entry point with plain node; resolves `started` once its log says `ready`. */
-function runCompiled(entry: string, env: NodeJS.ProcessEnv, ready: RegExp): { child: ChildProcess; started: Promise<void>; log: () => string; stop: () => Promise<void> } {
+function runCompiled(
+  entry: string,
+  env: NodeJS.ProcessEnv,
+  ready: RegExp,
+): { child: ChildProcess; started: Promise<void>; log: () => string; stop: () => Promise<void> } {
   const logFile = path.join(LOGS, `build-${path.basename(entry, '.js')}-${process.pid}.log`);
   const out = createWriteStream(logFile);
   // No --import tsx, and nothing inherited that could load it.
@@ -77,9 +83,13 @@ describe('production build: compiled JavaScript and a prebuilt workflow bundle',
       RUNWAYML_API_SECRET: `key_${randomBytes(16).toString('hex')}`,
       // Nothing listens here: the session's first Runway call fails and retries, which is fine for this test.
       RUNWAYML_BASE_URL: 'http://127.0.0.1:9',
-      LIVEKIT_URL: 'ws://127.0.0.1:9', LIVEKIT_API_KEY: 'k', LIVEKIT_API_SECRET: randomBytes(24).toString('hex'),
+      LIVEKIT_URL: 'ws://127.0.0.1:9',
+      LIVEKIT_API_KEY: 'k',
+      LIVEKIT_API_SECRET: randomBytes(24).toString('hex'),
       SESSION_SECRETS_KEY: secretsKey.toString('base64'),
-      REAPER_INTERVAL_SECONDS: '0', METRICS_PORT: '0', LOG_LEVEL: 'info',
+      REAPER_INTERVAL_SECONDS: '0',
+      METRICS_PORT: '0',
+      LOG_LEVEL: 'info',
     };
   });
   after(async () => {
@@ -92,8 +102,14 @@ describe('production build: compiled JavaScript and a prebuilt workflow bundle',
     for (const entry of ['src/worker.js', 'src/media-worker.js', 'src/api/main.js', 'workflows/index.js', 'workflow-bundle.js']) {
       assert.ok(files.includes(entry), `${entry} built`);
     }
-    assert.deepEqual(files.filter((f) => /\.ts$/.test(f)), []);
-    assert.ok(files.every((f) => /^(src|activities|workflows)\/|^workflow-bundle\.js$/.test(f)), 'only src/, activities/, workflows/ and the bundle');
+    assert.deepEqual(
+      files.filter((f) => /\.ts$/.test(f)),
+      [],
+    );
+    assert.ok(
+      files.every((f) => /^(src|activities|workflows)\/|^workflow-bundle\.js$/.test(f)),
+      'only src/, activities/, workflows/ and the bundle',
+    );
     assert.match(readFileSync(path.join(OUT, 'workflow-bundle.js'), 'utf8'), /avatarSession/, 'the session workflow is in the bundle');
   });
 
@@ -106,12 +122,18 @@ describe('production build: compiled JavaScript and a prebuilt workflow bundle',
       // Bundling at start logs this (through the runtime logger); the prebuilt bundle needs no bundling.
       assert.doesNotMatch(worker.log(), /Workflow bundle created/);
       const sessions = new SessionsClient(new Client({ connection, dataConverter: encryptedDataConverter([secretsKey]) }));
-      await sessions.startSession({ conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}` } });
+      await sessions.startSession({
+        conversationId,
+        avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+        livekit: { roomName: `room-${conversationId}` },
+      });
       // A query is answered by the workflow code running in the worker: the bundle's.
       const state = await eventually('the session workflow to answer a query', () => sessions.getSession(conversationId).catch(() => undefined), 30_000);
       assert.equal(typeof state.phase, 'string');
     } finally {
-      await connection.workflowService.terminateWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: sessionWorkflowId(conversationId) } }).catch(() => undefined);
+      await connection.workflowService
+        .terminateWorkflowExecution({ namespace: 'default', workflowExecution: { workflowId: sessionWorkflowId(conversationId) } })
+        .catch(() => undefined);
       await connection.close();
       await worker.stop();
     }
@@ -119,9 +141,17 @@ describe('production build: compiled JavaScript and a prebuilt workflow bundle',
 
   it('the media worker and the HTTP API start with plain node too', async () => {
     const media = runCompiled('src/media-worker.js', env, /media worker started/);
-    const api = runCompiled('src/api/main.js', {
-      ...env, API_HOST: '127.0.0.1', API_PORT: String(await freePort()), API_METRICS_PORT: '0', SESSION_API_TOKEN: randomBytes(24).toString('hex'),
-    }, /api started/);
+    const api = runCompiled(
+      'src/api/main.js',
+      {
+        ...env,
+        API_HOST: '127.0.0.1',
+        API_PORT: String(await freePort()),
+        API_METRICS_PORT: '0',
+        SESSION_API_TOKEN: randomBytes(24).toString('hex'),
+      },
+      /api started/,
+    );
     try {
       await withTimeout(Promise.all([media.started, api.started]), 90_000, 'the compiled media worker and API to start');
     } finally {

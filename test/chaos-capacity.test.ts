@@ -11,8 +11,14 @@ const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
 
 function waited(from: number, to: number, then: string, error?: string): SessionState {
   return {
-    conversationId: 'c', phase: error ? 'failed' : 'completed', requestedMode: 'direct', runwaySessionIds: [], roomName: 'r', phaseTimes: error ? { tearing_down: iso(to) } : {},
-    ambiguousCreates: [], events: [{ at: iso(from), type: 'waiting_capacity', message: '' }, ...(error ? [] : [{ at: iso(to), type: then, message: '' }])],
+    conversationId: 'c',
+    phase: error ? 'failed' : 'completed',
+    requestedMode: 'direct',
+    runwaySessionIds: [],
+    roomName: 'r',
+    phaseTimes: error ? { tearing_down: iso(to) } : {},
+    ambiguousCreates: [],
+    events: [{ at: iso(from), type: 'waiting_capacity', message: '' }, ...(error ? [] : [{ at: iso(to), type: then, message: '' }])],
     ...(error ? { error: { code: error, message: '' } } : {}),
   } as unknown as SessionState;
 }
@@ -22,13 +28,23 @@ const active = (n: number, from: number, to: number) => Array.from({ length: n }
 
 describe('the chaos admission check', () => {
   it('reads waits from the events, to the next other event or the teardown', () => {
-    assert.deepEqual(waitIntervals(waited(1, 4, 'slot_granted'), T0 + 99_000).map((w) => [(w.from - T0) / 1000, (w.to - T0) / 1000, w.how]), [[1, 4, 'then slot_granted']]);
+    assert.deepEqual(
+      waitIntervals(waited(1, 4, 'slot_granted'), T0 + 99_000).map((w) => [(w.from - T0) / 1000, (w.to - T0) / 1000, w.how]),
+      [[1, 4, 'then slot_granted']],
+    );
     assert.equal(waitIntervals(waited(1, 30, '', 'capacity_timeout'), T0 + 99_000)[0]!.how, 'failed capacity_timeout');
   });
 
   it('a wait while Runway is full does not count; one while it has room does', () => {
     const ledger = [...active(2, 0, 10), ...active(1, 0, 4)]; // 3 until 4 s, then 2
-    const { waits, longest } = capacityWaits({ sessions: [{ conversationId: 'a', state: waited(1, 9, 'slot_granted') }], ledger, limit: 3, outages: [], outageGraceMs: 0, endMs: T0 + 20_000 });
+    const { waits, longest } = capacityWaits({
+      sessions: [{ conversationId: 'a', state: waited(1, 9, 'slot_granted') }],
+      ledger,
+      limit: 3,
+      outages: [],
+      outageGraceMs: 0,
+      endMs: T0 + 20_000,
+    });
     assert.ok(Math.abs(waits[0]!.roomSeconds - 5) < 0.2, `room from 4 s to 9 s: ${waits[0]!.roomSeconds}`);
     assert.equal(waits[0]!.activeDuring, 2);
     assert.equal(longest.conversationId, 'a');
@@ -36,8 +52,24 @@ describe('the chaos admission check', () => {
 
   it('a slot granted to a session still on its way to Runway is taken, not room', () => {
     const ledger = active(2, 0, 20); // 2 of 3 at Runway throughout
-    const onItsWay = { conversationId: 'b', state: { ...waited(0, 1, 'slot_granted'), events: [{ at: iso(1), type: 'slot_granted', message: '' }, { at: iso(12), type: 'runway_session_created', message: '' }] } };
-    const { waits } = capacityWaits({ sessions: [{ conversationId: 'a', state: waited(2, 15, 'slot_granted') }, onItsWay], ledger, limit: 3, outages: [], outageGraceMs: 0, endMs: T0 + 30_000 });
+    const onItsWay = {
+      conversationId: 'b',
+      state: {
+        ...waited(0, 1, 'slot_granted'),
+        events: [
+          { at: iso(1), type: 'slot_granted', message: '' },
+          { at: iso(12), type: 'runway_session_created', message: '' },
+        ],
+      },
+    };
+    const { waits } = capacityWaits({
+      sessions: [{ conversationId: 'a', state: waited(2, 15, 'slot_granted') }, onItsWay],
+      ledger,
+      limit: 3,
+      outages: [],
+      outageGraceMs: 0,
+      endMs: T0 + 30_000,
+    });
     const a = waits.find((w) => w.conversationId === 'a')!;
     assert.ok(Math.abs(a.roomSeconds - 3) < 0.2, `room only once b is at Runway (12 s to 15 s): ${a.roomSeconds}`);
     assert.ok(Math.abs(a.runwayRoomSeconds - 13) < 0.2, `by Runway's count alone, 2 s to 15 s: ${a.runwayRoomSeconds}`);
@@ -45,8 +77,12 @@ describe('the chaos admission check', () => {
 
   it('time while a process is down (and its grace) does not count, except in the raw figure', () => {
     const { waits } = capacityWaits({
-      sessions: [{ conversationId: 'a', state: waited(0, 20, '', 'capacity_timeout') }], ledger: active(1, 0, 30), limit: 3,
-      outages: [{ kind: 'temporal', from: T0 + 2000, to: T0 + 8000 }], outageGraceMs: 5000, endMs: T0 + 30_000,
+      sessions: [{ conversationId: 'a', state: waited(0, 20, '', 'capacity_timeout') }],
+      ledger: active(1, 0, 30),
+      limit: 3,
+      outages: [{ kind: 'temporal', from: T0 + 2000, to: T0 + 8000 }],
+      outageGraceMs: 5000,
+      endMs: T0 + 30_000,
     });
     assert.ok(Math.abs(waits[0]!.roomSeconds - 7) < 0.2, `13 s to 20 s counts: ${waits[0]!.roomSeconds}`);
     assert.ok(Math.abs(waits[0]!.rawRoomSeconds - 20) < 0.2);

@@ -33,9 +33,7 @@ describe('avatar-sessions CLI', () => {
 
   function run(args: string[], opts: { env?: Record<string, string>; tty?: boolean } = {}): { done: Promise<Run>; output: () => string } {
     // With tty: `script` gives the CLI a pseudo-terminal as stdout (and exits with its code, -e).
-    const [cmd, argv] = opts.tty
-      ? ['script', ['-qefc', [process.execPath, BIN, ...args].join(' '), '/dev/null']]
-      : [process.execPath, [BIN, ...args]];
+    const [cmd, argv] = opts.tty ? ['script', ['-qefc', [process.execPath, BIN, ...args].join(' '), '/dev/null']] : [process.execPath, [BIN, ...args]];
     const child = spawn(cmd, argv, { env: cliEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -76,13 +74,20 @@ describe('avatar-sessions CLI', () => {
     const state = JSON.parse(json.out) as { phase: string; endUserIdentity: string; mode: string };
     assert.deepEqual([state.phase, state.endUserIdentity, state.mode], ['live', 'user-1', 'relay']);
 
-    await eventually('listed as live', async () => {
-      const list = await cli(['list', '--phase', 'live']);
-      return list.out.split('\n').some((l) => l.startsWith(`${id}\tRUNNING\tlive\trelay\t${room}\t`)) ? true : undefined;
-    }, 20_000);
+    await eventually(
+      'listed as live',
+      async () => {
+        const list = await cli(['list', '--phase', 'live']);
+        return list.out.split('\n').some((l) => l.startsWith(`${id}\tRUNNING\tlive\trelay\t${room}\t`)) ? true : undefined;
+      },
+      20_000,
+    );
     const byRoom = await cli(['list', '--room', room, '--json']);
     assert.equal(byRoom.code, 0, byRoom.err);
-    assert.deepEqual((JSON.parse(byRoom.out) as { conversationId: string }[]).map((s) => s.conversationId), [id]);
+    assert.deepEqual(
+      (JSON.parse(byRoom.out) as { conversationId: string }[]).map((s) => s.conversationId),
+      [id],
+    );
     const limited = await cli(['list', '--limit', '1']);
     assert.equal(limited.out.trim().split('\n').length, 2, 'a header and one session');
 
@@ -94,7 +99,10 @@ describe('avatar-sessions CLI', () => {
     const watched = await withTimeout(watch.done, 60_000, 'watch to exit when the session ends');
     assert.equal(watched.code, 0, watched.err);
     assert.ok(!watched.out.includes('\x1b['), 'no escape codes when stdout is not a terminal');
-    const phases = watched.out.split('\n').filter((l) => /^\d{4}-\d\d-\d\dT\S+ \w+/.test(l)).map((l) => l.split(' ')[1]);
+    const phases = watched.out
+      .split('\n')
+      .filter((l) => /^\d{4}-\d\d-\d\dT\S+ \w+/.test(l))
+      .map((l) => l.split(' ')[1]);
     assert.deepEqual(phases.slice(0, 1), ['live']);
     assert.equal(phases.at(-1), 'completed');
     assert.match(watched.out, /end reason: ended_by_request/);
@@ -111,31 +119,44 @@ describe('avatar-sessions CLI', () => {
     assert.equal(stack.sim.sessions().length - runwayBefore, 1, 'still one Runway session');
   });
 
-  it('start --wait prints the join info; watch on a terminal redraws in place', { skip: !HAS_SCRIPT && 'needs util-linux script for a pseudo-terminal' }, async () => {
-    const id = uniqueId('cli');
-    const room = `room-${id}`;
-    const started = await cli(['start', '--conversation', id, '--room', room, '--mode', 'direct', '--preset', 'cooking-teacher', '--wait'], { LIVEKIT_PUBLIC_URL: 'wss://lk.example.test' });
-    assert.equal(started.code, 0, started.err);
-    const body = JSON.parse(started.out) as { started: boolean; phase: string; live: { roomName: string; mode: string; avatarIdentity: string; livekitUrl: string } };
-    assert.equal(runwaySessionsFor(room).length, 1);
-    assert.equal(body.started, true);
-    assert.equal(body.phase, 'live');
-    assert.deepEqual([body.live.roomName, body.live.mode, body.live.avatarIdentity, body.live.livekitUrl], [room, 'direct', `runway-avatar-${id}`, 'wss://lk.example.test']);
+  it(
+    'start --wait prints the join info; watch on a terminal redraws in place',
+    { skip: !HAS_SCRIPT && 'needs util-linux script for a pseudo-terminal' },
+    async () => {
+      const id = uniqueId('cli');
+      const room = `room-${id}`;
+      const started = await cli(['start', '--conversation', id, '--room', room, '--mode', 'direct', '--preset', 'cooking-teacher', '--wait'], {
+        LIVEKIT_PUBLIC_URL: 'wss://lk.example.test',
+      });
+      assert.equal(started.code, 0, started.err);
+      const body = JSON.parse(started.out) as {
+        started: boolean;
+        phase: string;
+        live: { roomName: string; mode: string; avatarIdentity: string; livekitUrl: string };
+      };
+      assert.equal(runwaySessionsFor(room).length, 1);
+      assert.equal(body.started, true);
+      assert.equal(body.phase, 'live');
+      assert.deepEqual(
+        [body.live.roomName, body.live.mode, body.live.avatarIdentity, body.live.livekitUrl],
+        [room, 'direct', `runway-avatar-${id}`, 'wss://lk.example.test'],
+      );
 
-    const watch = run(['watch', id, '--interval', '200'], { tty: true });
-    // Drawn at least twice: the second frame starts by moving the cursor up over the first and clearing.
-    await eventually('watch redrew in place', () => (/\x1b\[\d+A\x1b\[J/.test(watch.output()) ? true : undefined));
-    assert.match(watch.output(), /▶ live/);
-    assert.equal((await cli(['end', id])).code, 0);
-    const watched = await withTimeout(watch.done, 60_000, 'watch (tty) to exit');
-    assert.equal(watched.code, 0, watched.out + watched.err);
-    const lastFrame = watched.out.split(/\x1b\[\d+A\x1b\[J/).at(-1)!;
-    assert.match(lastFrame, /phase=completed/);
-    assert.match(lastFrame, /✓ live/);
-    assert.match(lastFrame, /▶ completed/);
-    assert.match(lastFrame, /end reason: ended_by_request/);
-    await ended(id);
-  });
+      const watch = run(['watch', id, '--interval', '200'], { tty: true });
+      // Drawn at least twice: the second frame starts by moving the cursor up over the first and clearing.
+      await eventually('watch redrew in place', () => (/\x1b\[\d+A\x1b\[J/.test(watch.output()) ? true : undefined));
+      assert.match(watch.output(), /▶ live/);
+      assert.equal((await cli(['end', id])).code, 0);
+      const watched = await withTimeout(watch.done, 60_000, 'watch (tty) to exit');
+      assert.equal(watched.code, 0, watched.out + watched.err);
+      const lastFrame = watched.out.split(/\x1b\[\d+A\x1b\[J/).at(-1)!;
+      assert.match(lastFrame, /phase=completed/);
+      assert.match(lastFrame, /✓ live/);
+      assert.match(lastFrame, /▶ completed/);
+      assert.match(lastFrame, /end reason: ended_by_request/);
+      await ended(id);
+    },
+  );
 
   it('start --wait exits 4 when the session is not live in time, 1 when it fails', async () => {
     stack.sim.nextSessions([{ provisioningMs: 60_000 }]);
@@ -163,16 +184,25 @@ describe('avatar-sessions CLI', () => {
     // The typed client is operator-level and takes any room name; the HTTP API would refuse this one.
     const id = uniqueId('cli');
     const room = `room-${id}\x1b]0;owned\x07\x1b[2J\u202e`;
-    await stack.sessions.startSession({ conversationId: id, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room, endUserIdentity: 'user\x1b[31m' }, mode: 'relay' });
+    await stack.sessions.startSession({
+      conversationId: id,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: room, endUserIdentity: 'user\x1b[31m' },
+      mode: 'relay',
+    });
     try {
       const status = await cli(['status', id]);
       assert.equal(status.code, 0, status.err);
       assert.ok(!/[\x00-\x08\x0b-\x1f\x7f\u202e]/.test(status.out), `no raw control characters: ${JSON.stringify(status.out)}`);
       assert.ok(status.out.includes(`room=room-${id}\\u{001b}]0;owned\\u{0007}\\u{001b}[2J\\u{202e}`), status.out);
-      const listed = await eventually('listed by room', async () => {
-        const list = await cli(['list', '--room', room]);
-        return list.out.includes(id) ? list : undefined;
-      }, 20_000);
+      const listed = await eventually(
+        'listed by room',
+        async () => {
+          const list = await cli(['list', '--room', room]);
+          return list.out.includes(id) ? list : undefined;
+        },
+        20_000,
+      );
       assert.ok(!/[\x00-\x08\x0b-\x1f\x7f\u202e]/.test(listed.out.replace(/\t/g, ' ')), `list: ${JSON.stringify(listed.out)}`);
       // --json stays exact (JSON escapes them itself).
       const json = JSON.parse((await cli(['status', id, '--json'])).out) as { roomName: string; endUserIdentity: string };
@@ -232,6 +262,9 @@ describe('avatar-sessions CLI', () => {
     assert.match(r.err, /cannot reach Temporal at 127\.0\.0\.1:1 \(namespace default; set TEMPORAL_ADDRESS/);
     const key = stack.config.secretsKey.toString('base64');
     assert.ok(outputs.length > 10);
-    assert.ok(outputs.every((o) => !o.includes(key)), 'the history key never appears in any output');
+    assert.ok(
+      outputs.every((o) => !o.includes(key)),
+      'the history key never appears in any output',
+    );
   });
 });

@@ -25,7 +25,10 @@ describe('codec server', () => {
     fetch(`${base}/codec/${op}`, { method: 'POST', headers: { 'content-type': 'application/json', origin: ui, ...headers }, body: JSON.stringify(body) });
   const wire = (value: unknown) => {
     const p = defaultPayloadConverter.toPayload(value);
-    return { metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data!).toString('base64') };
+    return {
+      metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+      data: Buffer.from(p.data!).toString('base64'),
+    };
   };
 
   it('encodes and decodes back what the UI sends, and admits the UI origin', async () => {
@@ -44,7 +47,10 @@ describe('codec server', () => {
     const ok = await fetch(`${base}/codec/decode`, { method: 'OPTIONS', headers: { origin: ui, 'access-control-request-method': 'POST' } });
     assert.equal(ok.status, 204);
     assert.match(ok.headers.get('access-control-allow-headers') ?? '', /x-namespace/);
-    const other = await fetch(`${base}/codec/decode`, { method: 'OPTIONS', headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' } });
+    const other = await fetch(`${base}/codec/decode`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' },
+    });
     assert.equal(other.headers.get('access-control-allow-origin'), null);
   });
 
@@ -53,7 +59,11 @@ describe('codec server', () => {
     registerCodecRoutes(open, { codec: new AesGcmPayloadCodec([randomBytes(32)], { allowPlaintext: true }), token, allowedOrigins: [ui] });
     const url = await open.listen({ port: 0, host: '127.0.0.1' });
     try {
-      const res = await fetch(`${url}/codec/decode`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify({ payloads: [wire('plain')] }) });
+      const res = await fetch(`${url}/codec/decode`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify({ payloads: [wire('plain')] }),
+      });
       assert.equal(res.status, 200);
       assert.deepEqual(((await res.json()) as { payloads: unknown[] }).payloads, [wire('plain')]);
     } finally {
@@ -67,9 +77,19 @@ describe('codec server', () => {
     registerCodecRoutes(open, { codec: new AesGcmPayloadCodec([randomBytes(32)]), allowedOrigins: [ui], openOnLoopback: true });
     const url = await open.listen({ port: 0, host: '127.0.0.1' });
     try {
-      const call = (headers: Record<string, string>) => fetch(`${url}/codec/encode`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ payloads: [wire('x')] }) });
+      const call = (headers: Record<string, string>) =>
+        fetch(`${url}/codec/encode`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: JSON.stringify({ payloads: [wire('x')] }),
+        });
       assert.equal((await call({})).status, 200, 'straight from loopback');
-      for (const proxied of [{ 'x-forwarded-for': '203.0.113.7' }, { forwarded: 'for=203.0.113.7' }, { via: '1.1 proxy' }, { 'x-real-ip': '203.0.113.7' }] as Record<string, string>[]) {
+      for (const proxied of [
+        { 'x-forwarded-for': '203.0.113.7' },
+        { forwarded: 'for=203.0.113.7' },
+        { via: '1.1 proxy' },
+        { 'x-real-ip': '203.0.113.7' },
+      ] as Record<string, string>[]) {
         assert.equal((await call(proxied)).status, 401, `through a proxy: ${JSON.stringify(proxied)}`);
       }
     } finally {

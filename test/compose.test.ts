@@ -34,7 +34,10 @@ interface Service {
 
 /** The variables an env file (its .example) sets. */
 function envFileKeys(file: string): string[] {
-  return readFileSync(path.join(ROOT, `${file}.example`), 'utf8').split('\n').map((l) => /^([A-Z0-9_]+)=/.exec(l.trim())?.[1]).filter((k): k is string => !!k);
+  return readFileSync(path.join(ROOT, `${file}.example`), 'utf8')
+    .split('\n')
+    .map((l) => /^([A-Z0-9_]+)=/.exec(l.trim())?.[1])
+    .filter((k): k is string => !!k);
 }
 
 /** `[host_ip:]host_port:container_port[/proto]` → the host address it binds (all interfaces when none). */
@@ -61,7 +64,8 @@ describe('docker-compose.yml', () => {
     assert.deepEqual(published.sort(), ['livekit 7880:7880', 'livekit 7881:7881', 'livekit 7882:7882/udp']);
     assert.deepEqual(compose.services.temporal!.ports, ['127.0.0.1:7233:7233']);
     assert.deepEqual(compose.services['temporal-ui']!.ports, ['127.0.0.1:8233:8080']);
-    for (const name of ['postgresql', 'worker', 'media-worker', 'temporal-schema', 'temporal-setup']) assert.equal(compose.services[name]!.ports, undefined, name);
+    for (const name of ['postgresql', 'worker', 'media-worker', 'temporal-schema', 'temporal-setup'])
+      assert.equal(compose.services[name]!.ports, undefined, name);
     for (const p of compose.services.api!.ports ?? []) assert.ok(!/:9465\b|:9464\b/.test(p), `api publishes ${p}`);
     // The UI is not wired to a codec it could not authenticate to (the codec wants the operator's token).
     assert.equal(compose.services['temporal-ui']!.environment?.TEMPORAL_CODEC_ENDPOINT, undefined);
@@ -89,7 +93,11 @@ describe('docker-compose.yml', () => {
     assert.equal(spawnSync('sh', ['-n', path.join(ROOT, mount.split(':')[0]!)]).status, 0, 'the schema script parses');
     // The workers and the API wait for the namespace and search attributes.
     for (const name of ['worker', 'media-worker', 'api']) {
-      assert.deepEqual((compose.services[name]!.depends_on as Record<string, { condition: string }>)['temporal-setup'], { condition: 'service_completed_successfully' }, name);
+      assert.deepEqual(
+        (compose.services[name]!.depends_on as Record<string, { condition: string }>)['temporal-setup'],
+        { condition: 'service_completed_successfully' },
+        name,
+      );
     }
   });
 
@@ -174,12 +182,18 @@ describe('deploy/temporal-namespace.sh (the temporal-setup service), against a r
   });
 
   it('creates the namespace and every search attribute this service uses, and runs again harmlessly', async () => {
-    const run = () => spawnSync('sh', [path.join(ROOT, 'deploy', 'temporal-namespace.sh')], {
-      encoding: 'utf8',
-      timeout: 120_000,
-      // The admin-tools image has `temporal` on its PATH; here it is the CLI the tests use.
-      env: { ...process.env, PATH: `${path.dirname(temporalCliPath())}:${process.env.PATH}`, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: 'avatar-prod' },
-    });
+    const run = () =>
+      spawnSync('sh', [path.join(ROOT, 'deploy', 'temporal-namespace.sh')], {
+        encoding: 'utf8',
+        timeout: 120_000,
+        // The admin-tools image has `temporal` on its PATH; here it is the CLI the tests use.
+        env: {
+          ...process.env,
+          PATH: `${path.dirname(temporalCliPath())}:${process.env.PATH}`,
+          TEMPORAL_ADDRESS: env.address,
+          TEMPORAL_NAMESPACE: 'avatar-prod',
+        },
+      });
     const first = run();
     assert.equal(first.status, 0, first.stdout + first.stderr);
     assert.match(first.stdout, /namespace avatar-prod created/);
@@ -187,7 +201,11 @@ describe('deploy/temporal-namespace.sh (the temporal-setup service), against a r
     for (const key of SEARCH_ATTRIBUTES) {
       const type = res.customAttributes?.[key.name];
       assert.ok(type !== undefined, `search attribute ${key.name} registered`);
-      assert.equal(type, temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${key.type}` as keyof typeof temporal.api.enums.v1.IndexedValueType], `${key.name} is ${key.type}`);
+      assert.equal(
+        type,
+        temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${key.type}` as keyof typeof temporal.api.enums.v1.IndexedValueType],
+        `${key.name} is ${key.type}`,
+      );
     }
     const again = run();
     assert.equal(again.status, 0, again.stdout + again.stderr);

@@ -41,7 +41,11 @@ describe('configuration', () => {
       ['SESSION_CODEC_TOKEN', '<your codec token goes here>'],
       ['SESSION_API_TOKEN', 'xxxxxxxxxxxxxxxxxxxxxxxx'],
     ] as const) {
-      assert.throws(() => loadEnv({ ...real(), [name]: value }), (err: Error) => err instanceof ConfigError && err.message.includes(`${name}: looks like a placeholder`), `${name}=${value}`);
+      assert.throws(
+        () => loadEnv({ ...real(), [name]: value }),
+        (err: Error) => err instanceof ConfigError && err.message.includes(`${name}: looks like a placeholder`),
+        `${name}=${value}`,
+      );
     }
     assert.throws(() => loadEnv({ ...real(), LIVEKIT_API_SECRET: 'short-but-random-93kd' }), /LIVEKIT_API_SECRET: must be at least 32 characters/);
     const same = randomBytes(32).toString('hex');
@@ -73,7 +77,12 @@ describe('configuration', () => {
 describe('docs/configuration.md', () => {
   it('documents every variable the service reads', () => {
     const doc = readFileSync(path.join(__dirname, '..', 'docs', 'configuration.md'), 'utf8');
-    const missing = Object.keys(envSchema.shape).filter((name) => !doc.includes(`\`${name}\``) && !doc.includes(`\`${name.replace(/_[A-Z0-9]+$/, '')}*\``) && !(name.startsWith('RUNWAY_SIM_') && doc.includes('`RUNWAY_SIM_*`')));
+    const missing = Object.keys(envSchema.shape).filter(
+      (name) =>
+        !doc.includes(`\`${name}\``) &&
+        !doc.includes(`\`${name.replace(/_[A-Z0-9]+$/, '')}*\``) &&
+        !(name.startsWith('RUNWAY_SIM_') && doc.includes('`RUNWAY_SIM_*`')),
+    );
     assert.deepEqual(missing, [], 'variables read by src/config.ts but not in docs/configuration.md');
   });
 });

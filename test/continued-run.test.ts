@@ -30,10 +30,14 @@ describe('continued runs', () => {
     };
   }
 
-  it('a first run with input today\'s deploy refuses fails as invalid_input', async () => {
+  it("a first run with input today's deploy refuses fails as invalid_input", async () => {
     const inp = input();
-    const err = await stack.env.client.workflow.execute(SESSION_WORKFLOW_TYPE, { taskQueue: SESSION_TASK_QUEUE, workflowId: sessionWorkflowId(inp.conversationId), args: [inp] })
-      .then(() => undefined, (e: unknown) => e);
+    const err = await stack.env.client.workflow
+      .execute(SESSION_WORKFLOW_TYPE, { taskQueue: SESSION_TASK_QUEUE, workflowId: sessionWorkflowId(inp.conversationId), args: [inp] })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     assert.ok(err instanceof WorkflowFailedError, String(err));
     assert.equal((err.cause as { type?: string }).type, 'invalid_input');
   });
@@ -47,16 +51,40 @@ describe('continued runs', () => {
       body: JSON.stringify({ model: 'gwm1_avatars', avatar: { type: 'runway-preset', presetId: 'cooking-teacher' } }),
     }).then((r) => r.json() as Promise<{ id: string }>);
     const state: SessionState = {
-      conversationId: inp.conversationId, phase: 'live', requestedMode: 'direct', mode: 'direct', runwaySessionId: runway.id, runwaySessionIds: [runway.id],
-      roomName: inp.livekit.roomName, avatarIdentity: `runway-avatar-${inp.conversationId}`, phaseTimes: {}, ambiguousCreates: [], events: [], renewals: 1, billedSeconds: 0, billedSecondsComplete: true,
+      conversationId: inp.conversationId,
+      phase: 'live',
+      requestedMode: 'direct',
+      mode: 'direct',
+      runwaySessionId: runway.id,
+      runwaySessionIds: [runway.id],
+      roomName: inp.livekit.roomName,
+      avatarIdentity: `runway-avatar-${inp.conversationId}`,
+      phaseTimes: {},
+      ambiguousCreates: [],
+      events: [],
+      renewals: 1,
+      billedSeconds: 0,
+      billedSecondsComplete: true,
     };
     // Ended by request as it starts: the run goes straight from live to teardown.
-    const carried: CarriedSession = { state, flags: [], slots: [], provisioningMs: [], endRequested: 'test', current: { id: runway.id, mode: 'direct', liveSince: Date.now() } };
+    const carried: CarriedSession = {
+      state,
+      flags: [],
+      slots: [],
+      provisioningMs: [],
+      endRequested: 'test',
+      current: { id: runway.id, mode: 'direct', liveSince: Date.now() },
+    };
     const result = (await stack.env.client.workflow.execute(SESSION_WORKFLOW_TYPE, {
-      taskQueue: SESSION_TASK_QUEUE, workflowId: sessionWorkflowId(inp.conversationId), args: [inp, carried],
+      taskQueue: SESSION_TASK_QUEUE,
+      workflowId: sessionWorkflowId(inp.conversationId),
+      args: [inp, carried],
     })) as SessionState;
     assert.equal(result.phase, 'completed');
     assert.equal(result.endReason, 'ended_by_request');
-    assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(runway.id)!.status), `the carried Runway session ended (${stack.sim.session(runway.id)!.status})`);
+    assert.ok(
+      ['COMPLETED', 'CANCELLED'].includes(stack.sim.session(runway.id)!.status),
+      `the carried Runway session ended (${stack.sim.session(runway.id)!.status})`,
+    );
   });
 });

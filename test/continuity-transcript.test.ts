@@ -38,8 +38,14 @@ function input(over: Partial<SessionInput> = {}): SessionInput {
     personality: PERSONALITY,
     startScript: OPENING,
     timing: {
-      readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5,
-      sessionCapSeconds: CAP, renewalLeadSeconds: 4, transcriptWaitSeconds: 30,
+      readyDeadlineSeconds: 20,
+      avatarJoinTimeoutSeconds: 8,
+      monitorIntervalSeconds: 0.5,
+      endCallGraceSeconds: 3,
+      heartbeatTimeoutSeconds: 5,
+      sessionCapSeconds: CAP,
+      renewalLeadSeconds: 4,
+      transcriptWaitSeconds: 30,
     },
     ...over,
   };
@@ -54,9 +60,25 @@ describe('continuity across renewals, and the transcript after the call', () => 
     stack = await startSessionStack({
       // Runway shows a conversation's transcript only once it ended: the session being replaced is
       // known from what the relay saw on the data channel, the ones before it from Runway.
-      sim: { defaults: { provisioningMs: 200, avatarMedia: 'light', runtimeCapSeconds: 300, timeScale: SCALE, turnIntervalSeconds: 20, transcriptWhileInProgress: false }, startAvatar: startProcessAvatar },
+      sim: {
+        defaults: {
+          provisioningMs: 200,
+          avatarMedia: 'light',
+          runtimeCapSeconds: 300,
+          timeScale: SCALE,
+          turnIntervalSeconds: 20,
+          transcriptWhileInProgress: false,
+        },
+        startAvatar: startProcessAvatar,
+      },
     });
-    api = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, allowTimingOverrides: true });
+    api = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port: 0,
+      allowTimingOverrides: true,
+    });
   });
   after(async () => {
     await api?.close();
@@ -70,9 +92,18 @@ describe('continuity across renewals, and the transcript after the call', () => 
     const inp = input();
     const { live } = await stack.sessions.startAndWaitLive(inp);
     assert.equal(live.mode, 'relay');
-    await eventually('three renewals', async () => (((await stack.sessions.getSession(inp.conversationId))?.renewals ?? 0) >= 3 ? true : undefined), CAP * 3 * 1000 + 120_000, 500);
+    await eventually(
+      'three renewals',
+      async () => (((await stack.sessions.getSession(inp.conversationId))?.renewals ?? 0) >= 3 ? true : undefined),
+      CAP * 3 * 1000 + 120_000,
+      500,
+    );
     await stack.sessions.endSession(inp.conversationId);
-    const final = (await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'the session to end')) as SessionState;
+    const final = (await withTimeout(
+      stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(),
+      60_000,
+      'the session to end',
+    )) as SessionState;
     assert.equal(final.endReason, 'ended_by_request');
     // The Runway sessions that served (a failed renewal attempt would be in the list too, never live).
     const served = final.runwaySessionIds.filter((id) => stack.sim.session(id)?.runningAt);
@@ -85,9 +116,12 @@ describe('continuity across renewals, and the transcript after the call', () => 
     for (const [i, s] of later.entries()) {
       const previous = stack.sim.session(served[i]!)!;
       assert.equal(s.body.startScript, '', `Runway session ${s.id} was asked for no opening line (an absent one is the avatar's default)`);
-      assert.ok(!s.transcript.some((e) => e.content === OPENING || e.content === SIM_DEFAULT_GREETING), `Runway session ${s.id} did not greet again: ${JSON.stringify(s.transcript)}`);
+      assert.ok(
+        !s.transcript.some((e) => e.content === OPENING || e.content === SIM_DEFAULT_GREETING),
+        `Runway session ${s.id} did not greet again: ${JSON.stringify(s.transcript)}`,
+      );
       const personality = String(s.body.personality);
-      assert.ok(personality.startsWith(PERSONALITY), 'the caller\'s personality comes first');
+      assert.ok(personality.startsWith(PERSONALITY), "the caller's personality comes first");
       assert.ok(personality.length <= 16_000, `personality bounded (${personality.length})`);
       // What the session being replaced said well before this one was created (the relay saw it on
       // the data channel; Runway shows no transcript of a conversation in progress here) is in it.
@@ -99,26 +133,38 @@ describe('continuity across renewals, and the transcript after the call', () => 
     // The last one got the conversation from its start (the budget holds it all here), in order.
     const last = String(later.at(-1)!.body.personality);
     const firstTurn = last.indexOf(`Simulated user turn 1 in session ${served[0]!.slice(0, 8)}`);
-    assert.ok(firstTurn > 0, 'the last Runway session got the first session\'s turns');
+    assert.ok(firstTurn > 0, "the last Runway session got the first session's turns");
     assert.ok(firstTurn < last.indexOf(`Simulated user turn 1 in session ${served[1]!.slice(0, 8)}`), 'oldest first in the text');
     assert.deepEqual(stack.sim.orphans(), []);
     assert.deepEqual(stack.sim.invariantViolations(), []);
     renewed = { inp, ids: final.runwaySessionIds };
   });
 
-  it('the renewed conversation\'s transcript, stitched in order, through the client, the API and the CLI', async () => {
+  it("the renewed conversation's transcript, stitched in order, through the client, the API and the CLI", async () => {
     assert.ok(renewed, 'the renewal test ran first');
     const { inp, ids } = renewed;
-    const transcript = await eventually('the transcript', async () => {
-      const t = await stack.sessions.getTranscript(inp.conversationId);
-      return t && t.status !== 'pending' ? t : undefined;
-    }, 60_000, 300);
+    const transcript = await eventually(
+      'the transcript',
+      async () => {
+        const t = await stack.sessions.getTranscript(inp.conversationId);
+        return t && t.status !== 'pending' ? t : undefined;
+      },
+      60_000,
+      300,
+    );
     assert.equal(transcript.status, 'complete', JSON.stringify(transcript).slice(0, 500));
     const t = transcript;
-    assert.deepEqual(t.sessions.map((s) => s.runwaySessionId), ids, 'every Runway session, in creation order');
+    assert.deepEqual(
+      t.sessions.map((s) => s.runwaySessionId),
+      ids,
+      'every Runway session, in creation order',
+    );
     // Exactly what each Runway session said, one after the other.
     const expected = ids.flatMap((id) => stack.sim.session(id)!.transcript.map((e) => `${id}|${e.role}|${e.content}`));
-    assert.deepEqual(t.turns.map((x) => `${x.runwaySessionId}|${x.role}|${x.content}`), expected);
+    assert.deepEqual(
+      t.turns.map((x) => `${x.runwaySessionId}|${x.role}|${x.content}`),
+      expected,
+    );
     assert.equal(t.turns[0]?.content, OPENING);
     assert.ok(t.turns.length >= 4 * 3, `${t.turns.length} turns`);
     assert.equal(t.truncated, false);
@@ -140,10 +186,16 @@ describe('continuity across renewals, and the transcript after the call', () => 
     assert.equal(cli.code, 0, cli.err);
     const lines = cli.out.trim().split('\n');
     assert.match(lines[0]!, /: complete, \d+ Runway session\(s\)/);
-    assert.ok(lines.some((l) => l.endsWith(`assistant: ${OPENING}`)), cli.out);
+    assert.ok(
+      lines.some((l) => l.endsWith(`assistant: ${OPENING}`)),
+      cli.out,
+    );
     // Each Runway session's header comes before its turns, in order.
     const headers = ids.map((id) => lines.findIndex((l) => l.startsWith(`-- Runway session ${id}`)));
-    assert.deepEqual([...headers].sort((a, b) => a - b), headers);
+    assert.deepEqual(
+      [...headers].sort((a, b) => a - b),
+      headers,
+    );
     const json = await runCli(['transcript', inp.conversationId, '--json'], stack);
     assert.deepEqual((JSON.parse(json.out) as ConversationTranscript).turns, t.turns);
   });
@@ -156,12 +208,17 @@ describe('continuity across renewals, and the transcript after the call', () => 
     await stack.sessions.endSession(slow.conversationId);
     const state = await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(slow.conversationId)).result(), 60_000, 'the session to end');
     assert.deepEqual([state.phase, state.endReason], ['completed', 'ended_by_request']);
-    const t = await eventually('the transcript', async () => {
-      const a = await stack.sessions.getTranscript(slow.conversationId);
-      return a && a.status !== 'pending' ? a : undefined;
-    }, 60_000, 300);
+    const t = await eventually(
+      'the transcript',
+      async () => {
+        const a = await stack.sessions.getTranscript(slow.conversationId);
+        return a && a.status !== 'pending' ? a : undefined;
+      },
+      60_000,
+      300,
+    );
     assert.equal(t.status, 'incomplete');
-    assert.equal((t).sessions[0]?.status, 'in_progress');
+    assert.equal(t.sessions[0]?.status, 'in_progress');
 
     // Runway refusing the conversation endpoint altogether (e.g. a key without that scope).
     const refusing = input({ timing: { ...input().timing, sessionCapSeconds: 0, transcriptWaitSeconds: 2 } });
@@ -171,12 +228,17 @@ describe('continuity across renewals, and the transcript after the call', () => 
       await stack.sessions.endSession(refusing.conversationId);
       const s = await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(refusing.conversationId)).result(), 60_000, 'the session to end');
       assert.deepEqual([s.phase, s.endReason], ['completed', 'ended_by_request']);
-      const r = await eventually('the transcript', async () => {
-        const a = await stack.sessions.getTranscript(refusing.conversationId);
-        return a && a.status !== 'pending' ? a : undefined;
-      }, 60_000, 300);
+      const r = await eventually(
+        'the transcript',
+        async () => {
+          const a = await stack.sessions.getTranscript(refusing.conversationId);
+          return a && a.status !== 'pending' ? a : undefined;
+        },
+        60_000,
+        300,
+      );
       assert.equal(r.status, 'incomplete');
-      const session = (r).sessions[0]!;
+      const session = r.sessions[0]!;
       assert.equal(session.status, 'unavailable');
       assert.match(session.error ?? '', /403|Forbidden|unauthorized|permission/i);
     } finally {
@@ -194,12 +256,29 @@ describe('bounds of what is carried and stored', () => {
     assert.match(text, /You: turn 499 /, 'the last turn is in');
     assert.doesNotMatch(text, /: turn 0 /, 'the oldest ones are left out');
     assert.ok(text.indexOf('turn 498 ') < text.indexOf('turn 499 '), 'oldest first');
-    assert.equal(contextText([{ role: 'user', content: '  ' }, { role: 'assistant', content: null }]), '', 'nothing said: no context');
+    assert.equal(
+      contextText([
+        { role: 'user', content: '  ' },
+        { role: 'assistant', content: null },
+      ]),
+      '',
+      'nothing said: no context',
+    );
   });
 
   it('a stored transcript is bounded: turns past the bound are left out and it says so', () => {
     const big = (id: string): AvatarConversation => ({
-      id, status: 'ended', endedAt: null, avatar: null, createdAt: '', duration: 1, maxDuration: 300, name: '', recordingUrl: `https://r/${id}`, startedAt: null, tools: [],
+      id,
+      status: 'ended',
+      endedAt: null,
+      avatar: null,
+      createdAt: '',
+      duration: 1,
+      maxDuration: 300,
+      name: '',
+      recordingUrl: `https://r/${id}`,
+      startedAt: null,
+      tools: [],
       transcript: Array.from({ length: 400 }, (_, i) => ({ role: 'user' as const, content: `${id} ${i} ${'y'.repeat(500)}`, timestamp: null })),
     });
     const ids = ['a', 'b'];
@@ -208,13 +287,21 @@ describe('bounds of what is carried and stored', () => {
     assert.equal(t.status, 'complete', 'every session was final');
     assert.ok(Buffer.byteLength(JSON.stringify(t.turns)) <= TRANSCRIPT_MAX_BYTES + 1000);
     assert.equal(t.turns[0]?.content?.startsWith('a 0 '), true, 'from the start, in order');
-    assert.deepEqual(t.sessions.map((s) => s.recordingUrl), ['https://r/a', 'https://r/b']);
+    assert.deepEqual(
+      t.sessions.map((s) => s.recordingUrl),
+      ['https://r/a', 'https://r/b'],
+    );
   });
 });
 
 function runCli(args: string[], stack: SessionStack): Promise<{ code: number | null; out: string; err: string }> {
   const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, TEMPORAL_ADDRESS: stack.env.address, TEMPORAL_NAMESPACE: 'default', SESSION_SECRETS_KEY: stack.config.secretsKey.toString('base64') },
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: stack.env.address,
+      TEMPORAL_NAMESPACE: 'default',
+      SESSION_SECRETS_KEY: stack.config.secretsKey.toString('base64'),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

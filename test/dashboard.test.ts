@@ -24,13 +24,50 @@ import { eventually, withTimeout } from './helpers/wait';
 const ROOT = path.resolve(__dirname, '..');
 const DASHBOARD = path.join(ROOT, 'deploy', 'grafana', 'avatar-sessions.json');
 
-interface Target { expr?: string; refId?: string; datasource?: { type?: string; uid?: string } }
-interface Panel { type: string; title?: string; datasource?: { type?: string; uid?: string }; targets?: Target[]; panels?: Panel[] }
+interface Target {
+  expr?: string;
+  refId?: string;
+  datasource?: { type?: string; uid?: string };
+}
+interface Panel {
+  type: string;
+  title?: string;
+  datasource?: { type?: string; uid?: string };
+  targets?: Target[];
+  panels?: Panel[];
+}
 
-const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { title: string; uid: string; schemaVersion: number; panels: Panel[]; templating: { list: { name: string; type: string; query: string }[] } };
+const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as {
+  title: string;
+  uid: string;
+  schemaVersion: number;
+  panels: Panel[];
+  templating: { list: { name: string; type: string; query: string }[] };
+};
 const panels = dashboard.panels.flatMap((p) => [p, ...(p.panels ?? [])]).filter((p) => p.type !== 'row');
 
-const PROMQL_WORDS = new Set(['sum', 'rate', 'increase', 'histogram_quantile', 'by', 'without', 'on', 'ignoring', 'and', 'or', 'unless', 'avg', 'max', 'min', 'count', 'le', 'offset', 'bool', 'group_left', 'group_right']);
+const PROMQL_WORDS = new Set([
+  'sum',
+  'rate',
+  'increase',
+  'histogram_quantile',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'and',
+  'or',
+  'unless',
+  'avg',
+  'max',
+  'min',
+  'count',
+  'le',
+  'offset',
+  'bool',
+  'group_left',
+  'group_right',
+]);
 
 /** Metric names in a PromQL expression: identifiers outside label matchers, `by (...)` lists and ranges. */
 export function metricNames(expr: string): string[] {
@@ -52,7 +89,12 @@ export function metricNames(expr: string): string[] {
 
 /** Series names (before `{` or the value) in a Prometheus text exposition. */
 function exportedNames(text: string): Set<string> {
-  return new Set(text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]));
+  return new Set(
+    text
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)![0]),
+  );
 }
 
 /** Counters that one clean session never increments (each needs a fault); created in the code named here. */
@@ -91,8 +133,22 @@ describe('Grafana dashboard: structure', () => {
 
   it('covers what operators asked for: phases, time to live, end reasons, renewals and gaps, Runway latency and errors, relay frames and stalls, webhooks, orphans, billed Runway seconds', () => {
     const exprs = panels.flatMap((p) => p.targets!.map((t) => t.expr!)).join('\n');
-    for (const needle of ['avatar_sessions_running', 'avatar_session_phase_seconds_bucket', 'end_reason', 'avatar_session_renewals', 'avatar_gap', 'renewal_failed',
-      'avatar_runway_request_seconds_bucket', 'avatar_runway_errors', 'kind', 'avatar_relay_video_frames', 'avatar_relay_stalls', 'avatar_livekit_webhooks_total', 'avatar_orphans_reaped', 'avatar_runway_billed_seconds']) {
+    for (const needle of [
+      'avatar_sessions_running',
+      'avatar_session_phase_seconds_bucket',
+      'end_reason',
+      'avatar_session_renewals',
+      'avatar_gap',
+      'renewal_failed',
+      'avatar_runway_request_seconds_bucket',
+      'avatar_runway_errors',
+      'kind',
+      'avatar_relay_video_frames',
+      'avatar_relay_stalls',
+      'avatar_livekit_webhooks_total',
+      'avatar_orphans_reaped',
+      'avatar_runway_billed_seconds',
+    ]) {
       assert.ok(exprs.includes(needle), needle);
     }
   });
@@ -109,7 +165,14 @@ describe('Grafana dashboard: every metric it queries is exported', () => {
   before(async () => {
     const [metricsPort, apiPort] = [await freePort(), await freePort()];
     workerMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    const quiet = createLogger({ level: 'error', destination: new Writable({ write(_c, _e, cb) { cb(); } }) });
+    const quiet = createLogger({
+      level: 'error',
+      destination: new Writable({
+        write(_c, _e, cb) {
+          cb();
+        },
+      }),
+    });
     // Exactly as the worker processes do, before any worker exists in this process.
     installRuntime(quiet, metricsPort);
     stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } }, webhookPort: apiPort });
@@ -135,20 +198,42 @@ describe('Grafana dashboard: every metric it queries is exported', () => {
   it('one relay session with a renewal, through the API: the scrapes have every metric the dashboard queries', async () => {
     const conversationId = uniqueId('dashboard');
     const call = (method: string, p: string, body?: unknown) =>
-      fetch(base + p, { method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
+      fetch(base + p, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
     const started = await call('POST', '/v1/sessions?wait=live', {
-      conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}` }, mode: 'relay',
-      timing: { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, sessionCapSeconds: 12, renewalLeadSeconds: 2 },
+      conversationId,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: `room-${conversationId}` },
+      mode: 'relay',
+      timing: {
+        readyDeadlineSeconds: 20,
+        avatarJoinTimeoutSeconds: 8,
+        monitorIntervalSeconds: 0.5,
+        endCallGraceSeconds: 3,
+        sessionCapSeconds: 12,
+        renewalLeadSeconds: 2,
+      },
     });
     assert.equal(started.status, 201, await started.text());
-    await eventually('a renewal', async () => ((await stack.sessions.getSession(conversationId))?.events.some((e) => e.type === 'renewed') ? true : undefined), 40_000);
+    await eventually(
+      'a renewal',
+      async () => ((await stack.sessions.getSession(conversationId))?.events.some((e) => e.type === 'renewed') ? true : undefined),
+      40_000,
+    );
     assert.equal((await call('POST', `/v1/sessions/${conversationId}/end`)).status < 300, true);
     await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result(), 60_000, 'the session to end');
 
-    const worker = await eventually('the ended session in the worker metrics', async () => {
-      const t = await (await fetch(workerMetricsUrl)).text();
-      return /avatar_sessions_ended/.test(t) && /avatar_session_renewals/.test(t) ? t : undefined;
-    }, 20_000);
+    const worker = await eventually(
+      'the ended session in the worker metrics',
+      async () => {
+        const t = await (await fetch(workerMetricsUrl)).text();
+        return /avatar_sessions_ended/.test(t) && /avatar_session_renewals/.test(t) ? t : undefined;
+      },
+      20_000,
+    );
     const apiText = await (await fetch(apiMetricsUrl)).text();
     const exported = new Set([...exportedNames(worker), ...exportedNames(apiText)]);
 
@@ -162,14 +247,31 @@ describe('Grafana dashboard: every metric it queries is exported', () => {
       if (exported.has(name)) continue;
       const fault = Object.keys(FAULT_ONLY).find((b) => counterName(b) === name);
       if (fault) {
-        assert.match(readFileSync(path.join(ROOT, FAULT_ONLY[fault]!), 'utf8'), new RegExp(`createCounter\\('${fault}'`), `${fault} is created in ${FAULT_ONLY[fault]}`);
+        assert.match(
+          readFileSync(path.join(ROOT, FAULT_ONLY[fault]!), 'utf8'),
+          new RegExp(`createCounter\\('${fault}'`),
+          `${fault} is created in ${FAULT_ONLY[fault]}`,
+        );
         continue;
       }
       missing.push(name);
     }
-    assert.deepEqual(missing, [], `queried by the dashboard but not exported (exported: ${[...exported].filter((n) => n.includes('avatar')).sort().join(', ')})`);
+    assert.deepEqual(
+      missing,
+      [],
+      `queried by the dashboard but not exported (exported: ${[...exported]
+        .filter((n) => n.includes('avatar'))
+        .sort()
+        .join(', ')})`,
+    );
     // The fault-only allowance is not a blanket: what a clean relay session produces must really be there.
-    for (const name of ['avatar_relay_video_frames', 'avatar_relay_mixed_audio_frames', 'avatar_session_renewals', 'avatar_session_phase_entered', 'avatar_runway_billed_seconds']) {
+    for (const name of [
+      'avatar_relay_video_frames',
+      'avatar_relay_mixed_audio_frames',
+      'avatar_session_renewals',
+      'avatar_session_phase_entered',
+      'avatar_runway_billed_seconds',
+    ]) {
       assert.ok(exported.has(counterName(name)), `${counterName(name)} exported`);
     }
   });

@@ -35,18 +35,29 @@ async function frameCounter(page: Page, file: string): Promise<number | undefine
 }
 
 type PageState = {
-  conversationId?: string; phase?: string; video: string; audio: string; level: number; roomConnected: boolean;
-  speech: string; playback: { playback_position: number; interrupted: boolean } | null;
+  conversationId?: string;
+  phase?: string;
+  video: string;
+  audio: string;
+  level: number;
+  roomConnected: boolean;
+  speech: string;
+  playback: { playback_position: number; interrupted: boolean } | null;
 };
 const pageState = (page: Page) => page.evaluate<PageState>(STATE);
 
 /** Polls the page until `pred` holds for its state; the error names what it last saw. */
 async function untilState(page: Page, what: string, pred: (s: PageState) => boolean, timeoutMs: number): Promise<PageState> {
   let last: PageState | undefined;
-  return eventually(`${what} (last: ${JSON.stringify(last)})`, async () => {
-    last = await pageState(page);
-    return pred(last) ? last : undefined;
-  }, timeoutMs, 200).catch((err: Error) => {
+  return eventually(
+    `${what} (last: ${JSON.stringify(last)})`,
+    async () => {
+      last = await pageState(page);
+      return pred(last) ? last : undefined;
+    },
+    timeoutMs,
+    200,
+  ).catch((err: Error) => {
     throw new Error(`${err.message}; page state ${JSON.stringify(last)}`);
   });
 }
@@ -56,8 +67,13 @@ describe('demo page', () => {
   let browser: Browser;
   const auth = () => ({ authorization: `Bearer ${stack.secrets.apiToken}` });
   const api = (method: string, p: string, body?: unknown, headers: Record<string, string> = auth()) =>
-    fetch(stack.apiUrl + p, { method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const session = async (id: string) => (await (await api('GET', `/v1/sessions/${id}`)).json()) as { phase: string; endReason?: string; mode?: string; phaseTimes: Record<string, string> };
+    fetch(stack.apiUrl + p, {
+      method,
+      headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  const session = async (id: string) =>
+    (await (await api('GET', `/v1/sessions/${id}`)).json()) as { phase: string; endReason?: string; mode?: string; phaseTimes: Record<string, string> };
 
   before(async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -85,17 +101,26 @@ describe('demo page', () => {
         const live = await untilState(page, 'phase live', (s) => s.phase === 'live', 90_000);
         const id = live.conversationId!;
         const phases = await page.locator('#phases li').allTextContents();
-        for (const p of ['creating', 'waiting_ready', 'bridging', 'live']) assert.ok(phases.some((t) => t.startsWith(p)), `phase ${p} shown: ${phases.join(', ')}`);
+        for (const p of ['creating', 'waiting_ready', 'bridging', 'live'])
+          assert.ok(
+            phases.some((t) => t.startsWith(p)),
+            `phase ${p} shown: ${phases.join(', ')}`,
+          );
         assert.equal((await session(id)).mode, mode);
 
         // Video: the element plays, and the simulator's frame counter, read from its pixels, advances.
         await untilState(page, 'video playing', (s) => s.video === 'playing', 30_000);
         const shot = (n: number) => path.join(ARTIFACTS, `${mode}-video-${n}.png`);
         const first = await eventually('a video frame whose counter decodes', () => frameCounter(page, shot(1)), 15_000, 100);
-        const second = await eventually(`the frame counter to move past ${first}`, async () => {
-          const n = await frameCounter(page, shot(2));
-          return n !== undefined && n > first ? n : undefined;
-        }, 15_000, 200);
+        const second = await eventually(
+          `the frame counter to move past ${first}`,
+          async () => {
+            const n = await frameCounter(page, shot(2));
+            return n !== undefined && n > first ? n : undefined;
+          },
+          15_000,
+          200,
+        );
         await page.screenshot({ path: path.join(ARTIFACTS, `${mode}-live.png`) });
         assert.ok(second > first && second - first < 30 * 60, `counter ${first} → ${second}`);
 
@@ -110,33 +135,47 @@ describe('demo page', () => {
           assert.ok(quiet.level < 0.01 && quiet.audio !== 'playing', `silent before anyone speaks: ${JSON.stringify(quiet)}`);
           await page.click('#say');
           await untilState(page, 'the avatar speaking (lk.playback_started)', (s) => s.speech === 'speaking' || s.speech === 'finished', 20_000);
-          const red = await eventually('the speaking marker in the video', async () => {
-            const png = await page.locator('#video').screenshot({ path: path.join(ARTIFACTS, 'direct-speaking.png') });
-            const r = pngBottomRedness(png);
-            return r > 40 ? r : undefined;
-          }, 10_000, 50);
+          const red = await eventually(
+            'the speaking marker in the video',
+            async () => {
+              const png = await page.locator('#video').screenshot({ path: path.join(ARTIFACTS, 'direct-speaking.png') });
+              const r = pngBottomRedness(png);
+              return r > 40 ? r : undefined;
+            },
+            10_000,
+            50,
+          );
           const loud = await untilState(page, 'the phrase reaching the page', (s) => s.level > 0.05, 10_000);
           const done = await untilState(page, 'lk.playback_finished', (s) => s.speech === 'finished', 20_000);
           assert.equal(done.playback!.interrupted, false);
           assert.ok(Math.abs(done.playback!.playback_position - 2.2) < 0.05, `played ${done.playback!.playback_position} s of the 2.2 s phrase`);
-          assert.match(await page.textContent('#speech') ?? '', /^played 2\.\d\d s$/);
+          assert.match((await page.textContent('#speech')) ?? '', /^played 2\.\d\d s$/);
           await untilState(page, 'silence again', (s) => s.level < 0.01, 10_000);
-          const after = await eventually('the marker gone', async () => (pngBottomRedness(await page.locator('#video').screenshot()) < 15 ? true : undefined), 10_000, 100);
+          const after = await eventually(
+            'the marker gone',
+            async () => (pngBottomRedness(await page.locator('#video').screenshot()) < 15 ? true : undefined),
+            10_000,
+            100,
+          );
           assert.ok(after);
           spoken = `; said something: marker redness ${red.toFixed(0)}, level ${loud.level.toFixed(3)}, played ${done.playback!.playback_position} s`;
         } else {
-          assert.equal(await page.isDisabled('#say'), true, 'relay mode: Runway\'s own character speaks');
+          assert.equal(await page.isDisabled('#say'), true, "relay mode: Runway's own character speaks");
         }
         // Audio: subscribed, the <audio> element plays, and the tone (relay) or the phrase (direct) reaches the page's analyser.
         const heard = mode === 'relay' ? await untilState(page, 'audio playing', (s) => s.audio === 'playing', 20_000) : await pageState(page);
         if (mode === 'relay') assert.ok(heard.level > 0.05 && heard.level < 0.5, `tone level ${heard.level}`);
-        const audioEl = await page.evaluate<{ paused: boolean; track: string }>(`(() => { const a = document.getElementById('audio'); const t = a.srcObject && a.srcObject.getAudioTracks()[0]; return { paused: a.paused, track: t ? t.readyState : 'none' }; })()`);
+        const audioEl = await page.evaluate<{ paused: boolean; track: string }>(
+          `(() => { const a = document.getElementById('audio'); const t = a.srcObject && a.srcObject.getAudioTracks()[0]; return { paused: a.paused, track: t ? t.readyState : 'none' }; })()`,
+        );
         assert.deepEqual(audioEl, { paused: false, track: 'live' });
-        console.log(`${mode}: live after ${((Date.parse((await session(id)).phaseTimes.live!) - Date.parse((await session(id)).phaseTimes.creating!)) / 1000).toFixed(1)} s from creating; frame counter ${first} → ${second}; audio RMS ${heard.level.toFixed(3)}${spoken}`);
+        console.log(
+          `${mode}: live after ${((Date.parse((await session(id)).phaseTimes.live!) - Date.parse((await session(id)).phaseTimes.creating!)) / 1000).toFixed(1)} s from creating; frame counter ${first} → ${second}; audio RMS ${heard.level.toFixed(3)}${spoken}`,
+        );
 
         await page.click('#end');
         await untilState(page, 'phase completed', (s) => s.phase === 'completed', 60_000);
-        assert.match(await page.textContent('#end-reason') ?? '', /ended_by_request/);
+        assert.match((await page.textContent('#end-reason')) ?? '', /ended_by_request/);
         const final = await untilState(page, 'viewer left the room', (s) => !s.roomConnected, 10_000);
         assert.equal(final.video, 'none');
         assert.equal((await session(id)).endReason, 'ended_by_request');
@@ -154,7 +193,12 @@ describe('demo page', () => {
 
     const id = `vt-${randomBytes(4).toString('hex')}`;
     const room = `room-${id}`;
-    const started = await api('POST', '/v1/sessions?wait=live', { conversationId: id, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room }, mode: 'direct' });
+    const started = await api('POST', '/v1/sessions?wait=live', {
+      conversationId: id,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: room },
+      mode: 'direct',
+    });
     assert.equal(started.status, 201);
     assert.equal(((await started.json()) as { phase: string }).phase, 'live');
 
@@ -167,7 +211,15 @@ describe('demo page', () => {
     const claims = await new TokenVerifier('devkey', stack.secrets.livekitSecret).verify(body.token);
     assert.match(claims.sub ?? '', /^viewer-[0-9a-f]{12}$/);
     assert.deepEqual(
-      { roomJoin: claims.video?.roomJoin, room: claims.video?.room, canSubscribe: claims.video?.canSubscribe, canPublish: claims.video?.canPublish, canPublishData: claims.video?.canPublishData, roomAdmin: claims.video?.roomAdmin, roomCreate: claims.video?.roomCreate },
+      {
+        roomJoin: claims.video?.roomJoin,
+        room: claims.video?.room,
+        canSubscribe: claims.video?.canSubscribe,
+        canPublish: claims.video?.canPublish,
+        canPublishData: claims.video?.canPublishData,
+        roomAdmin: claims.video?.roomAdmin,
+        roomCreate: claims.video?.roomCreate,
+      },
       { roomJoin: true, room, canSubscribe: true, canPublish: false, canPublishData: false, roomAdmin: undefined, roomCreate: undefined },
     );
     const ttl = Number(claims.exp) - Number(claims.nbf ?? claims.iat);
@@ -185,7 +237,14 @@ describe('demo page', () => {
     const agentClaims = await new TokenVerifier('devkey', stack.secrets.livekitSecret).verify(agentBody.token);
     assert.equal(agentClaims.sub, `demo-agent-${id}`);
     assert.deepEqual(
-      { roomJoin: agentClaims.video?.roomJoin, room: agentClaims.video?.room, canSubscribe: agentClaims.video?.canSubscribe, canPublish: agentClaims.video?.canPublish, canPublishData: agentClaims.video?.canPublishData, roomAdmin: agentClaims.video?.roomAdmin },
+      {
+        roomJoin: agentClaims.video?.roomJoin,
+        room: agentClaims.video?.room,
+        canSubscribe: agentClaims.video?.canSubscribe,
+        canPublish: agentClaims.video?.canPublish,
+        canPublishData: agentClaims.video?.canPublishData,
+        roomAdmin: agentClaims.video?.roomAdmin,
+      },
       { roomJoin: true, room, canSubscribe: false, canPublish: false, canPublishData: true, roomAdmin: undefined },
     );
 
@@ -197,7 +256,8 @@ describe('demo page', () => {
     assert.equal(((await late.json()) as { error: { code: string } }).error.code, 'not_live');
 
     assert.ok(stack.log().includes('/v1/sessions/:conversationId/viewer-token'), 'the route is logged…');
-    for (const t of [body.token, other.token, agentBody.token]) assert.ok(!stack.log().includes(t) && !stack.log().includes(t.split('.')[2]!), '…the token never');
+    for (const t of [body.token, other.token, agentBody.token])
+      assert.ok(!stack.log().includes(t) && !stack.log().includes(t.split('.')[2]!), '…the token never');
   });
 
   it('open mode serves the API without a token only to same-origin requests from a loopback browser', async () => {
@@ -209,10 +269,17 @@ describe('demo page', () => {
     assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { ...browserish, origin: 'http://evil.example' })).status, 401, 'foreign Origin');
     assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { 'sec-fetch-site': 'cross-site', 'x-avatar-demo': '1' })).status, 401, 'cross-site');
     assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { 'sec-fetch-site': 'same-origin' })).status, 401, 'no demo header');
-    assert.equal((await api('GET', '/v1/sessions?limit=1', undefined, { ...browserish, authorization: 'Bearer wrong-token-wrong-token' })).status, 401, 'a wrong token is never overlooked');
+    assert.equal(
+      (await api('GET', '/v1/sessions?limit=1', undefined, { ...browserish, authorization: 'Bearer wrong-token-wrong-token' })).status,
+      401,
+      'a wrong token is never overlooked',
+    );
     // A DNS-rebound name for 127.0.0.1 keeps its own Host header.
     const rebound = await new Promise<number>((resolve, reject) => {
-      const req = http.request({ host: '127.0.0.1', port, path: '/v1/sessions?limit=1', headers: { ...browserish, host: `evil.example:${port}` } }, (res) => { res.resume(); resolve(res.statusCode!); });
+      const req = http.request({ host: '127.0.0.1', port, path: '/v1/sessions?limit=1', headers: { ...browserish, host: `evil.example:${port}` } }, (res) => {
+        res.resume();
+        resolve(res.statusCode!);
+      });
       req.on('error', reject);
       req.end();
     });
@@ -222,7 +289,9 @@ describe('demo page', () => {
     // without it the browser marks the request cross-site and the answer is 401.
     const page = await browser.newPage();
     const statuses: number[] = [];
-    page.on('response', (r) => { if (r.url().includes('/v1/sessions')) statuses.push(r.status()); });
+    page.on('response', (r) => {
+      if (r.url().includes('/v1/sessions')) statuses.push(r.status());
+    });
     try {
       await page.goto(`http://localhost:${port}/healthz`);
       const results = await page.evaluate<{ plain: string; withHeader: number | string }>(`(async () => {
@@ -241,12 +310,27 @@ describe('demo page', () => {
 
   it('token mode: the page asks for the token, keeps it out of URLs, and the API answers 401 without it', async () => {
     const token = randomBytes(24).toString('hex');
-    const client = await connectClient({ address: stack.endpoints['Temporal gRPC'] }, encryptedDataConverter([Buffer.from(stack.secrets.secretsKey, 'base64')]));
+    const client = await connectClient(
+      { address: stack.endpoints['Temporal gRPC'] },
+      encryptedDataConverter([Buffer.from(stack.secrets.secretsKey, 'base64')]),
+    );
     const logLines: string[] = [];
     const api2 = await startApiServer({
-      config: { apiToken: token, apiPort: 0, livekit: { url: stack.endpoints.LiveKit!, publicUrl: stack.endpoints.LiveKit!, apiKey: 'devkey', apiSecret: stack.secrets.livekitSecret } },
+      config: {
+        apiToken: token,
+        apiPort: 0,
+        livekit: { url: stack.endpoints.LiveKit!, publicUrl: stack.endpoints.LiveKit!, apiKey: 'devkey', apiSecret: stack.secrets.livekitSecret },
+      },
       sessions: new SessionsClient(client),
-      log: createLogger({ level: 'debug', destination: new Writable({ write(c, _e, cb) { logLines.push(String(c)); cb(); } }) }),
+      log: createLogger({
+        level: 'debug',
+        destination: new Writable({
+          write(c, _e, cb) {
+            logLines.push(String(c));
+            cb();
+          },
+        }),
+      }),
       port: 0,
       demo: { open: false },
     });
@@ -254,7 +338,7 @@ describe('demo page', () => {
     const urls: string[] = [];
     page.on('request', (r) => urls.push(r.url()));
     try {
-      assert.equal((await fetch(`${api2.url}/demo/config.json`).then((r) => r.json()) as { auth: string }).auth, 'token');
+      assert.equal(((await fetch(`${api2.url}/demo/config.json`).then((r) => r.json())) as { auth: string }).auth, 'token');
       await page.goto(`${api2.url}/demo/`);
       await page.waitForSelector('body[data-ready="true"]');
       assert.equal(await page.isVisible('#login'), true, 'the page asks for the token');
@@ -266,7 +350,7 @@ describe('demo page', () => {
       await page.fill('#token', 'not-the-token-not-the-token');
       await page.click('#login button[type="submit"]');
       await page.waitForSelector('#error:not([hidden])');
-      assert.match(await page.textContent('#error') ?? '', /401/);
+      assert.match((await page.textContent('#error')) ?? '', /401/);
       assert.equal(await page.isVisible('#login'), true);
       assert.equal(await page.evaluate('sessionStorage.length'), 0, 'a refused token is dropped');
 

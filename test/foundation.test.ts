@@ -4,7 +4,19 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Room, RoomEvent, VideoSource, LocalVideoTrack, TrackPublishOptions, TrackSource, VideoFrame, VideoBufferType, VideoStream, TrackKind, dispose } from '@livekit/rtc-node';
+import {
+  Room,
+  RoomEvent,
+  VideoSource,
+  LocalVideoTrack,
+  TrackPublishOptions,
+  TrackSource,
+  VideoFrame,
+  VideoBufferType,
+  VideoStream,
+  TrackKind,
+  dispose,
+} from '@livekit/rtc-node';
 import { startTemporal } from './helpers/temporal';
 import { joinToken, roomService, startTestLiveKit, type LiveKitServer } from './helpers/livekit';
 import { withTimeout } from './helpers/wait';
@@ -26,13 +38,11 @@ describe('real Temporal dev server', () => {
       workflowsPath: require.resolve('./fixtures/smoke-workflows'),
       activities: { shout: async (s: string) => s.toUpperCase() },
     });
-    const result = await worker.runUntil(
-      env.client.workflow.execute('smoke', { taskQueue: 'smoke', workflowId: `smoke-${Date.now()}`, args: ['world'] }),
-    );
+    const result = await worker.runUntil(env.client.workflow.execute('smoke', { taskQueue: 'smoke', workflowId: `smoke-${Date.now()}`, args: ['world'] }));
     assert.equal(result, 'hello WORLD');
   });
 
-  it('has this project\'s search attributes registered', async () => {
+  it("has this project's search attributes registered", async () => {
     const res = await env.connection.operatorService.listSearchAttributes({ namespace: 'default' });
     for (const key of SEARCH_ATTRIBUTES) assert.ok(res.customAttributes?.[key.name] !== undefined, `missing search attribute ${key.name}`);
   });
@@ -62,7 +72,10 @@ describe('real LiveKit server', () => {
     const timer = setInterval(() => src.captureFrame(new VideoFrame(new Uint8Array((64 * 64 * 3) / 2).fill(100), 64, 64, VideoBufferType.I420)), 33);
     try {
       await a.connect(lk.url, await joinToken(lk, 'media-room', 'alice'), { autoSubscribe: true, dynacast: false });
-      await a.localParticipant!.publishTrack(LocalVideoTrack.createVideoTrack('cam', src), new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false }));
+      await a.localParticipant!.publishTrack(
+        LocalVideoTrack.createVideoTrack('cam', src),
+        new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false }),
+      );
       const firstFrame = new Promise<{ from: string; width: number }>((resolve) => {
         b.on(RoomEvent.TrackSubscribed, (track, _pub, participant) => {
           if (track.kind !== TrackKind.KIND_VIDEO) return;

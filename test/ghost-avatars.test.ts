@@ -24,7 +24,12 @@ describe('ghost avatars of lost creates', () => {
   before(async () => {
     const port = await freePort();
     stack = await startSessionStack({ webhookPort: port, sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
-    api = await startApiServer({ config: { apiToken: 'x'.repeat(32), apiPort: port, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port });
+    api = await startApiServer({
+      config: { apiToken: 'x'.repeat(32), apiPort: port, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port,
+    });
   });
   after(async () => {
     await api?.close();
@@ -43,11 +48,15 @@ describe('ghost avatars of lost creates', () => {
   }
 
   async function avatarsIn(room: string): Promise<{ identity: string; sid: string; video: boolean }[]> {
-    const ps = await roomService(stack.customer).listParticipants(room).catch(() => []);
-    return ps.filter((p) => p.identity.startsWith('runway-avatar-')).map((p) => ({ identity: p.identity, sid: p.sid, video: p.tracks.some((t) => t.type === TrackType.VIDEO && !t.muted) }));
+    const ps = await roomService(stack.customer)
+      .listParticipants(room)
+      .catch(() => []);
+    return ps
+      .filter((p) => p.identity.startsWith('runway-avatar-'))
+      .map((p) => ({ identity: p.identity, sid: p.sid, video: p.tracks.some((t) => t.type === TrackType.VIDEO && !t.muted) }));
   }
 
-  it('a lost create\'s avatar joining after the live one is removed; the live avatar stays; the ghost\'s Runway session ends', async () => {
+  it("a lost create's avatar joining after the live one is removed; the live avatar stays; the ghost's Runway session ends", async () => {
     const inp = input();
     const room = inp.livekit.roomName;
     // The first create is made at Runway but its answer is lost; that session provisions slowly, so its
@@ -61,18 +70,25 @@ describe('ghost avatars of lost creates', () => {
     assert.ok(ghost, 'the lost answer left a Runway session only Runway knows about');
 
     // The ghost's avatar joins (its token names the used-up identity), is removed, and its session ends.
-    await eventually('the ghost\'s Runway session ended', async () => (ENDED.includes(stack.sim.session(ghost.id)!.status) ? true : undefined), 30_000, 100);
+    await eventually("the ghost's Runway session ended", async () => (ENDED.includes(stack.sim.session(ghost.id)!.status) ? true : undefined), 30_000, 100);
     // The live avatar was never displaced: the same participant, still publishing, its session running.
     assert.equal(stack.sim.session(live.runwaySessionId)?.status, 'RUNNING', 'the live Runway session still runs');
-    await eventually('only the live avatar in the room', async () => {
-      const avatars = await avatarsIn(room);
-      return avatars.length === 1 && avatars[0]!.sid === liveAvatar.sid ? avatars : undefined;
-    }, 10_000);
+    await eventually(
+      'only the live avatar in the room',
+      async () => {
+        const avatars = await avatarsIn(room);
+        return avatars.length === 1 && avatars[0]!.sid === liveAvatar.sid ? avatars : undefined;
+      },
+      10_000,
+    );
     assert.ok((await avatarsIn(room))[0]?.video);
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.equal(state?.phase, 'live');
     assert.equal(state?.ambiguousCreates.length, 1);
-    assert.ok(state?.events.some((e) => e.type === 'ghost_avatar'), 'the session removed the ghost');
+    assert.ok(
+      state?.events.some((e) => e.type === 'ghost_avatar'),
+      'the session removed the ghost',
+    );
     assert.equal(live.avatarIdentity, `runway-avatar-${inp.conversationId}~1`, 'the live avatar got an identity the lost create did not use');
 
     await stack.sessions.endSession(inp.conversationId);
@@ -83,7 +99,7 @@ describe('ghost avatars of lost creates', () => {
     assert.deepEqual(stack.sim.orphans(), []);
   });
 
-  it('a renewal\'s lost create: its ghost is removed, the next avatar takes over under the next identity, the conversation goes on', async () => {
+  it("a renewal's lost create: its ghost is removed, the next avatar takes over under the next identity, the conversation goes on", async () => {
     const base = input();
     const inp = { ...base, timing: { ...base.timing, sessionCapSeconds: 14, renewalLeadSeconds: 7 } };
     const room = inp.livekit.roomName;
@@ -92,19 +108,28 @@ describe('ghost avatars of lost creates', () => {
     const { live } = await stack.sessions.startAndWaitLive(inp);
     assert.equal(live.avatarIdentity, `runway-avatar-${inp.conversationId}`);
     const next = `runway-avatar-${inp.conversationId}~1`;
-    const state = await eventually('renewed under the next identity', async () => {
-      const s = await stack.sessions.getSession(inp.conversationId);
-      return (s?.renewals ?? 0) >= 1 && s?.avatarIdentity === next ? s : undefined;
-    }, 60_000, 200);
+    const state = await eventually(
+      'renewed under the next identity',
+      async () => {
+        const s = await stack.sessions.getSession(inp.conversationId);
+        return (s?.renewals ?? 0) >= 1 && s?.avatarIdentity === next ? s : undefined;
+      },
+      60_000,
+      200,
+    );
     assert.equal(state.ambiguousCreates.length, 1);
     assert.equal(state.ambiguousCreates[0]!.avatarIdentity, live.avatarIdentity);
     const ghost = stack.sim.sessions().find((s) => JSON.stringify(s.body).includes(room) && !state.runwaySessionIds.includes(s.id));
     assert.ok(ghost, 'the lost answer left a Runway session only Runway knows about');
-    await eventually('the ghost\'s Runway session ended', async () => (ENDED.includes(stack.sim.session(ghost.id)!.status) ? true : undefined), 30_000, 100);
-    await eventually('only the new avatar in the room, publishing', async () => {
-      const avatars = await avatarsIn(room);
-      return avatars.length === 1 && avatars[0]!.identity === next && avatars[0]!.video ? true : undefined;
-    }, 20_000);
+    await eventually("the ghost's Runway session ended", async () => (ENDED.includes(stack.sim.session(ghost.id)!.status) ? true : undefined), 30_000, 100);
+    await eventually(
+      'only the new avatar in the room, publishing',
+      async () => {
+        const avatars = await avatarsIn(room);
+        return avatars.length === 1 && avatars[0]!.identity === next && avatars[0]!.video ? true : undefined;
+      },
+      20_000,
+    );
     const now = await stack.sessions.getSession(inp.conversationId);
     assert.equal(now?.phase, 'live');
     await stack.sessions.endSession(inp.conversationId);
@@ -113,15 +138,27 @@ describe('ghost avatars of lost creates', () => {
     assert.deepEqual(stack.sim.orphans(), []);
   });
 
-  it('an avatar under the session\'s own identity that is not a lost create\'s is left alone', async () => {
+  it("an avatar under the session's own identity that is not a lost create's is left alone", async () => {
     // A join webhook for the live avatar itself (and for any identity no lost create used) removes nothing.
     const inp = input();
     const { live } = await stack.sessions.startAndWaitLive(inp);
     assert.equal(live.avatarIdentity, `runway-avatar-${inp.conversationId}`);
     const [avatar] = await avatarsIn(inp.livekit.roomName);
-    assert.ok(await stack.sessions.notifyAvatarRoomEvent(inp.conversationId, { event: 'participant_joined', roomName: inp.livekit.roomName, identity: live.avatarIdentity, participantSid: 'PA_someone_else' }));
+    assert.ok(
+      await stack.sessions.notifyAvatarRoomEvent(inp.conversationId, {
+        event: 'participant_joined',
+        roomName: inp.livekit.roomName,
+        identity: live.avatarIdentity,
+        participantSid: 'PA_someone_else',
+      }),
+    );
     // Then a signal that must be handled after the one above: the state query sees both.
-    await stack.sessions.notifyAvatarRoomEvent(inp.conversationId, { event: 'participant_left', roomName: inp.livekit.roomName, identity: live.avatarIdentity, participantSid: 'PA_not_the_live_one' });
+    await stack.sessions.notifyAvatarRoomEvent(inp.conversationId, {
+      event: 'participant_left',
+      roomName: inp.livekit.roomName,
+      identity: live.avatarIdentity,
+      participantSid: 'PA_not_the_live_one',
+    });
     await new Promise((r) => setTimeout(r, 1000));
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.equal(state?.phase, 'live');

@@ -19,7 +19,11 @@ describe('light avatars (pion) in the simulator', () => {
   let stack: SessionStack;
   before(async () => {
     // Builds tools/light-avatars into .tools/bin once (cached afterwards by a source stamp).
-    execFileSync('bash', [path.join(ROOT, 'scripts', 'install-tools.sh'), '--light-avatars'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'], timeout: 900_000 });
+    execFileSync('bash', [path.join(ROOT, 'scripts', 'install-tools.sh'), '--light-avatars'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      timeout: 900_000,
+    });
     stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'pion' } } });
   });
   after(async () => {
@@ -41,18 +45,28 @@ describe('light avatars (pion) in the simulator', () => {
     assert.equal(live.mode, 'direct');
     const avatar = live.avatarIdentity;
     const info = await roomService(stack.customer).getParticipant(room, avatar);
-    assert.ok(info.tracks.some((t) => t.type === TrackType.VIDEO), 'the avatar publishes video');
+    assert.ok(
+      info.tracks.some((t) => t.type === TrackType.VIDEO),
+      'the avatar publishes video',
+    );
     assert.ok(lightAvatarsInfo()?.pid, 'the light-avatars process runs');
     const runwayId = live.runwaySessionId;
     assert.equal(stack.sim.session(runwayId)?.status, 'RUNNING');
 
     await stack.sessions.endSession(conversationId);
     await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result(), 30_000, 'session to end');
-    await eventually('avatar to leave the customer room', async () => ((await participantsIn(stack.customer, room).catch((): string[] => [])).includes(avatar) ? undefined : true), 15_000);
+    await eventually(
+      'avatar to leave the customer room',
+      async () => ((await participantsIn(stack.customer, room).catch((): string[] => [])).includes(avatar) ? undefined : true),
+      15_000,
+    );
     const s = stack.sim.session(runwayId)!;
     assert.equal(s.status, 'COMPLETED');
     assert.equal(s.endedBy, 'END_CALL', 'the avatar got END_CALL through the light-avatars process');
-    assert.deepEqual(stack.sim.orphans().map((o) => o.id), []);
+    assert.deepEqual(
+      stack.sim.orphans().map((o) => o.id),
+      [],
+    );
     assert.deepEqual(stack.sim.invariantViolations(), []);
     console.log(`light avatars: took ${Date.now() - t0} ms`);
   });

@@ -116,7 +116,12 @@ async function listener(url: string, token: string, avatar: string) {
 describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in direct mode', () => {
   let stack: EmbeddedStack;
   /** Runs examples/agent.py to its end: the JSON events it printed, and its stderr. */
-  async function runAgent(room: string, agent: string, env: Record<string, string> = {}, onEvent?: (e: Record<string, unknown>) => void): Promise<{ events: Record<string, unknown>[]; err: string }> {
+  async function runAgent(
+    room: string,
+    agent: string,
+    env: Record<string, string> = {},
+    onEvent?: (e: Record<string, unknown>) => void,
+  ): Promise<{ events: Record<string, unknown>[]; err: string }> {
     const child = spawn(PYTHON, [EXAMPLE], {
       cwd: ROOT,
       env: {
@@ -142,13 +147,18 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       seenLines = lines.length;
     });
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 120_000, 'examples/agent.py to finish').catch((e: Error) => {
-      child.kill('SIGKILL');
-      throw new Error(`${e.message}\nstdout:\n${out}\nstderr:\n${err}`);
-    });
+    const code = await withTimeout(new Promise<number | null>((resolve) => child.once('exit', resolve)), 120_000, 'examples/agent.py to finish').catch(
+      (e: Error) => {
+        child.kill('SIGKILL');
+        throw new Error(`${e.message}\nstdout:\n${out}\nstderr:\n${err}`);
+      },
+    );
     assert.equal(code, 0, `examples/agent.py exited ${code}\nstdout:\n${out}\nstderr:\n${err}`);
-    const events = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-     
+    const events = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+
     console.log(events.map((e) => JSON.stringify(e)).join('\n'));
     return { events, err };
   }
@@ -156,12 +166,17 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
   /** Waits until the viewer's audio stops growing (the track ended or went quiet for good). */
   async function untilTrackEnds(labels: string[]): Promise<void> {
     let seen = -1;
-    await eventually('the track to end', () => {
-      const n = labels.length;
-      if (n === seen) return true;
-      seen = n;
-      return undefined;
-    }, 30_000, 1000).catch(() => undefined);
+    await eventually(
+      'the track to end',
+      () => {
+        const n = labels.length;
+        if (n === seen) return true;
+        seen = n;
+        return undefined;
+      },
+      30_000,
+      1000,
+    ).catch(() => undefined);
   }
   const api = (method: string, p: string, body?: unknown) =>
     fetch(stack.apiUrl + p, {
@@ -184,7 +199,12 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
     const agent = 'my-agent';
     // The session first, so a viewer is listening before the agent speaks; the agent's own start then
     // joins this same run (same conversationId: 200, not a second Runway session).
-    const started = await api('POST', '/v1/sessions?wait=live', { conversationId: room, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room, agentIdentity: agent }, mode: 'direct' });
+    const started = await api('POST', '/v1/sessions?wait=live', {
+      conversationId: room,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: room, agentIdentity: agent },
+      mode: 'direct',
+    });
     assert.equal(started.status, 201);
     const { live } = (await started.json()) as { live: { avatarIdentity: string; mode: string } };
     assert.equal(live.mode, 'direct');
@@ -196,7 +216,10 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       assert.deepEqual([...new Set(viewer.labels)], ['silence'], 'direct mode: silence until the agent speaks (no 440 Hz tone)');
 
       const { events, err } = await runAgent(room, agent);
-      assert.deepEqual(events.map((e) => `${e.event as string}${e.phrase === undefined ? '' : String(e.phrase as number)}`), ['live', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
+      assert.deepEqual(
+        events.map((e) => `${e.event as string}${e.phrase === undefined ? '' : String(e.phrase as number)}`),
+        ['live', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended'],
+      );
       assert.deepEqual(events[0], { event: 'live', avatar: live.avatarIdentity, mode: 'direct' });
       // The whole first phrase (3 × 0.4 s), played out; the second (20 s) cut short by clear_buffer.
       const first = events[2]!;
@@ -215,21 +238,39 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       const heard = runs(viewer.labels.slice(before));
       console.log(`heard (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
       // (A busy machine may leave a short gap inside a phrase: the same tone on both sides is one note.)
-      const tones = runs(heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)), 1);
-      assert.deepEqual(tones.map((r) => r.label), ['600', '900', '1200', '300'], `heard ${JSON.stringify(heard)}`);
+      const tones = runs(
+        heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)),
+        1,
+      );
+      assert.deepEqual(
+        tones.map((r) => r.label),
+        ['600', '900', '1200', '300'],
+        `heard ${JSON.stringify(heard)}`,
+      );
       const cut = tones.at(-1)!.blocks;
       // Stopped at once: the viewer heard no more of it than the avatar reported playing (plus what the
       // network had in flight), far from the 500 blocks sent.
-      assert.ok(cut * 0.04 < Number(second.playback_position) + 1, `the second phrase stops when cleared: ${cut} blocks of 40 ms heard, ${second.playback_position} s reported played, 20 s sent`);
-      assert.ok(viewer.marks.some((m) => m), 'the video showed the speaking marker');
+      assert.ok(
+        cut * 0.04 < Number(second.playback_position) + 1,
+        `the second phrase stops when cleared: ${cut} blocks of 40 ms heard, ${second.playback_position} s reported played, 20 s sent`,
+      );
+      assert.ok(
+        viewer.marks.some((m) => m),
+        'the video showed the speaking marker',
+      );
       assert.equal(viewer.marks[0], false, 'no marker before the agent spoke');
       assert.equal(viewer.marks.at(-1), false, 'no marker once it stopped');
 
       // The agent ended the conversation.
-      await eventually('the session completed', async () => {
-        const s = (await (await api('GET', `/v1/sessions/${room}`)).json()) as { phase: string; endReason?: string };
-        return s.phase === 'completed' ? s : undefined;
-      }, 60_000, 250);
+      await eventually(
+        'the session completed',
+        async () => {
+          const s = (await (await api('GET', `/v1/sessions/${room}`)).json()) as { phase: string; endReason?: string };
+          return s.phase === 'completed' ? s : undefined;
+        },
+        60_000,
+        250,
+      );
     } finally {
       await viewer.close();
     }
@@ -240,29 +281,49 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
     const agent = 'my-agent';
     // The conversation's avatar session came and went (say the first agent process crashed and the
     // session ended): a new start is refused (409 session_ended), so this agent has no avatar.
-    const started = await api('POST', '/v1/sessions?wait=live', { conversationId: room, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room, agentIdentity: agent }, mode: 'direct' });
+    const started = await api('POST', '/v1/sessions?wait=live', {
+      conversationId: room,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: room, agentIdentity: agent },
+      mode: 'direct',
+    });
     assert.equal(started.status, 201);
     const vt = (await (await api('POST', `/v1/sessions/${room}/viewer-token`)).json()) as { url: string; token: string };
     assert.equal((await api('POST', `/v1/sessions/${room}/end`)).status, 202);
-    await eventually('the session completed', async () => {
-      const s = (await (await api('GET', `/v1/sessions/${room}`)).json()) as { phase: string };
-      return s.phase === 'completed' ? s : undefined;
-    }, 60_000, 250);
+    await eventually(
+      'the session completed',
+      async () => {
+        const s = (await (await api('GET', `/v1/sessions/${room}`)).json()) as { phase: string };
+        return s.phase === 'completed' ? s : undefined;
+      },
+      60_000,
+      250,
+    );
     // A user in the room, listening to the agent itself.
     const viewer = await listener(vt.url, vt.token, agent);
     try {
       const { events } = await runAgent(room, agent, { LIVEKIT_URL: vt.url });
-      assert.deepEqual(events.map((e) => `${e.event}${e.phrase === undefined ? '' : String(e.phrase as number)}`), ['fallback', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended']);
+      assert.deepEqual(
+        events.map((e) => `${e.event}${e.phrase === undefined ? '' : String(e.phrase as number)}`),
+        ['fallback', 'playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended'],
+      );
       assert.match(String(events[0]!.reason), /409/, 'the refusal is the reason');
       assert.equal(events[2]!.interrupted, false);
       assert.ok(Math.abs(Number(events[2]!.playback_position) - 1.2) < 0.05, `phrase 1 position ${events[2]!.playback_position} s, of 1.2 s sent`);
       assert.equal(events[4]!.interrupted, true);
       await untilTrackEnds(viewer.labels);
       const heard = runs(viewer.labels);
-       
+
       console.log(`heard on the agent's own track (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
-      const tones = runs(heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)), 1);
-      assert.deepEqual(tones.map((r) => r.label), ['600', '900', '1200', '300'], `heard ${JSON.stringify(heard)}`);
+      const tones = runs(
+        heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)),
+        1,
+      );
+      assert.deepEqual(
+        tones.map((r) => r.label),
+        ['600', '900', '1200', '300'],
+        `heard ${JSON.stringify(heard)}`,
+      );
       assert.ok(tones.at(-1)!.blocks * 0.04 < Number(events[4]!.playback_position) + 1, 'the second phrase stops when interrupted');
     } finally {
       await viewer.close();
@@ -272,7 +333,12 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
   it('examples/agent.py when the avatar session ends early (the avatar leaves the room): it goes on in its own voice', async () => {
     const room = `agent-early-${process.pid}-${Date.now().toString(36)}`;
     const agent = 'my-agent';
-    const started = await api('POST', '/v1/sessions?wait=live', { conversationId: room, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: room, agentIdentity: agent }, mode: 'direct' });
+    const started = await api('POST', '/v1/sessions?wait=live', {
+      conversationId: room,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: room, agentIdentity: agent },
+      mode: 'direct',
+    });
     assert.equal(started.status, 201);
     const vt = (await (await api('POST', `/v1/sessions/${room}/viewer-token`)).json()) as { url: string; token: string };
     const viewer = await listener(vt.url, vt.token, agent);
@@ -293,12 +359,18 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
       // avatar may have played the first phrase out before it left).
       const rest = names.slice(fallback + 1);
       const whole = ['playback_started1', 'playback_finished1', 'playback_started2', 'playback_finished2', 'ended'];
-      assert.ok(JSON.stringify(rest) === JSON.stringify(whole) || JSON.stringify(rest) === JSON.stringify(whole.slice(2)), `after the fallback: ${rest.join(' ')}`);
+      assert.ok(
+        JSON.stringify(rest) === JSON.stringify(whole) || JSON.stringify(rest) === JSON.stringify(whole.slice(2)),
+        `after the fallback: ${rest.join(' ')}`,
+      );
       await untilTrackEnds(viewer.labels);
       const heard = runs(viewer.labels);
-       
+
       console.log(`heard on the agent's own track after the avatar left (40 ms blocks): ${heard.map((r) => `${r.label}×${r.blocks}`).join(' ')}`);
-      const tones = runs(heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)), 1).map((r) => r.label);
+      const tones = runs(
+        heard.filter((r) => r.label !== 'silence').flatMap((r) => Array<string>(r.blocks).fill(r.label)),
+        1,
+      ).map((r) => r.label);
       assert.deepEqual(tones.slice(-1), ['300'], `heard ${JSON.stringify(heard)}`);
       if (rest[0] === 'playback_started1') assert.deepEqual(tones, ['600', '900', '1200', '300'], `heard ${JSON.stringify(heard)}`);
     } finally {

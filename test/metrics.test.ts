@@ -19,7 +19,10 @@ describe('worker metrics', () => {
     // Installed before anything else in this process, so the stack's workers export through it.
     Runtime.install({
       logger: new DefaultLogger('ERROR'),
-      telemetryOptions: { logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'ERROR' }) }, metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } } },
+      telemetryOptions: {
+        logging: { forward: {}, filter: makeTelemetryFilterString({ core: 'ERROR' }) },
+        metrics: { prometheus: { bindAddress: `127.0.0.1:${port}` } },
+      },
     });
     stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
   });
@@ -30,15 +33,22 @@ describe('worker metrics', () => {
   it('exports session phases, end reasons and Runway API latency', async () => {
     const conversationId = uniqueId('metrics');
     await stack.sessions.startAndWaitLive({
-      conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}` }, mode: 'direct',
+      conversationId,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: `room-${conversationId}` },
+      mode: 'direct',
       timing: { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3 },
     });
     await stack.sessions.endSession(conversationId);
     await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result(), 30_000, 'session to end');
-    const text = await eventually('metrics exported', async () => {
-      const t = await (await fetch(metricsUrl)).text();
-      return /avatar_sessions_ended/.test(t) ? t : undefined;
-    }, 20_000);
+    const text = await eventually(
+      'metrics exported',
+      async () => {
+        const t = await (await fetch(metricsUrl)).text();
+        return /avatar_sessions_ended/.test(t) ? t : undefined;
+      },
+      20_000,
+    );
     assert.match(text, /avatar_sessions_ended\{[^}]*end_reason="ended_by_request"[^}]*\} 1/);
     assert.match(text, /avatar_session_phase_seconds_bucket\{[^}]*phase="waiting_ready"/);
     assert.match(text, /avatar_session_phase_entered\{[^}]*phase="live"/);
@@ -48,7 +58,13 @@ describe('worker metrics', () => {
 
 describe('API metrics: running sessions by phase', () => {
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const value = (text: string, series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.slice(series.length + 1));
+  const value = (text: string, series: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(`${series} `))
+        ?.slice(series.length + 1),
+    );
 
   it('cost one set of visibility COUNT queries per period, however many scrape at once or in a row', async () => {
     let calls = 0;
@@ -72,7 +88,14 @@ describe('API metrics: running sessions by phase', () => {
   it('a failed refresh keeps the last counts, counts the error once, and is not retried before the next period', async () => {
     let calls = 0;
     let fail = false;
-    const metrics = new ApiMetrics({ countPhase: async () => { calls++; if (fail) throw new Error('visibility down'); return 2; }, countCacheMs: 300 });
+    const metrics = new ApiMetrics({
+      countPhase: async () => {
+        calls++;
+        if (fail) throw new Error('visibility down');
+        return 2;
+      },
+      countCacheMs: 300,
+    });
     await metrics.registry.metrics();
     fail = true;
     await sleep(350);

@@ -53,7 +53,10 @@ describe('AesGcmPayloadCodec', () => {
 
   it('refuses payloads that are not encrypted, unless plaintext is explicitly allowed (histories from before encryption)', async () => {
     const key = randomBytes(32);
-    await assert.rejects(new AesGcmPayloadCodec([key]).decode([plain]), (err: Error) => err instanceof PlaintextPayloadError && /not encrypted.*SESSION_ALLOW_PLAINTEXT_PAYLOADS/.test(err.message));
+    await assert.rejects(
+      new AesGcmPayloadCodec([key]).decode([plain]),
+      (err: Error) => err instanceof PlaintextPayloadError && /not encrypted.*SESSION_ALLOW_PLAINTEXT_PAYLOADS/.test(err.message),
+    );
     const noEncoding = { metadata: {}, data: Buffer.from('{"roomName":"x"}') };
     await assert.rejects(new AesGcmPayloadCodec([key]).decode([noEncoding]), PlaintextPayloadError);
     assert.deepEqual(await new AesGcmPayloadCodec([key], { allowPlaintext: true }).decode([plain]), [plain]);
@@ -80,7 +83,7 @@ describe('the orchestration worker and plain JSON from someone without the key',
     await env?.teardown();
   });
 
-  it("refuses an activity scheduled on its queue with unencrypted input: the activity never runs", async () => {
+  it('refuses an activity scheduled on its queue with unencrypted input: the activity never runs', async () => {
     // This service's real worker (createSessionWorker: the codec as the worker process wires it). Its
     // Runway and LiveKit point nowhere: nothing here may reach them.
     const ours = await createSessionWorker({
@@ -92,26 +95,37 @@ describe('the orchestration worker and plain JSON from someone without the key',
       },
       shutdownGraceTime: 1000,
     });
-    const attacker = await Worker.create({ connection: env.nativeConnection, taskQueue: 'someone-elses-queue', workflowsPath: require.resolve('./fixtures/foreign-workflows') });
+    const attacker = await Worker.create({
+      connection: env.nativeConnection,
+      taskQueue: 'someone-elses-queue',
+      workflowsPath: require.resolve('./fixtures/foreign-workflows'),
+    });
     const workflowId = `attack-${randomBytes(4).toString('hex')}`;
-    const failure = await ours.runUntil(attacker.runUntil(async () => {
-      const handle = await env.client.workflow.start('scheduleOnQueue', {
-        taskQueue: 'someone-elses-queue',
-        workflowId,
-        args: [SESSION_TASK_QUEUE, 'removeServiceParticipants', [{ roomName: 'a-customer-room', identities: ['user-1'] }]],
-      });
-      try {
-        // The activity's failure lands in history (encrypted by our worker: the foreign workflow cannot
-        // even read it, and stays stuck on it until terminated).
-        return await eventually('the activity task to fail', async () => {
-          const events = (await handle.fetchHistory()).events ?? [];
-          assert.ok(!events.some((e) => e.activityTaskCompletedEventAttributes), 'the activity never completed');
-          return events.find((e) => e.activityTaskFailedEventAttributes)?.activityTaskFailedEventAttributes?.failure ?? undefined;
-        }, 60_000, 250);
-      } finally {
-        await handle.terminate('test over');
-      }
-    }));
+    const failure = await ours.runUntil(
+      attacker.runUntil(async () => {
+        const handle = await env.client.workflow.start('scheduleOnQueue', {
+          taskQueue: 'someone-elses-queue',
+          workflowId,
+          args: [SESSION_TASK_QUEUE, 'removeServiceParticipants', [{ roomName: 'a-customer-room', identities: ['user-1'] }]],
+        });
+        try {
+          // The activity's failure lands in history (encrypted by our worker: the foreign workflow cannot
+          // even read it, and stays stuck on it until terminated).
+          return await eventually(
+            'the activity task to fail',
+            async () => {
+              const events = (await handle.fetchHistory()).events ?? [];
+              assert.ok(!events.some((e) => e.activityTaskCompletedEventAttributes), 'the activity never completed');
+              return events.find((e) => e.activityTaskFailedEventAttributes)?.activityTaskFailedEventAttributes?.failure ?? undefined;
+            },
+            60_000,
+            250,
+          );
+        } finally {
+          await handle.terminate('test over');
+        }
+      }),
+    );
     // Read the failure as an operator, with the key: the worker refused the input before the activity ran.
     assert.ok(failure.encodedAttributes, 'the failure message is encrypted in history');
     const [attrs] = await new AesGcmPayloadCodec([TEST_SECRETS_KEY]).decode([failure.encodedAttributes]);

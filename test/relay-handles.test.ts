@@ -62,9 +62,15 @@ describe('rtc-node invalid handles', () => {
 
     it('switch failures, stops and lost rooms raced, GC forced: no invalid handle', async () => {
       const gc = (globalThis as { gc?: () => void }).gc;
-      const avatarIn = async (room: string, k: number) => startSimAvatar({
-        url: runway.url, token: await joinToken(runway, room, `worker:avatar-${k}`), roomName: room, identity: `worker:avatar-${k}`, where: 'runway-room', media: 'light',
-      });
+      const avatarIn = async (room: string, k: number) =>
+        startSimAvatar({
+          url: runway.url,
+          token: await joinToken(runway, room, `worker:avatar-${k}`),
+          roomName: room,
+          identity: `worker:avatar-${k}`,
+          where: 'runway-room',
+          media: 'light',
+        });
       for (let round = 0; round < 3; round++) {
         const rooms = [`h${round}-a`, `h${round}-b`, `h${round}-c`];
         const a = await avatarIn(rooms[0]!, 0);
@@ -82,16 +88,20 @@ describe('rtc-node invalid handles', () => {
         await relay.switchSource({ url: runway.url, token: await joinToken(runway, rooms[1]!, 'client'), sessionId: 'b' }, { timeoutMs: 20_000 });
         const failing = relay.switchSource({ url: runway.url, token: await joinToken(runway, rooms[2]!, 'client'), sessionId: 'c' }, { timeoutMs: 1500 });
         failing.catch(() => undefined);
-        if (round === 1) await roomService(runway).deleteRoom(rooms[1]!).catch(() => undefined);
+        if (round === 1)
+          await roomService(runway)
+            .deleteRoom(rooms[1]!)
+            .catch(() => undefined);
         await new Promise((r) => setTimeout(r, round === 2 ? 2000 : 300));
         await Promise.all([relay.stop({ endCall: true }), relay.stop({ endCall: false }), failing.catch(() => undefined)]);
         await Promise.all([a.stop(), a.stop(), b.stop(), b.stop()]);
         await user.close();
       }
-      if (gc) for (let i = 0; i < 10; i++) {
-        gc();
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      if (gc)
+        for (let i = 0; i < 10; i++) {
+          gc();
+          await new Promise((r) => setTimeout(r, 50));
+        }
       assert.equal(invalidHandleErrors(), 0, 'no handle was released twice');
     });
   });

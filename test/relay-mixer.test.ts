@@ -53,7 +53,10 @@ describe('relay mixer', () => {
     assert.deepEqual(got, [...ramp.slice(0, 960)]);
     const tail = m.next()!;
     assert.deepEqual([...tail.slice(0, 240)], [...ramp.slice(960)]);
-    assert.ok(tail.slice(240).every((s) => s === 0), 'the rest of the last frame is silence');
+    assert.ok(
+      tail.slice(240).every((s) => s === 0),
+      'the rest of the last frame is silence',
+    );
   });
 
   it('never lets a source queue more than maxQueuedMs: the oldest audio goes', () => {

@@ -2,9 +2,7 @@
 // consumes the session and relays it into the customer's room on another real LiveKit server.
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  AudioSource, LocalAudioTrack, Room, TrackPublishOptions, TrackSource,
-} from '@livekit/rtc-node';
+import { AudioSource, LocalAudioTrack, Room, TrackPublishOptions, TrackSource } from '@livekit/rtc-node';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { TrackType } from 'livekit-server-sdk';
 import { toneFrame } from '../src/media/tone';
@@ -26,7 +24,14 @@ const timing = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 4, monitorI
 
 function input(over: Partial<SessionInput> = {}): SessionInput {
   const conversationId = uniqueId('relay');
-  return { conversationId, avatar: { type: 'runway-preset', presetId: 'music-superstar' }, livekit: { roomName: `room-${conversationId}` }, mode: 'relay', timing, ...over };
+  return {
+    conversationId,
+    avatar: { type: 'runway-preset', presetId: 'music-superstar' },
+    livekit: { roomName: `room-${conversationId}` },
+    mode: 'relay',
+    timing,
+    ...over,
+  };
 }
 
 /** A 300 Hz tone published as a microphone by `room`'s local participant until stopped. */
@@ -105,22 +110,36 @@ describe('relay mode', () => {
       const n = user.counters.length;
       const fps = ((n - 1) * 1000) / (user.arrivals[n - 1]! - user.arrivals[0]!);
       const avatarFps = ((user.counters[n - 1]! - user.counters[0]!) * 1000) / (user.arrivals[n - 1]! - user.arrivals[0]!);
-      console.log(`relayed video: ${fps.toFixed(1)} frames/s decoded by the viewer, ${(100 * (n - 1) / (user.counters[n - 1]! - user.counters[0]!)).toFixed(0)}% of the avatar's frames (avatar ran at ${avatarFps.toFixed(1)} fps)`);
+      console.log(
+        `relayed video: ${fps.toFixed(1)} frames/s decoded by the viewer, ${((100 * (n - 1)) / (user.counters[n - 1]! - user.counters[0]!)).toFixed(0)}% of the avatar's frames (avatar ran at ${avatarFps.toFixed(1)} fps)`,
+      );
       assert.ok(fps > 10, `the relay keeps a live frame rate (${fps.toFixed(1)} fps)`);
       await eventually('avatar audio in the customer room', () => (user.audioFrames() > 20 ? true : undefined), 15_000);
       // Runway's data messages arrive on the documented topic.
-      await eventually('Runway data on runway.events', () => (user.data.some((d) => d.topic === RUNWAY_EVENTS_TOPIC && d.text.includes('transcript')) ? true : undefined), 10_000);
+      await eventually(
+        'Runway data on runway.events',
+        () => (user.data.some((d) => d.topic === RUNWAY_EVENTS_TOPIC && d.text.includes('transcript')) ? true : undefined),
+        10_000,
+      );
       const avatar = stack.sim.avatar(live.runwaySessionId);
       assert.ok(avatar, 'the simulated avatar is running');
       await avatar.sendClientEvent('highlight', { step: 2 });
-      await eventually('a client_event on runway.events', () => (user.data.some((d) => d.topic === RUNWAY_EVENTS_TOPIC && d.text.includes('highlight')) ? true : undefined), 10_000);
+      await eventually(
+        'a client_event on runway.events',
+        () => (user.data.some((d) => d.topic === RUNWAY_EVENTS_TOPIC && d.text.includes('highlight')) ? true : undefined),
+        10_000,
+      );
       // The user's voice reaches Runway's character, through one mixed track.
       await eventually('the avatar hears the customer mix', () => (avatar.stats().audioFramesHeard > 20 ? true : undefined), 15_000);
       // The relay's heartbeat carries its stats.
-      const beat = await eventually('a heartbeat with forwarded media', async () => {
-        const hb = await relayHeartbeat(stack, inp.conversationId);
-        return hb && hb.stats.videoFramesForwarded > 30 && hb.stats.audioFramesForwarded > 20 && hb.stats.mixedFramesSent > 20 ? hb : undefined;
-      }, 10_000);
+      const beat = await eventually(
+        'a heartbeat with forwarded media',
+        async () => {
+          const hb = await relayHeartbeat(stack, inp.conversationId);
+          return hb && hb.stats.videoFramesForwarded > 30 && hb.stats.audioFramesForwarded > 20 && hb.stats.mixedFramesSent > 20 ? hb : undefined;
+        },
+        10_000,
+      );
       assert.equal(beat.stats.mixedSources, 1, 'one customer microphone mixed');
       assert.ok(Date.now() - beat.stats.lastVideoFrameAt! < 5000, 'lastVideoFrameAt is recent');
 
@@ -130,7 +149,9 @@ describe('relay mode', () => {
       const runway = stack.sim.session(live.runwaySessionId)!;
       assert.equal(runway.status, 'COMPLETED');
       assert.equal(runway.endedBy, 'END_CALL', 'the relay said END_CALL before leaving');
-      await eventually('the bridge left the customer room', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true));
+      await eventually('the bridge left the customer room', async () =>
+        (await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true,
+      );
       await recordHistory(stack.env.client, sessionWorkflowId(inp.conversationId), 'relay-end-by-request');
     } finally {
       await voice.stop();
@@ -150,13 +171,23 @@ describe('relay mode', () => {
       assert.equal(bridge.attributes[PUBLISH_ON_BEHALF], agentIdentity, 'lk.publish_on_behalf names the agent');
       // The server's participant list catches up with the publication a moment after the relay reports it.
       await eventually('the bridge publishes the avatar video', async () =>
-        (await roomService(stack.customer).listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity)?.tracks.some((t) => t.type === TrackType.VIDEO) ? true : undefined);
+        (await roomService(stack.customer).listParticipants(inp.livekit.roomName))
+          .find((p) => p.identity === live.avatarIdentity)
+          ?.tracks.some((t) => t.type === TrackType.VIDEO)
+          ? true
+          : undefined,
+      );
       await eventually('avatar frames reach the agent', () => (agent.counters.length >= 3 ? true : undefined), 15_000);
-      await agent.room.localParticipant!.publishData(new TextEncoder().encode(JSON.stringify({ type: 'END_CALL' })), { reliable: true, topic: RUNWAY_CONTROL_TOPIC });
+      await agent.room.localParticipant!.publishData(new TextEncoder().encode(JSON.stringify({ type: 'END_CALL' })), {
+        reliable: true,
+        topic: RUNWAY_CONTROL_TOPIC,
+      });
       const state = await result(inp.conversationId);
       assert.equal(state.endReason, 'runway_ended');
       assert.equal(stack.sim.session(live.runwaySessionId)!.endedBy, 'END_CALL', "the agent's END_CALL reached Runway's room");
-      await eventually('the bridge left', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true));
+      await eventually('the bridge left', async () =>
+        (await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true,
+      );
     } finally {
       await agent.close();
     }
@@ -172,7 +203,12 @@ describe('relay mode', () => {
       const state = await stack.sessions.getSession(inp.conversationId);
       assert.ok(state?.events.some((e) => e.type === 'fallback_to_relay'));
       await eventually('the bridge publishes video', async () =>
-        ((await roomService(stack.customer).listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity)?.tracks.some((t) => t.type === TrackType.VIDEO) ? true : undefined));
+        (await roomService(stack.customer).listParticipants(inp.livekit.roomName))
+          .find((p) => p.identity === live.avatarIdentity)
+          ?.tracks.some((t) => t.type === TrackType.VIDEO)
+          ? true
+          : undefined,
+      );
       await stack.sessions.endSession(inp.conversationId);
       const done = await result(inp.conversationId);
       assert.equal(done.phase, 'completed');
@@ -223,7 +259,9 @@ describe('relay mode', () => {
     try {
       const { live } = await stack.sessions.startAndWaitLive(inp);
       const rooms = roomService(stack.customer);
-      const bridgeSid = async () => (await rooms.listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity && p.tracks.some((t) => t.type === TrackType.VIDEO))?.sid;
+      const bridgeSid = async () =>
+        (await rooms.listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity && p.tracks.some((t) => t.type === TrackType.VIDEO))
+          ?.sid;
       const firstSid = await eventually('the bridge publishes video', bridgeSid);
       await eventually('frames before the handover', () => (user.counters.length >= 3 ? true : undefined), 15_000);
       // A second media worker (its own process) is up; the in-process one, running the relay, shuts
@@ -235,10 +273,14 @@ describe('relay mode', () => {
       await stack.stopWorkers();
       const before = user.counters.length;
       const lastBefore = user.counters[before - 1]!;
-      const secondSid = await eventually('the relay rejoined from another worker', async () => {
-        const sid = await bridgeSid();
-        return sid && sid !== firstSid ? sid : undefined;
-      }, 30_000);
+      const secondSid = await eventually(
+        'the relay rejoined from another worker',
+        async () => {
+          const sid = await bridgeSid();
+          return sid && sid !== firstSid ? sid : undefined;
+        },
+        30_000,
+      );
       assert.notEqual(secondSid, firstSid);
       console.log(`relay handover after a graceful media worker shutdown: ${Date.now() - t0} ms from shutdown to the new bridge publishing`);
       await stack.startWorkers(); // the orchestration worker again (the relay stays on the spare)
@@ -249,10 +291,14 @@ describe('relay mode', () => {
       await eventually('frames after the handover', () => (user.counters.length >= before + 3 ? true : undefined), 15_000);
       assert.ok(user.counters[user.counters.length - 1]! > lastBefore, 'the avatar video goes on from where it was');
       assertIncreasing(user.counters.slice(before), 'frame counters after the handover');
-      const hb = await eventually('the second attempt heartbeats', async () => {
-        const b = await relayHeartbeat(stack, inp.conversationId);
-        return b && b.attempt >= 2 ? b : undefined;
-      }, 10_000);
+      const hb = await eventually(
+        'the second attempt heartbeats',
+        async () => {
+          const b = await relayHeartbeat(stack, inp.conversationId);
+          return b && b.attempt >= 2 ? b : undefined;
+        },
+        10_000,
+      );
       assert.ok(hb.attempt >= 2);
       assert.equal((await stack.sessions.getSession(inp.conversationId))?.phase, 'live');
       assert.equal((await stack.sessions.getSession(inp.conversationId))?.runwaySessionIds.length, 1, 'no second Runway session');
@@ -261,7 +307,9 @@ describe('relay mode', () => {
       const state = await result(inp.conversationId);
       assert.equal(state.endReason, 'ended_by_request');
       assert.equal(stack.sim.session(live.runwaySessionId)!.endedBy, 'END_CALL');
-      await eventually('the bridge left', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true));
+      await eventually('the bridge left', async () =>
+        (await participantsIn(stack.customer, inp.livekit.roomName)).includes(live.avatarIdentity) ? undefined : true,
+      );
     } finally {
       await user.close();
       await spare?.kill('SIGTERM');
@@ -277,7 +325,10 @@ describe('relay mode', () => {
       customer: { url: stack.customer.url, token: await joinToken(stack.customer, customerRoom, 'bridge-in-customer', { kind: 'agent' }) },
       stallSeconds: 30,
     });
-    const started = relay.start().then(() => 'started', (err: unknown) => `failed: ${String(err)}`);
+    const started = relay.start().then(
+      () => 'started',
+      (err: unknown) => `failed: ${String(err)}`,
+    );
     await relay.stop({ endCall: true }); // cancelled before connect() resolved
     assert.equal(await started, 'started');
     // A connect that completed after stop() would have left the bridge in the room for good.
@@ -309,11 +360,18 @@ describe('relay mode', () => {
     try {
       await relay.start();
       await eventually('the viewer gets frames', () => (user.arrivals.length >= 3 ? true : undefined), 10_000);
-      const trackSid = async () => (await roomService(stack.customer).listParticipants(customerRoom)).find((p) => p.identity === 'bridge-switch')?.tracks.find((t) => t.type === TrackType.VIDEO)?.sid;
+      const trackSid = async () =>
+        (await roomService(stack.customer).listParticipants(customerRoom))
+          .find((p) => p.identity === 'bridge-switch')
+          ?.tracks.find((t) => t.type === TrackType.VIDEO)?.sid;
       const sidBefore = await eventually('the bridge video track is listed', trackSid);
 
       // A room where no avatar ever publishes: the switch times out, the current source goes on.
-      const empty = { url: stack.runwayLiveKit.url, token: await joinToken(stack.runwayLiveKit, uniqueId('no-avatar'), 'bridge-next'), sessionId: 'no-such-session' };
+      const empty = {
+        url: stack.runwayLiveKit.url,
+        token: await joinToken(stack.runwayLiveKit, uniqueId('no-avatar'), 'bridge-next'),
+        sessionId: 'no-such-session',
+      };
       await assert.rejects(relay.switchSource(empty, { timeoutMs: 1500 }), (err: Error & { kind?: string }) => err.kind === 'relay_switch_failed');
       assert.equal(relay.source, a.id);
       const framesAfterFailure = user.arrivals.length;
@@ -335,7 +393,11 @@ describe('relay mode', () => {
       await relay.stop({ endCall: true });
       await runway.close();
     }
-    await eventually('the new session completed on END_CALL', () => (['COMPLETED'].includes(stack.sim.session(relay.stats().source!)?.status ?? '') ? true : undefined), 5000);
+    await eventually(
+      'the new session completed on END_CALL',
+      () => (['COMPLETED'].includes(stack.sim.session(relay.stats().source!)?.status ?? '') ? true : undefined),
+      5000,
+    );
     await eventually('the customer room is empty', async () => ((await participantsIn(stack.customer, customerRoom)).length === 0 ? true : undefined), 5000);
   });
 
@@ -344,14 +406,27 @@ describe('relay mode', () => {
     const { live } = await stack.sessions.startAndWaitLive(inp);
     stack.sim.avatar(live.runwaySessionId)!.freezeVideo();
     const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId));
-    const outcome = await withTimeout(handle.result().then(() => 'completed', () => 'failed'), 90_000, 'the stalled session to end');
+    const outcome = await withTimeout(
+      handle.result().then(
+        () => 'completed',
+        () => 'failed',
+      ),
+      90_000,
+      'the stalled session to end',
+    );
     assert.equal(outcome, 'failed');
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.equal(state?.error?.code, 'relay_stalled');
     assert.match(state.error.message, /no avatar video/);
     const history = await handle.fetchHistory();
-    assert.ok(history.events!.some((e) => e.activityTaskFailedEventAttributes), 'the relay activity failed');
-    assert.ok(history.events!.some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2), 'after a retry on a fresh bridge');
+    assert.ok(
+      history.events!.some((e) => e.activityTaskFailedEventAttributes),
+      'the relay activity failed',
+    );
+    assert.ok(
+      history.events!.some((e) => (e.activityTaskStartedEventAttributes?.attempt ?? 0) >= 2),
+      'after a retry on a fresh bridge',
+    );
     assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(live.runwaySessionId)!.status));
     await eventually('the bridge left', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).length === 0 ? true : undefined));
   });

@@ -24,7 +24,15 @@ function input(over: Partial<SessionInput> = {}): SessionInput {
     avatar: { type: 'runway-preset', presetId: 'tennis-coach' },
     livekit: { roomName: `room-${conversationId}` },
     mode: 'direct',
-    timing: { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 0.5, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5, sessionCapSeconds: CAP, renewalLeadSeconds: 2 },
+    timing: {
+      readyDeadlineSeconds: 20,
+      avatarJoinTimeoutSeconds: 8,
+      monitorIntervalSeconds: 0.5,
+      endCallGraceSeconds: 3,
+      heartbeatTimeoutSeconds: 5,
+      sessionCapSeconds: CAP,
+      renewalLeadSeconds: 2,
+    },
     ...over,
   };
 }
@@ -34,7 +42,9 @@ describe('renewal past the runtime cap', () => {
   before(async () => {
     // Runway's avatars in a process of their own, as in production: in this one they would share the
     // event loop of the relay and the workers (src/runway-sim/avatar-process.ts).
-    stack = await startSessionStack({ sim: { defaults: { provisioningMs: 200, avatarMedia: 'light', runtimeCapSeconds: CAP }, startAvatar: startProcessAvatar } });
+    stack = await startSessionStack({
+      sim: { defaults: { provisioningMs: 200, avatarMedia: 'light', runtimeCapSeconds: CAP }, startAvatar: startProcessAvatar },
+    });
   });
   after(async () => {
     await stack?.stop();
@@ -48,7 +58,12 @@ describe('renewal past the runtime cap', () => {
   async function endAndCheck(inp: SessionInput, historyName: string): Promise<void> {
     const { conversationId } = inp;
     const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId));
-    await eventually('a renewal just finished', async () => ((await stack.sessions.getSession(conversationId))?.events.at(-1)?.type === 'renewed' ? true : undefined), CAN_WAIT_MS, 50);
+    await eventually(
+      'a renewal just finished',
+      async () => ((await stack.sessions.getSession(conversationId))?.events.at(-1)?.type === 'renewed' ? true : undefined),
+      CAN_WAIT_MS,
+      50,
+    );
     await stack.sessions.endSession(conversationId);
     await handle.result();
     const final = await stack.sessions.getSession(conversationId);
@@ -63,14 +78,22 @@ describe('renewal past the runtime cap', () => {
     // Continue-as-new kept each run's history small.
     const history = await handle.fetchHistory();
     assert.ok(history.events!.length < 150, `last run has ${history.events!.length} events`);
-    await eventually('no participant of the service left', async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).length === 0 ? true : undefined), 10_000);
+    await eventually(
+      'no participant of the service left',
+      async () => ((await participantsIn(stack.customer, inp.livekit.roomName)).length === 0 ? true : undefined),
+      10_000,
+    );
     assert.deepEqual(stack.sim.orphans(), []);
     assert.deepEqual(stack.sim.invariantViolations(), []);
     // Each renewal's extra slot was given back (not leaked until the controller's closed-holder check).
-    await eventually('no slot held by the conversation', async () => {
-      const { holders } = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
-      return holders.some((h) => h.holder === handle.workflowId) ? undefined : true;
-    }, 5000);
+    await eventually(
+      'no slot held by the conversation',
+      async () => {
+        const { holders } = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
+        return holders.some((h) => h.holder === handle.workflowId) ? undefined : true;
+      },
+      5000,
+    );
     await recordHistory(stack.env.client, sessionWorkflowId(conversationId), historyName);
   }
 
@@ -105,7 +128,14 @@ describe('renewal past the runtime cap', () => {
     console.log(`renewal(direct): ${state?.renewals} renewals, ${samples} samples, ${missing} without avatar video, longest gap ${longestGapMs} ms`);
     assert.ok((state?.renewals ?? 0) >= 3, `renewed ${state?.renewals} times`);
     // The new avatar takes over the same identity: after the renewals the avatar is in the room with video.
-    await eventually('the avatar in the room with video', async () => ((await rooms.listParticipants(inp.livekit.roomName)).find((x) => x.identity === live.avatarIdentity)?.tracks.some((t) => t.type === TrackType.VIDEO) ? true : undefined), 20_000);
+    await eventually(
+      'the avatar in the room with video',
+      async () =>
+        (await rooms.listParticipants(inp.livekit.roomName)).find((x) => x.identity === live.avatarIdentity)?.tracks.some((t) => t.type === TrackType.VIDEO)
+          ? true
+          : undefined,
+      20_000,
+    );
     assert.ok(missing <= (state?.renewals ?? 0) * 3, `${missing} samples without avatar video for ${state?.renewals} renewals`);
     await endAndCheck(inp, 'renewal-direct-last-run');
   });
@@ -159,7 +189,9 @@ describe('renewal past the runtime cap', () => {
     let longestGapMs = 0;
     for (let i = 1; i < arrivals.length; i++) longestGapMs = Math.max(longestGapMs, arrivals[i]! - arrivals[i - 1]!);
     const relayPauses = state!.events.filter((e) => e.type === 'relay_switched').map((e) => Number(/(\d+) ms/.exec(e.message)?.[1]));
-    console.log(`renewal(relay): ${state?.renewals} renewals, ${samples} samples, ${arrivals.length} frames at the viewer, longest gap between frames ${longestGapMs} ms; relay's own longest pause per switch: ${relayPauses.join(', ')} ms`);
+    console.log(
+      `renewal(relay): ${state?.renewals} renewals, ${samples} samples, ${arrivals.length} frames at the viewer, longest gap between frames ${longestGapMs} ms; relay's own longest pause per switch: ${relayPauses.join(', ')} ms`,
+    );
     // One bridge, one video track, never unpublished: the relay switched its source underneath.
     assert.equal(missing, 0, `the bridge had a published video track at every sample (${missing} of ${samples} without)`);
     assert.equal(participantSids.size, 1, `one bridge participant throughout: ${[...participantSids]}`);
@@ -200,7 +232,10 @@ describe('admission control', () => {
       assert.ok(r.phaseTimes.live, `${r.conversationId} went live`);
     }
     assert.ok(stack.sim.maxConcurrentObserved <= 3, `peak ${stack.sim.maxConcurrentObserved} concurrent Runway sessions`);
-    assert.ok(results.some((r) => r.phaseTimes.waiting_capacity), 'some sessions waited for capacity');
+    assert.ok(
+      results.some((r) => r.phaseTimes.waiting_capacity),
+      'some sessions waited for capacity',
+    );
     const admission = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
     assert.equal(admission.holders.length, 0, 'every slot released');
     assert.deepEqual(stack.sim.orphans(), []);
@@ -214,7 +249,8 @@ describe('admission control', () => {
     const runway = new RunwayClient({ apiKey: stack.sim.apiKey, baseUrl: stack.sim.baseUrl });
     const outside: string[] = [];
     try {
-      for (let i = 0; i < 2; i++) outside.push((await runway.createSession({ model: 'gwm1_avatars', avatar: { type: 'runway-preset', presetId: 'music-superstar' } })).id);
+      for (let i = 0; i < 2; i++)
+        outside.push((await runway.createSession({ model: 'gwm1_avatars', avatar: { type: 'runway-preset', presetId: 'music-superstar' } })).id);
       const a = input({ timing: { ...input().timing, sessionCapSeconds: 30, renewalLeadSeconds: 20 } });
       const admission = () => stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
       await stack.sessions.startAndWaitLive(a).catch(async (err) => {
@@ -226,7 +262,12 @@ describe('admission control', () => {
       const [first, second] = await failures();
       assert.ok(Date.parse(second!.at) - Date.parse(first!.at) >= 4000, `retried after ${Date.parse(second!.at) - Date.parse(first!.at)} ms`);
       for (const id of outside.splice(0)) await runway.cancelSession(id);
-      await eventually('renewed once capacity is back', async () => ((await stack.sessions.getSession(a.conversationId))?.events.some((e) => e.type === 'renewed') ? true : undefined), 40_000, 200);
+      await eventually(
+        'renewed once capacity is back',
+        async () => ((await stack.sessions.getSession(a.conversationId))?.events.some((e) => e.type === 'renewed') ? true : undefined),
+        40_000,
+        200,
+      );
       const state = await stack.sessions.getSession(a.conversationId);
       assert.equal((await admission()).granted - grantedAtLive, 1, 'the renewal was granted one slot across its retries');
       assert.equal(state!.events.filter((e) => e.type === 'slot_granted').length, 2, 'initial slot and one renewal slot');
@@ -246,14 +287,22 @@ describe('admission control', () => {
     await stack.sessions.startAndWaitLive(a);
     const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(a.conversationId));
     await handle.terminate('test: simulate a lost workflow');
-    await eventually('slot released after the holder check', async () => {
-      const s = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
-      return s.holders.some((h) => h.holder === handle.workflowId) ? undefined : true;
-    }, 30_000);
+    await eventually(
+      'slot released after the holder check',
+      async () => {
+        const s = await stack.env.client.workflow.getHandle(ADMISSION_WORKFLOW_ID).query(admissionStateQuery);
+        return s.holders.some((h) => h.holder === handle.workflowId) ? undefined : true;
+      },
+      30_000,
+    );
     // The terminated session's Runway session is an orphan only the reaper can end.
     const { reconcileRunwaySessions } = await import('../workflows/reaper');
     void reconcileRunwaySessions;
-    const report = await stack.env.client.workflow.execute('reconcileRunwaySessions', { taskQueue: 'avatar-sessions', workflowId: uniqueId('reaper'), args: [{ graceSeconds: 0 }] });
+    const report = await stack.env.client.workflow.execute('reconcileRunwaySessions', {
+      taskQueue: 'avatar-sessions',
+      workflowId: uniqueId('reaper'),
+      args: [{ graceSeconds: 0 }],
+    });
     assert.ok((report as { reaped: { reason: string }[] }).reaped.some((r) => r.reason === 'owner_closed'));
     await eventually('no orphans', () => (stack.sim.orphans().length === 0 ? true : undefined));
   });

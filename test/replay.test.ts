@@ -14,8 +14,11 @@ import { AesGcmPayloadCodec, ENCRYPTED_ENCODING, encryptedDataConverter } from '
 import { NO_TRACING_SINKS, WORKFLOW_INTERCEPTOR_MODULES } from '../src/tracing';
 
 /** What every worker of the service runs the workflows with: the workflow interceptor modules (src/tracing.ts). */
-const WORKFLOWS = { workflowsPath: require.resolve('../workflows'), interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] }, sinks: NO_TRACING_SINKS };
-
+const WORKFLOWS = {
+  workflowsPath: require.resolve('../workflows'),
+  interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] },
+  sinks: NO_TRACING_SINKS,
+};
 
 describe('replay of recorded session histories', () => {
   const histories = loadHistories();
@@ -50,7 +53,10 @@ describe('replay of recorded session histories', () => {
     installTestRuntime();
     const failures: string[] = [];
     let replayed = 0;
-    for await (const r of Worker.runReplayHistories({ ...WORKFLOWS, replayName: 'replay-test', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, histories)) {
+    for await (const r of Worker.runReplayHistories(
+      { ...WORKFLOWS, replayName: 'replay-test', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) },
+      histories,
+    )) {
       replayed++;
       if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
     }
@@ -60,15 +66,26 @@ describe('replay of recorded session histories', () => {
 
   it('plain JSON payloads (a history written without the codec) are refused by default, replayed with allowPlaintext', async () => {
     installTestRuntime();
-    const plain = await Promise.all(histories.filter((h) => h.workflowId.startsWith('session-')).slice(0, 3).map(async (h) => ({ workflowId: `plain-${h.workflowId}`, history: await withPlaintextPayloads(h.history) })));
+    const plain = await Promise.all(
+      histories
+        .filter((h) => h.workflowId.startsWith('session-'))
+        .slice(0, 3)
+        .map(async (h) => ({ workflowId: `plain-${h.workflowId}`, history: await withPlaintextPayloads(h.history) })),
+    );
     assert.equal(plain.length, 3);
     const refused: string[] = [];
-    for await (const r of Worker.runReplayHistories({ ...WORKFLOWS, replayName: 'replay-strict-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) }, plain)) {
+    for await (const r of Worker.runReplayHistories(
+      { ...WORKFLOWS, replayName: 'replay-strict-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) },
+      plain,
+    )) {
       if (r.error) refused.push(r.workflowId);
     }
     assert.deepEqual(refused.sort(), plain.map((h) => h.workflowId).sort());
     const failures: string[] = [];
-    for await (const r of Worker.runReplayHistories({ ...WORKFLOWS, replayName: 'replay-allow-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY], { allowPlaintext: true }) }, plain)) {
+    for await (const r of Worker.runReplayHistories(
+      { ...WORKFLOWS, replayName: 'replay-allow-plain', dataConverter: encryptedDataConverter([TEST_SECRETS_KEY], { allowPlaintext: true }) },
+      plain,
+    )) {
       if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
     }
     assert.deepEqual(failures, []);

@@ -23,12 +23,16 @@ async function freeRun(width: number, avoid: Set<number>): Promise<number> {
     const p = 20000 + Math.floor(Math.random() * (10000 - width));
     const range = Array.from({ length: width }, (_, i) => p + i);
     if (range.some((x) => avoid.has(x))) continue;
-    const specs: PortSpec[] = range.flatMap((port) => (['tcp', 'udp'] as const).map((protocol) => ({ port, protocol, variable: '', what: '', fix: '', host: '0.0.0.0' })));
+    const specs: PortSpec[] = range.flatMap((port) =>
+      (['tcp', 'udp'] as const).map((protocol) => ({ port, protocol, variable: '', what: '', fix: '', host: '0.0.0.0' })),
+    );
     try {
       await assertPortsFree(specs);
       for (const x of range) avoid.add(x);
       return p;
-    } catch { /* taken: another try */ }
+    } catch {
+      /* taken: another try */
+    }
   }
 }
 
@@ -67,16 +71,26 @@ async function serveSession(stack: EmbeddedStack, id: string): Promise<void> {
   const res = await fetch(`${stack.apiUrl}/v1/sessions?wait=live`, {
     method: 'POST',
     headers,
-    body: JSON.stringify({ conversationId: id, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${id}` }, mode: 'direct' }),
+    body: JSON.stringify({
+      conversationId: id,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: `room-${id}` },
+      mode: 'direct',
+    }),
   });
   const body = (await res.json()) as { phase: string };
   assert.equal(res.status, 201, JSON.stringify(body));
   assert.equal(body.phase, 'live');
   assert.equal((await fetch(`${stack.apiUrl}/v1/sessions/${id}/end`, { method: 'POST', headers: { authorization: headers.authorization } })).status, 202);
-  await eventually(`session ${id} completed`, async () => {
-    const s = (await (await fetch(`${stack.apiUrl}/v1/sessions/${id}`, { headers: { authorization: headers.authorization } })).json()) as { phase: string };
-    return s.phase === 'completed' ? true : undefined;
-  }, 60_000, 250);
+  await eventually(
+    `session ${id} completed`,
+    async () => {
+      const s = (await (await fetch(`${stack.apiUrl}/v1/sessions/${id}`, { headers: { authorization: headers.authorization } })).json()) as { phase: string };
+      return s.phase === 'completed' ? true : undefined;
+    },
+    60_000,
+    250,
+  );
 }
 
 describe('npm start after a hard stop', () => {
@@ -86,9 +100,16 @@ describe('npm start after a hard stop', () => {
     for (const c of cleanups.reverse()) await c();
   });
   /** Whatever a test left running (a failed assertion mid-way) is killed at the end. */
-  const killAtEnd = (procs: ProcessIdentity[]) => cleanups.push(() => {
-    for (const p of procs) if (running(p)) try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
-  });
+  const killAtEnd = (procs: ProcessIdentity[]) =>
+    cleanups.push(() => {
+      for (const p of procs)
+        if (running(p))
+          try {
+            process.kill(p.pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+    });
   const tempDir = () => {
     const d = mkdtempSync(path.join(os.tmpdir(), 'avatar-restart-'));
     cleanups.push(() => rmSync(d, { recursive: true, force: true }));
@@ -102,8 +123,14 @@ describe('npm start after a hard stop', () => {
     cleanups.push(() => first.stop(5000));
     const servers = recordedServers(dataDir);
     assert.deepEqual(servers.map((s) => s.name).sort(), ['livekit', 'livekit-runway-sim', 'temporal']);
-    const firstProcs = descendants(first.pid).map((pid) => identify(pid)).filter((p): p is ProcessIdentity => !!p);
-    for (const s of servers) assert.ok(firstProcs.some((p) => p.pid === s.pid), `${s.name} (pid ${s.pid}) is a child of npm start`);
+    const firstProcs = descendants(first.pid)
+      .map((pid) => identify(pid))
+      .filter((p): p is ProcessIdentity => !!p);
+    for (const s of servers)
+      assert.ok(
+        firstProcs.some((p) => p.pid === s.pid),
+        `${s.name} (pid ${s.pid}) is a child of npm start`,
+      );
     killAtEnd(firstProcs);
 
     // While it runs, a second npm start on its data directory is refused and changes nothing.
@@ -122,7 +149,12 @@ describe('npm start after a hard stop', () => {
 
     // Nothing of the first start is left: its servers, its watcher, its esbuild service.
     await eventually('every process of the first start gone', async () => (firstProcs.some(running) ? undefined : true), 20_000, 200).catch((err: Error) => {
-      throw new Error(`${err.message}: ${firstProcs.filter(running).map((p) => `${p.pid} ${p.exe}`).join(', ')}`);
+      throw new Error(
+        `${err.message}: ${firstProcs
+          .filter(running)
+          .map((p) => `${p.pid} ${p.exe}`)
+          .join(', ')}`,
+      );
     });
     const now = recordedServers(dataDir);
     assert.equal(now.length, 3);
@@ -159,15 +191,27 @@ describe('npm start after a hard stop', () => {
     const lkBase = await freeRun(3, new Set(variables.map((v) => Number(env[v]))));
     const lkPlus1 = lkBase + 1;
     const held = [...variables.map((v) => Number(env[v])), lkPlus1];
-    const holder = spawn(process.execPath, ['-e', `
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const net = require('net');
       const ports = process.argv.slice(1).map(Number);
       let n = 0;
       for (const p of ports) net.createServer().listen(p, p === ${lkPlus1} ? '0.0.0.0' : '127.0.0.1', () => { if (++n === ports.length) console.log('listening'); });
-    `, ...held.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    cleanups.push(() => { holder.kill('SIGKILL'); });
+    `,
+        ...held.map(String),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    cleanups.push(() => {
+      holder.kill('SIGKILL');
+    });
     await new Promise<void>((resolve, reject) => {
-      holder.stdout.on('data', (d: Buffer) => { if (d.toString().includes('listening')) resolve(); });
+      holder.stdout.on('data', (d: Buffer) => {
+        if (d.toString().includes('listening')) resolve();
+      });
       holder.once('exit', () => reject(new Error('the holder exited')));
     });
 
@@ -175,7 +219,11 @@ describe('npm start after a hard stop', () => {
     const all = await runMain(embeddedStackEnv(dataDir, env));
     assert.equal(all.code, 1, all.stderr);
     for (const v of variables) {
-      assert.match(all.stderr, new RegExp(`port ${env[v]} \\(${v}, [^)]*\\) is already in use, held by pid ${holder.pid} \\(${process.execPath.replace(/[/\\.]/g, '\\$&')} -e`), `${v} named with its holder`);
+      assert.match(
+        all.stderr,
+        new RegExp(`port ${env[v]} \\(${v}, [^)]*\\) is already in use, held by pid ${holder.pid} \\(${process.execPath.replace(/[/\\.]/g, '\\$&')} -e`),
+        `${v} named with its holder`,
+      );
       assert.match(all.stderr, new RegExp(`set ${v}=<another port>`));
     }
     assert.ok(!existsSync(path.join(dataDir, 'logs', 'temporal.log')), 'no server was started');
@@ -186,7 +234,10 @@ describe('npm start after a hard stop', () => {
     const others = await pinnedPorts();
     const one = await runMain(embeddedStackEnv(tempDir(), { ...others, DEV_LIVEKIT_PORT: String(lkBase) }));
     assert.equal(one.code, 1, one.stderr);
-    assert.match(one.stderr, new RegExp(`port ${lkPlus1} \\(DEV_LIVEKIT_PORT\\+1, the LiveKit dev server's ICE/TCP port\\) is already in use, held by pid ${holder.pid}`));
+    assert.match(
+      one.stderr,
+      new RegExp(`port ${lkPlus1} \\(DEV_LIVEKIT_PORT\\+1, the LiveKit dev server's ICE/TCP port\\) is already in use, held by pid ${holder.pid}`),
+    );
     assert.doesNotMatch(one.stderr, /DEV_TEMPORAL_PORT|API_PORT|METRICS_PORT/, 'free ports are not named');
 
     assert.equal(holder.exitCode, null, 'the unrelated holder was not touched');

@@ -7,8 +7,18 @@ import type { AddressInfo } from 'node:net';
 import { MockAgent, errors as undiciErrors } from 'undici';
 import type { MockInterceptor } from 'undici/types/mock-interceptor';
 import {
-  RUNWAY_MAX_DURATION, RUNWAY_PRESET_IDS, RunwayClient, RunwayError, TERMINAL_STATUSES, isRunwayError, isTerminalStatus, parseRetryAfter,
-  type RealtimeSessionCreateParams, type RunwayErrorJSON, type RunwayErrorKind, type RunwayRequestInfo,
+  RUNWAY_MAX_DURATION,
+  RUNWAY_PRESET_IDS,
+  RunwayClient,
+  RunwayError,
+  TERMINAL_STATUSES,
+  isRunwayError,
+  isTerminalStatus,
+  parseRetryAfter,
+  type RealtimeSessionCreateParams,
+  type RunwayErrorJSON,
+  type RunwayErrorKind,
+  type RunwayRequestInfo,
 } from '../src/runway';
 
 const ORIGIN = 'https://runway.test';
@@ -54,7 +64,10 @@ function assertNoSecrets(err: RunwayError): void {
 }
 
 /** Awaits a rejection, checks it is a RunwayError with the expected fields and no secrets. */
-async function expectError(p: Promise<unknown>, want: { kind: RunwayErrorKind; status?: number; retryable?: boolean; retryAfterMs?: number }): Promise<RunwayError> {
+async function expectError(
+  p: Promise<unknown>,
+  want: { kind: RunwayErrorKind; status?: number; retryable?: boolean; retryAfterMs?: number },
+): Promise<RunwayError> {
   const err = await p.then(
     () => assert.fail(`expected a ${want.kind} RunwayError`),
     (e: unknown) => e,
@@ -75,7 +88,15 @@ const createParams: RealtimeSessionCreateParams = {
   maxDuration: 120,
   personality: 'Cheerful',
   startScript: 'Hello!',
-  tools: [{ type: 'backend_rpc', name: 'lookup_order', description: 'Looks up an order', parameters: [{ type: 'string', name: 'orderId', description: 'id', required: true }], timeoutSeconds: 5 }],
+  tools: [
+    {
+      type: 'backend_rpc',
+      name: 'lookup_order',
+      description: 'Looks up an order',
+      parameters: [{ type: 'string', name: 'orderId', description: 'id', required: true }],
+      timeoutSeconds: 5,
+    },
+  ],
 };
 
 const CREATED = '2025-01-01T00:00:00.000Z';
@@ -150,9 +171,23 @@ describe('RunwayClient: endpoints', () => {
     const { pool, client } = setup();
     const transcript = [
       { role: 'user', content: 'Hi', timestamp: CREATED },
-      { role: 'assistant', content: null, timestamp: null, toolCalls: [{ name: 'lookup_order', arguments: { orderId: '7' }, id: 'c1' }], toolResults: [{ name: 'lookup_order', id: 'c1', result: 'shipped', durationMs: 12 }] },
+      {
+        role: 'assistant',
+        content: null,
+        timestamp: null,
+        toolCalls: [{ name: 'lookup_order', arguments: { orderId: '7' }, id: 'c1' }],
+        toolResults: [{ name: 'lookup_order', id: 'c1', result: 'shipped', durationMs: 12 }],
+      },
     ];
-    const { seen, reply } = capture(200, { id: 's1', status: 'failed', createdAt: CREATED, failure: 'boom', failureCode: 'INTERNAL', transcript, avatar: { type: 'runway-preset', presetId: 'influencer' } });
+    const { seen, reply } = capture(200, {
+      id: 's1',
+      status: 'failed',
+      createdAt: CREATED,
+      failure: 'boom',
+      failureCode: 'INTERNAL',
+      transcript,
+      avatar: { type: 'runway-preset', presetId: 'influencer' },
+    });
     pool.intercept({ path: '/v1/avatar_conversations/s1', method: 'GET' }).reply(reply);
     const conv = await client.getConversation('s1');
     assert.equal(seen.headers['x-runway-version'], '2024-11-06');
@@ -160,14 +195,29 @@ describe('RunwayClient: endpoints', () => {
     assert.equal(conv.status === 'failed' && conv.failureCode, 'INTERNAL');
     assert.deepEqual(conv.transcript, transcript);
     assert.deepEqual(
-      { name: conv.name, recordingUrl: conv.recordingUrl, duration: conv.duration, maxDuration: conv.maxDuration, startedAt: conv.startedAt, tools: conv.tools },
+      {
+        name: conv.name,
+        recordingUrl: conv.recordingUrl,
+        duration: conv.duration,
+        maxDuration: conv.maxDuration,
+        startedAt: conv.startedAt,
+        tools: conv.tools,
+      },
       { name: '', recordingUrl: null, duration: null, maxDuration: null, startedAt: null, tools: [] },
     );
   });
 
   it('listConversations sends the filters as a query string and returns {data, nextCursor}', async () => {
     const { pool, client } = setup();
-    const item = { id: 'c1', status: 'in_progress', createdAt: CREATED, avatar: { type: 'custom', id: 'av1', name: 'Ann' }, duration: null, hasTools: true, name: 'Call' };
+    const item = {
+      id: 'c1',
+      status: 'in_progress',
+      createdAt: CREATED,
+      avatar: { type: 'custom', id: 'av1', name: 'Ann' },
+      duration: null,
+      hasTools: true,
+      name: 'Call',
+    };
     const { seen, reply } = capture(200, { data: [item], nextCursor: 'next-1' });
     pool.intercept({ path: (p) => p.startsWith('/v1/avatar_conversations?'), method: 'GET' }).reply(reply);
     const page = await client.listConversations({ limit: 50, avatar: 'av1', startDate: '2025-01-01T00:00:00Z', endDate: '2025-01-02T00:00:00Z', cursor: 'c0' });
@@ -227,7 +277,7 @@ describe('RunwayClient: endpoints', () => {
     assert.equal(seen.headers['x-runway-version'], '2024-11-06');
   });
 
-  it('takes the base URL from RUNWAYML_BASE_URL, else Runway\'s', () => {
+  it("takes the base URL from RUNWAYML_BASE_URL, else Runway's", () => {
     const saved = process.env.RUNWAYML_BASE_URL;
     try {
       delete process.env.RUNWAYML_BASE_URL;
@@ -259,16 +309,51 @@ describe('RunwayClient: HTTP error classification', () => {
     { name: '400 validation', status: 400, error: 'maxDuration: Number must be less than or equal to 1800', kind: 'invalid_request', retryable: false },
     { name: '422', status: 422, error: 'Unprocessable', kind: 'invalid_request', retryable: false },
     { name: '405', status: 405, error: 'Method not allowed', kind: 'invalid_request', retryable: false },
-    { name: 'Unrecognized key: integration', status: 400, error: 'Unrecognized key: integration', kind: 'integration_unsupported', retryable: false, call: 'create' },
+    {
+      name: 'Unrecognized key: integration',
+      status: 400,
+      error: 'Unrecognized key: integration',
+      kind: 'integration_unsupported',
+      retryable: false,
+      call: 'create',
+    },
     { name: 'Unrecognized key: livekit', status: 400, error: 'Unrecognized key: livekit', kind: 'integration_unsupported', retryable: false, call: 'create' },
-    { name: 'zod-style unrecognized key', status: 400, error: 'Unrecognized key(s) in object: \'integration\'', kind: 'integration_unsupported', retryable: false, call: 'create' },
-    { name: 'integration not available', status: 400, error: 'The LiveKit integration is not available for this organization', kind: 'integration_unsupported', retryable: false, call: 'create' },
+    {
+      name: 'zod-style unrecognized key',
+      status: 400,
+      error: "Unrecognized key(s) in object: 'integration'",
+      kind: 'integration_unsupported',
+      retryable: false,
+      call: 'create',
+    },
+    {
+      name: 'integration not available',
+      status: 400,
+      error: 'The LiveKit integration is not available for this organization',
+      kind: 'integration_unsupported',
+      retryable: false,
+      call: 'create',
+    },
     { name: '401', status: 401, error: 'Invalid API key', kind: 'unauthorized', retryable: false },
     { name: '403', status: 403, error: 'Forbidden', kind: 'unauthorized', retryable: false },
     { name: '404', status: 404, error: 'Not found', kind: 'not_found', retryable: false },
     { name: '429 rate limit', status: 429, error: 'Too many requests', kind: 'rate_limited', retryable: true },
-    { name: '429 concurrency', status: 429, error: 'Concurrency limit reached: 2 active realtime sessions', kind: 'concurrency_limited', retryable: true, call: 'create' },
-    { name: '400 concurrency', status: 400, error: 'You have reached your maximum concurrent sessions', kind: 'concurrency_limited', retryable: true, call: 'create' },
+    {
+      name: '429 concurrency',
+      status: 429,
+      error: 'Concurrency limit reached: 2 active realtime sessions',
+      kind: 'concurrency_limited',
+      retryable: true,
+      call: 'create',
+    },
+    {
+      name: '400 concurrency',
+      status: 400,
+      error: 'You have reached your maximum concurrent sessions',
+      kind: 'concurrency_limited',
+      retryable: true,
+      call: 'create',
+    },
     { name: 'consume expired (400)', status: 400, error: 'Session expired', kind: 'session_expired', retryable: false, call: 'consume' },
     { name: 'consume expired (410)', status: 410, error: 'Session key has expired', kind: 'session_expired', retryable: false, call: 'consume' },
     { name: 'consume twice (400)', status: 400, error: 'Session already consumed', kind: 'already_consumed', retryable: false, call: 'consume' },
@@ -312,7 +397,9 @@ describe('RunwayClient: HTTP error classification', () => {
 
   it('429 with retry-after-ms → retryAfterMs', async () => {
     const { pool, client } = setup();
-    pool.intercept({ path: '/v1/realtime_sessions/s1', method: 'GET' }).reply(429, { error: 'Too many requests' }, { headers: { 'retry-after-ms': '1500', 'retry-after': '9' } });
+    pool
+      .intercept({ path: '/v1/realtime_sessions/s1', method: 'GET' })
+      .reply(429, { error: 'Too many requests' }, { headers: { 'retry-after-ms': '1500', 'retry-after': '9' } });
     await expectError(client.getSession('s1'), { kind: 'rate_limited', retryable: true, retryAfterMs: 1500 });
   });
 
@@ -330,7 +417,7 @@ describe('RunwayClient: HTTP error classification', () => {
     assert.ok(err.retryAfterMs! > 8_000 && err.retryAfterMs! <= 10_000, `retryAfterMs ${err.retryAfterMs}`);
   });
 
-  it('concurrency_limited keeps the server\'s delay', async () => {
+  it("concurrency_limited keeps the server's delay", async () => {
     const { pool, client } = setup();
     pool.intercept({ path: '/v1/realtime_sessions', method: 'POST' }).reply(429, { error: 'Concurrency limit reached' }, { headers: { 'retry-after': '20' } });
     await expectError(client.createSession(createParams), { kind: 'concurrency_limited', retryable: true, retryAfterMs: 20_000 });
@@ -338,7 +425,9 @@ describe('RunwayClient: HTTP error classification', () => {
 
   it('x-should-retry: false overrides a 5xx, x-should-retry: true a 400', async () => {
     const { pool, client } = setup();
-    pool.intercept({ path: '/v1/realtime_sessions/s1', method: 'GET' }).reply(503, { error: 'Down for maintenance' }, { headers: { 'x-should-retry': 'false' } });
+    pool
+      .intercept({ path: '/v1/realtime_sessions/s1', method: 'GET' })
+      .reply(503, { error: 'Down for maintenance' }, { headers: { 'x-should-retry': 'false' } });
     await expectError(client.getSession('s1'), { kind: 'unavailable', retryable: false });
     pool.intercept({ path: '/v1/realtime_sessions/s1', method: 'GET' }).reply(400, { error: 'Try again' }, { headers: { 'x-should-retry': 'true' } });
     await expectError(client.getSession('s1'), { kind: 'invalid_request', retryable: true });
@@ -424,7 +513,11 @@ describe('RunwayClient: over a real socket (its own keep-alive Agent)', () => {
       setTimeout(() => res.end('"s1"}'), 2000).unref();
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const client = new RunwayClient({ apiKey: API_KEY, baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeouts: { headersMs: 200, bodyMs: 200 } });
+    const client = new RunwayClient({
+      apiKey: API_KEY,
+      baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      timeouts: { headersMs: 200, bodyMs: 200 },
+    });
     const refusing = new RunwayClient({ apiKey: API_KEY, baseUrl: 'http://127.0.0.1:1' });
     try {
       await expectError(client.createSession(createParams), { kind: 'ambiguous', retryable: false });
@@ -519,9 +612,26 @@ describe('RunwayClient: secrets', () => {
 
 describe('RunwayError', () => {
   it('serialises to a plain shape and back', () => {
-    const err = new RunwayError({ kind: 'rate_limited', endpoint: 'status', status: 429, retryable: true, retryAfterMs: 1000, runwayMessage: 'slow', message: 'Runway status failed with 429' });
+    const err = new RunwayError({
+      kind: 'rate_limited',
+      endpoint: 'status',
+      status: 429,
+      retryable: true,
+      retryAfterMs: 1000,
+      runwayMessage: 'slow',
+      message: 'Runway status failed with 429',
+    });
     const json: RunwayErrorJSON = JSON.parse(JSON.stringify(err));
-    assert.deepEqual(json, { name: 'RunwayError', kind: 'rate_limited', endpoint: 'status', status: 429, retryable: true, retryAfterMs: 1000, runwayMessage: 'slow', message: 'Runway status failed with 429' });
+    assert.deepEqual(json, {
+      name: 'RunwayError',
+      kind: 'rate_limited',
+      endpoint: 'status',
+      status: 429,
+      retryable: true,
+      retryAfterMs: 1000,
+      runwayMessage: 'slow',
+      message: 'Runway status failed with 429',
+    });
     const back = RunwayError.fromJSON(json);
     assert.ok(isRunwayError(back) && back instanceof Error);
     assert.deepEqual(back.toJSON(), json);
@@ -533,7 +643,14 @@ describe('RunwayError', () => {
     agent.disableNetConnect();
     agents.push(agent);
     agent.get(ORIGIN).intercept({ path: '/v1/realtime_sessions/s1', method: 'DELETE' }).reply(204, '');
-    const client = new RunwayClient({ apiKey: API_KEY, baseUrl: ORIGIN, dispatcher: agent, onRequest: () => { throw new Error('metrics down'); } });
+    const client = new RunwayClient({
+      apiKey: API_KEY,
+      baseUrl: ORIGIN,
+      dispatcher: agent,
+      onRequest: () => {
+        throw new Error('metrics down');
+      },
+    });
     await client.cancelSession('s1');
   });
 });

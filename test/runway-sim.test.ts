@@ -48,7 +48,10 @@ const extraSims: RunwaySimulator[] = [];
 const children: ChildProcess[] = [];
 
 /** A raw request to the shared simulator: API key and version header unless told otherwise. */
-function raw(p: string, init: { method?: string; body?: unknown; key?: string | null; version?: string | null; contentType?: string | null; to?: RunwaySimulator } = {}) {
+function raw(
+  p: string,
+  init: { method?: string; body?: unknown; key?: string | null; version?: string | null; contentType?: string | null; to?: RunwaySimulator } = {},
+) {
   const target = init.to ?? sim;
   const headers: Record<string, string> = {};
   if (init.key !== null) headers.authorization = `Bearer ${init.key ?? target.apiKey}`;
@@ -63,10 +66,15 @@ function raw(p: string, init: { method?: string; body?: unknown; key?: string | 
 
 /** Polls the session through the API until it is in `status`. */
 async function untilStatus<S extends Status>(id: string, status: S, timeoutMs = 10_000): Promise<Extract<RealtimeSession, { status: S }>> {
-  return eventually(`session ${id} ${status}`, async () => {
-    const s = await runway.getSession(id);
-    return s.status === status ? (s as Extract<RealtimeSession, { status: S }>) : undefined;
-  }, timeoutMs, 25);
+  return eventually(
+    `session ${id} ${status}`,
+    async () => {
+      const s = await runway.getSession(id);
+      return s.status === status ? (s as Extract<RealtimeSession, { status: S }>) : undefined;
+    },
+    timeoutMs,
+    25,
+  );
 }
 
 async function readySession(over: Partial<RealtimeSessionCreateParams> = {}) {
@@ -84,7 +92,11 @@ async function ownSim(opts: Parameters<typeof startRunwaySimulator>[0] = {}): Pr
 
 before(async () => {
   lk = await startTestLiveKit('runway-sim');
-  sim = await startRunwaySimulator({ livekit: { url: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret }, seed: 7, defaults: { provisioningMs: 50, avatarMedia: 'off' } });
+  sim = await startRunwaySimulator({
+    livekit: { url: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret },
+    seed: 7,
+    defaults: { provisioningMs: 50, avatarMedia: 'off' },
+  });
   runway = new RunwayClient({ apiKey: sim.apiKey, baseUrl: sim.baseUrl });
 });
 
@@ -126,9 +138,14 @@ describe('Runway simulator: API', () => {
     assert.deepEqual(await notJson.json(), { error: 'Invalid JSON body' });
 
     // A custom avatar and valid tools are accepted.
-    const custom = await runway.createSession(body({ avatar: { type: 'custom', avatarId: 'av_1' }, tools: [{ type: 'backend_rpc', name: 'look_up', description: 'd', timeoutSeconds: 5 }] }));
+    const custom = await runway.createSession(
+      body({ avatar: { type: 'custom', avatarId: 'av_1' }, tools: [{ type: 'backend_rpc', name: 'look_up', description: 'd', timeoutSeconds: 5 }] }),
+    );
     const conv = await runway.getConversation(custom.id);
-    assert.deepEqual(conv.tools.map((t) => t.name), ['look_up']);
+    assert.deepEqual(
+      conv.tools.map((t) => t.name),
+      ['look_up'],
+    );
     await runway.cancelSession(custom.id);
   });
 
@@ -206,7 +223,11 @@ describe('Runway simulator: API', () => {
     assert.equal(backend.roomName, creds.roomName);
     assert.equal(jwtClaims(backend.token).video?.hidden, true, 'the backend participant is hidden');
     assert.notEqual(jwtClaims(backend.token).sub, jwtClaims(creds.token).sub);
-    assert.equal((await raw(`/v1/realtime_sessions/${id}/connect_backend`, { method: 'POST', key: ready.sessionKey })).status, 401, 'connect_backend takes the API key');
+    assert.equal(
+      (await raw(`/v1/realtime_sessions/${id}/connect_backend`, { method: 'POST', key: ready.sessionKey })).status,
+      401,
+      'connect_backend takes the API key',
+    );
 
     const conv = await runway.getConversation(id);
     assert.equal(conv.id, id);
@@ -241,11 +262,16 @@ describe('Runway simulator: API', () => {
     const first = await runway.getSession(id);
     assert.equal(first.status, 'NOT_READY');
     assert.equal((first as { queued?: boolean }).queued, true);
-    await eventually('provisioning (no longer queued)', async () => {
-      const s = await runway.getSession(id);
-      assert.notEqual(s.status, 'READY', 'the provisioning phase was skipped');
-      return s.status === 'NOT_READY' && !s.queued ? true : undefined;
-    }, 10_000, 25);
+    await eventually(
+      'provisioning (no longer queued)',
+      async () => {
+        const s = await runway.getSession(id);
+        assert.notEqual(s.status, 'READY', 'the provisioning phase was skipped');
+        return s.status === 'NOT_READY' && !s.queued ? true : undefined;
+      },
+      10_000,
+      25,
+    );
     const ready = await untilStatus(id, 'READY');
     assert.ok(Date.parse(ready.expiresAt) > Date.now(), 'expiresAt is in the future');
     const creds = await runway.consumeSession(id, ready.sessionKey);
@@ -256,7 +282,13 @@ describe('Runway simulator: API', () => {
       const done = await untilStatus(id, 'COMPLETED');
       assert.ok(done.duration >= 10, `duration ${done.duration} (simulated seconds)`);
       assert.equal(sim.session(id)?.endedBy, 'max_duration');
-      assert.equal(sim.session(id)?.history.map((h) => h.status).join('>'), 'NOT_READY>READY>RUNNING>COMPLETED');
+      assert.equal(
+        sim
+          .session(id)
+          ?.history.map((h) => h.status)
+          .join('>'),
+        'NOT_READY>READY>RUNNING>COMPLETED',
+      );
       const conv = await runway.getConversation(id);
       assert.equal(conv.status, 'ended');
       assert.ok(conv.startedAt && conv.status === 'ended' && conv.endedAt);
@@ -327,7 +359,10 @@ describe('Runway simulator: API', () => {
     // Without Content-Type: application/json it still works, and is recorded.
     const second = await readySession();
     before = sim.invariantViolations().length;
-    assert.equal((await raw(`/v1/realtime_sessions/${second.id}/consume`, { method: 'POST', key: second.ready.sessionKey, version: null, contentType: null })).status, 200);
+    assert.equal(
+      (await raw(`/v1/realtime_sessions/${second.id}/consume`, { method: 'POST', key: second.ready.sessionKey, version: null, contentType: null })).status,
+      200,
+    );
     assert.match(sim.invariantViolations().slice(before).join('\n'), /Content-Type/);
     await runway.cancelSession(second.id);
 
@@ -392,7 +427,10 @@ describe('Runway simulator: API', () => {
 
     const createdAt = sim.session(ids[0]!)!.createdAt;
     const from = await runway.listConversations({ limit: 100, startDate: createdAt });
-    assert.ok(from.data.some((c) => c.id === ids[0]), 'startDate is inclusive');
+    assert.ok(
+      from.data.some((c) => c.id === ids[0]),
+      'startDate is inclusive',
+    );
     const until = await runway.listConversations({ limit: 100, endDate: createdAt });
     assert.ok(!until.data.some((c) => c.id === ids[0]), 'endDate is exclusive');
     assert.equal((await raw('/v1/avatar_conversations?limit=0')).status, 400);
@@ -411,9 +449,18 @@ describe('Runway simulator: API', () => {
     sim.nextSessions([{ provisioningMs: 60_000 }]);
     const { id } = await runway.createSession(body());
     await runway.getSession(id);
-    assert.deepEqual(sim.orphans().map((s) => s.id), [id]);
+    assert.deepEqual(
+      sim.orphans().map((s) => s.id),
+      [id],
+    );
     const reqs = sim.requests().slice(before);
-    assert.deepEqual(reqs.map((r) => [r.endpoint, r.method, r.status, r.sessionId]), [['create', 'POST', 200, id], ['status', 'GET', 200, id]]);
+    assert.deepEqual(
+      reqs.map((r) => [r.endpoint, r.method, r.status, r.sessionId]),
+      [
+        ['create', 'POST', 200, id],
+        ['status', 'GET', 200, id],
+      ],
+    );
     await runway.cancelSession(id);
     assert.deepEqual(sim.orphans(), []);
     const s = sim.session(id)!;
@@ -500,8 +547,14 @@ describe('Runway simulator: faults', () => {
     }
     const lost = sim.sessions().filter((s) => !before.has(s.id));
     assert.equal(lost.length, 1, 'the session exists although the answer was lost');
-    assert.ok(sim.orphans().some((s) => s.id === lost[0]!.id), 'and it is an orphan until cancelled');
-    const rec = sim.requests().slice(reqs).find((r) => r.endpoint === 'create')!;
+    assert.ok(
+      sim.orphans().some((s) => s.id === lost[0]!.id),
+      'and it is an orphan until cancelled',
+    );
+    const rec = sim
+      .requests()
+      .slice(reqs)
+      .find((r) => r.endpoint === 'create')!;
     assert.equal(rec.faultInjected, 'lost_answer');
     assert.equal(rec.status, 'reset');
     assert.equal(rec.sessionId, lost[0]!.id);
@@ -528,7 +581,10 @@ describe('Runway simulator: faults', () => {
       const { s, c } = await ownSim({ seed, faults: { '*': { status5xxRate: 0.4, status429Rate: 0.2, retryAfterMs: 1 } } });
       try {
         for (let i = 0; i < 16; i++) await c.getOrganization().catch(() => undefined);
-        return s.requests().map((r) => r.faultInjected ?? 'ok').join(',');
+        return s
+          .requests()
+          .map((r) => r.faultInjected ?? 'ok')
+          .join(',');
       } finally {
         await c.close();
       }
@@ -547,7 +603,12 @@ describe('Runway simulator: control API (/_sim/*)', () => {
     const { s, c } = await ownSim();
     await c.close();
     for (const headers of [{}, { 'x-sim-control': 'wrong' }, { authorization: `Bearer ${s.apiKey}` }] as Record<string, string>[]) {
-      for (const [method, p] of [['GET', 'ledger'], ['GET', 'invariants'], ['POST', 'reset'], ['POST', 'account']]) {
+      for (const [method, p] of [
+        ['GET', 'ledger'],
+        ['GET', 'invariants'],
+        ['POST', 'reset'],
+        ['POST', 'account'],
+      ]) {
         const res = await fetch(`${s.baseUrl}/_sim/${p}`, { method, headers, body: method === 'POST' ? '{}' : undefined });
         assert.equal(res.status, 401, `${method} ${p} with ${JSON.stringify(Object.keys(headers))}`);
       }
@@ -557,7 +618,11 @@ describe('Runway simulator: control API (/_sim/*)', () => {
   it('configures faults, the account and next sessions; serves the ledger (without secrets), invariants and reset', async () => {
     const { s, c } = await ownSim({ seed: 5, controlToken: 'ctl_test_token' });
     const ctl = (p: string, init: { method?: string; body?: unknown } = {}) =>
-      fetch(`${s.baseUrl}/_sim/${p}`, { method: init.method ?? 'GET', headers: { 'x-sim-control': 'ctl_test_token', 'content-type': 'application/json' }, body: init.body === undefined ? undefined : JSON.stringify(init.body) });
+      fetch(`${s.baseUrl}/_sim/${p}`, {
+        method: init.method ?? 'GET',
+        headers: { 'x-sim-control': 'ctl_test_token', 'content-type': 'application/json' },
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      });
     try {
       assert.equal((await ctl('configure', { method: 'POST', body: { faults: { organization: { status5xxRate: 1 } } } })).status, 200);
       assert.equal((await errorOf(c.getOrganization())).kind, 'unavailable');
@@ -606,7 +671,11 @@ describe('Runway simulator: control API (/_sim/*)', () => {
 
 describe('frame codes (src/media/frame-code.ts)', () => {
   it('round-trips counters through a frame and rejects torn or unrelated frames', () => {
-    for (const [w, h] of [[64, 64], [640, 360], [66, 50]] as const) {
+    for (const [w, h] of [
+      [64, 64],
+      [640, 360],
+      [66, 50],
+    ] as const) {
       for (const n of [0, 1, 255, 65_535, 0xfffffe, 0xffffff]) {
         const data = makeI420Frame(w, h, n);
         assert.equal(data.length, w * h + 2 * Math.ceil(w / 2) * Math.ceil(h / 2));
@@ -671,10 +740,25 @@ describe('Runway simulator: avatar media on LiveKit', () => {
     const customerRoom = `customer-${process.pid}-${Date.now()}`;
     const silentRoom = `${customerRoom}-silent`;
     sim.nextSessions([{ avatarMedia: 'light' }, { avatarMedia: 'light', joinCustomerRoom: false }]);
-    const joins = await runway.createSession(body({ integration: { type: 'livekit', url: lk.url, token: await joinToken(lk, customerRoom, 'runway-avatar', { kind: 'agent' }), roomName: customerRoom, agentIdentity: 'agent-1' } }));
-    const stays = await runway.createSession(body({ integration: { type: 'livekit', url: lk.url, token: await joinToken(lk, silentRoom, 'runway-avatar-2'), roomName: silentRoom } }));
+    const joins = await runway.createSession(
+      body({
+        integration: {
+          type: 'livekit',
+          url: lk.url,
+          token: await joinToken(lk, customerRoom, 'runway-avatar', { kind: 'agent' }),
+          roomName: customerRoom,
+          agentIdentity: 'agent-1',
+        },
+      }),
+    );
+    const stays = await runway.createSession(
+      body({ integration: { type: 'livekit', url: lk.url, token: await joinToken(lk, silentRoom, 'runway-avatar-2'), roomName: silentRoom } }),
+    );
     await untilStatus(joins.id, 'RUNNING', 20_000);
-    assert.deepEqual((await rooms.listParticipants(customerRoom)).map((p) => p.identity), ['runway-avatar']);
+    assert.deepEqual(
+      (await rooms.listParticipants(customerRoom)).map((p) => p.identity),
+      ['runway-avatar'],
+    );
     // The other one was provisioned alongside, but its avatar never shows up.
     assert.equal((await runway.getSession(stays.id)).status, 'READY');
     assert.equal(sim.avatar(stays.id), undefined);
@@ -692,12 +776,18 @@ describe("Runway simulator: LiveKit's avatar protocol in the customer's room (di
   const pcm = (seconds: number, rate: number, channels: number) => {
     const n = Math.round(seconds * rate);
     const b = Buffer.alloc(n * channels * 2);
-    for (let i = 0; i < n; i++) for (let c = 0; c < channels; c++) b.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 700 * i) / rate)), (i * channels + c) * 2);
+    for (let i = 0; i < n; i++)
+      for (let c = 0; c < channels; c++) b.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 700 * i) / rate)), (i * channels + c) * 2);
     return b;
   };
   /** Sends one segment as livekit-agents' DataStreamAudioOutput does, in chunks that may split a sample. */
   const send = async (from: Room, to: string, bytes: Buffer, rate: number, channels: number, close = true) => {
-    const w = await from.localParticipant!.streamBytes({ name: `AUDIO_${Date.now()}`, topic: 'lk.audio_stream', destinationIdentities: [to], attributes: { sample_rate: String(rate), num_channels: String(channels) } });
+    const w = await from.localParticipant!.streamBytes({
+      name: `AUDIO_${Date.now()}`,
+      topic: 'lk.audio_stream',
+      destinationIdentities: [to],
+      attributes: { sample_rate: String(rate), num_channels: String(channels) },
+    });
     for (let off = 0; off < bytes.length; off += 1001) await w.write(bytes.subarray(off, off + 1001));
     if (close) await w.close();
     return w;
@@ -706,7 +796,17 @@ describe("Runway simulator: LiveKit's avatar protocol in the customer's room (di
   it('plays lk.audio_stream segments in order, sends lk.playback_started then lk.playback_finished, and lk.clear_buffer interrupts every queued segment; other senders are refused', async () => {
     const room = `speech-${process.pid}-${Date.now()}`;
     sim.nextSessions([{ avatarMedia: 'light' }]);
-    const { id } = await runway.createSession(body({ integration: { type: 'livekit', url: lk.url, token: await joinToken(lk, room, 'runway-avatar', { kind: 'agent', attributes: { 'lk.publish_on_behalf': 'agent-1' } }), roomName: room, agentIdentity: 'agent-1' } }));
+    const { id } = await runway.createSession(
+      body({
+        integration: {
+          type: 'livekit',
+          url: lk.url,
+          token: await joinToken(lk, room, 'runway-avatar', { kind: 'agent', attributes: { 'lk.publish_on_behalf': 'agent-1' } }),
+          roomName: room,
+          agentIdentity: 'agent-1',
+        },
+      }),
+    );
     await untilStatus(id, 'RUNNING', 20_000);
     const agent = new Room();
     const stranger = new Room();
@@ -719,12 +819,16 @@ describe("Runway simulator: LiveKit's avatar protocol in the customer's room (di
         return 'ok';
       });
     }
-    const finished = () => calls.filter((c) => c.method === 'lk.playback_finished').map((c) => JSON.parse(c.payload) as { playback_position: number; interrupted: boolean });
+    const finished = () =>
+      calls.filter((c) => c.method === 'lk.playback_finished').map((c) => JSON.parse(c.payload) as { playback_position: number; interrupted: boolean });
     try {
       // One segment, stereo at 24 kHz, played out in full.
       await send(agent, 'runway-avatar', pcm(0.5, 24_000, 2), 24_000, 2);
       await eventually('playback_finished', () => (finished().length === 1 ? true : undefined), 20_000);
-      assert.deepEqual(calls.map((c) => c.method), ['lk.playback_started', 'lk.playback_finished']);
+      assert.deepEqual(
+        calls.map((c) => c.method),
+        ['lk.playback_started', 'lk.playback_finished'],
+      );
       assert.deepEqual(Object.keys(JSON.parse(calls[1]!.payload)).sort(), ['interrupted', 'playback_position'], 'livekit-agents parses exactly these keys');
       assert.equal(finished()[0]!.interrupted, false);
       assert.ok(Math.abs(finished()[0]!.playback_position - 0.5) < 0.02, `position ${finished()[0]!.playback_position}`);
@@ -732,7 +836,10 @@ describe("Runway simulator: LiveKit's avatar protocol in the customer's room (di
       // Someone else's audio is not the agent's: refused, nothing played, nothing reported.
       await send(stranger, 'runway-avatar', pcm(0.3, 48_000, 1), 48_000, 1);
       await eventually('the stranger refused', () => ((sim.avatar(id)!.stats().speech?.streamsRefused ?? 0) >= 1 ? true : undefined));
-      await assert.rejects(stranger.localParticipant!.performRpc({ destinationIdentity: 'runway-avatar', method: 'lk.clear_buffer', payload: '' }), (e: RpcError) => e.code === RpcError.ErrorCode.APPLICATION_ERROR);
+      await assert.rejects(
+        stranger.localParticipant!.performRpc({ destinationIdentity: 'runway-avatar', method: 'lk.clear_buffer', payload: '' }),
+        (e: RpcError) => e.code === RpcError.ErrorCode.APPLICATION_ERROR,
+      );
 
       // Two long segments queued (the second still streaming), then clear_buffer: both end interrupted.
       await send(agent, 'runway-avatar', pcm(20, 48_000, 1), 48_000, 1);
@@ -746,7 +853,10 @@ describe("Runway simulator: LiveKit's avatar protocol in the customer's room (di
       assert.deepEqual(queued, { playback_position: 0, interrupted: true });
       await open.close();
       const stats = sim.avatar(id)!.stats().speech!;
-      assert.deepEqual({ ...stats, speechFramesPlayed: undefined }, { segmentsReceived: 3, segmentsFinished: 1, segmentsInterrupted: 2, speechFramesPlayed: undefined, streamsRefused: 1 });
+      assert.deepEqual(
+        { ...stats, speechFramesPlayed: undefined },
+        { segmentsReceived: 3, segmentsFinished: 1, segmentsInterrupted: 2, speechFramesPlayed: undefined, streamsRefused: 1 },
+      );
     } finally {
       await agent.disconnect();
       await stranger.disconnect();
@@ -768,19 +878,29 @@ describe('npm run runway-sim (src/runway-sim/main.ts)', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    await eventually('the simulator banner', () => {
-      if (child.exitCode !== null) throw new Error(`exited early with ${child.exitCode}: ${out}`);
-      return /Ctrl-C stops it/.test(out) ? true : undefined;
-    }, 60_000);
+    await eventually(
+      'the simulator banner',
+      () => {
+        if (child.exitCode !== null) throw new Error(`exited early with ${child.exitCode}: ${out}`);
+        return /Ctrl-C stops it/.test(out) ? true : undefined;
+      },
+      60_000,
+    );
     const baseUrl = /RUNWAYML_BASE_URL=(\S+)/.exec(out)![1]!;
     return { child, output: () => out, exited, baseUrl };
   }
 
   it('runs against a given LiveKit: prints where it listens and the generated key; SIGTERM stops it', async () => {
-    const m = await startMain(
-      { RUNWAY_SIM_LIVEKIT_URL: lk.url, RUNWAY_SIM_LIVEKIT_API_KEY: lk.apiKey, RUNWAY_SIM_LIVEKIT_API_SECRET: lk.apiSecret },
-      ['--port', '0', '--max-concurrent', '4', '--provisioning-ms', '20', '--avatar-media', 'off'],
-    );
+    const m = await startMain({ RUNWAY_SIM_LIVEKIT_URL: lk.url, RUNWAY_SIM_LIVEKIT_API_KEY: lk.apiKey, RUNWAY_SIM_LIVEKIT_API_SECRET: lk.apiSecret }, [
+      '--port',
+      '0',
+      '--max-concurrent',
+      '4',
+      '--provisioning-ms',
+      '20',
+      '--avatar-media',
+      'off',
+    ]);
     const key = /RUNWAYML_API_SECRET=(key_\w+)/.exec(m.output())?.[1];
     assert.ok(key, `a generated key is printed:\n${m.output()}`);
     assert.ok(!m.output().includes(lk.apiSecret), 'the LiveKit secret is never printed');
@@ -804,7 +924,12 @@ describe('npm run runway-sim (src/runway-sim/main.ts)', () => {
 
   it('starts its own LiveKit when none is given, never prints a key it was given, and stops that LiveKit on SIGINT', async () => {
     const apiKey = 'key_from_env_0123456789abcdef';
-    const m = await startMain({ RUNWAY_SIM_PORT: '0', RUNWAY_SIM_API_KEY: apiKey, RUNWAY_SIM_CONTROL_TOKEN: 'ctl_from_env_0123', RUNWAY_SIM_AVATAR_MEDIA: 'off' });
+    const m = await startMain({
+      RUNWAY_SIM_PORT: '0',
+      RUNWAY_SIM_API_KEY: apiKey,
+      RUNWAY_SIM_CONTROL_TOKEN: 'ctl_from_env_0123',
+      RUNWAY_SIM_AVATAR_MEDIA: 'off',
+    });
     assert.ok(!m.output().includes(apiKey), 'the API key from the environment is not printed');
     assert.ok(!m.output().includes('ctl_from_env_0123'), 'nor the control token');
     const lkUrl = /avatars on (ws:\/\/\S+)/.exec(m.output())?.[1];
@@ -825,7 +950,10 @@ describe('npm run runway-sim (src/runway-sim/main.ts)', () => {
   });
 
   it('rejects an invalid configuration with exit code 2', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/runway-sim/main.ts'), '--port', 'many'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/runway-sim/main.ts'), '--port', 'many'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));

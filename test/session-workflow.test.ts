@@ -35,8 +35,11 @@ async function finalState(stack: SessionStack, conversationId: string): Promise<
       const d = await handle.describe();
       const s = await stack.sessions.getSession(conversationId).catch((e) => console.error('query failed', e));
       const h = await handle.fetchHistory();
-      for (const e of h.events?.slice(-8) ?? []) console.error(String(e.eventType), JSON.stringify(e.workflowTaskFailedEventAttributes?.failure?.message ?? ''));
-      throw new Error(`${String(err)}; status ${d.status.name}, phase ${s?.phase}, pending activities ${JSON.stringify(d.raw.pendingActivities?.map((a) => a.activityType?.name))}, events ${JSON.stringify(s?.events?.slice(-5))}`);
+      for (const e of h.events?.slice(-8) ?? [])
+        console.error(String(e.eventType), JSON.stringify(e.workflowTaskFailedEventAttributes?.failure?.message ?? ''));
+      throw new Error(
+        `${String(err)}; status ${d.status.name}, phase ${s?.phase}, pending activities ${JSON.stringify(d.raw.pendingActivities?.map((a) => a.activityType?.name))}, events ${JSON.stringify(s?.events?.slice(-5))}`,
+      );
     });
   } catch (err) {
     if (!(err instanceof WorkflowFailedError)) throw err;
@@ -46,10 +49,14 @@ async function finalState(stack: SessionStack, conversationId: string): Promise<
 }
 
 async function waitPhase(stack: SessionStack, conversationId: string, phase: string, timeoutMs = 20_000): Promise<SessionState> {
-  return eventually(`phase ${phase}`, async () => {
-    const s = await stack.sessions.getSession(conversationId);
-    return s?.phase === phase ? s : undefined;
-  }, timeoutMs);
+  return eventually(
+    `phase ${phase}`,
+    async () => {
+      const s = await stack.sessions.getSession(conversationId);
+      return s?.phase === phase ? s : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 describe('avatarSession workflow', () => {
@@ -62,9 +69,10 @@ describe('avatarSession workflow', () => {
   });
   afterEach(async (t) => {
     // Finished runs feed the replay test (RECORD_HISTORIES=1 rewrites test/histories).
-    if (lastConversation) await recordHistory(stack.env.client, sessionWorkflowId(lastConversation), `session-${t.name}`).catch((err) => {
-      if (!/NOT_FOUND/.test(String(err))) throw err; // bad input never started a workflow
-    });
+    if (lastConversation)
+      await recordHistory(stack.env.client, sessionWorkflowId(lastConversation), `session-${t.name}`).catch((err) => {
+        if (!/NOT_FOUND/.test(String(err))) throw err; // bad input never started a workflow
+      });
     lastConversation = undefined;
     // The ledger's verdict after every test: nothing left running at Runway, no contract violation.
     await eventually('no orphaned Runway sessions', () => (stack.sim.orphans().length === 0 ? true : undefined), 15_000);
@@ -95,7 +103,7 @@ describe('avatarSession workflow', () => {
     assert.deepEqual(await participantsIn(stack.customer, inp.livekit.roomName), []);
   });
 
-  it('capacity free: the slot comes in the admission request\'s own answer, and the create goes out in the first workflow task', async () => {
+  it("capacity free: the slot comes in the admission request's own answer, and the create goes out in the first workflow task", async () => {
     // A controller that has asked for its limit hint (a fresh one waits for it before granting).
     const warm = input();
     await stack.sessions.startAndWaitLive(warm);
@@ -152,7 +160,11 @@ describe('avatarSession workflow', () => {
     await waitPhase(stack, inp.conversationId, 'waiting_ready');
     stack.sim.configure({ faults: { cancel: { clientError: { status: 401, rate: 1 } } } });
     await stack.sessions.endSession(inp.conversationId);
-    await eventually('the cancel refused twice', () => (stack.sim.requests().filter((r) => r.endpoint === 'cancel' && r.status === 401).length >= 2 ? true : undefined), 30_000);
+    await eventually(
+      'the cancel refused twice',
+      () => (stack.sim.requests().filter((r) => r.endpoint === 'cancel' && r.status === 401).length >= 2 ? true : undefined),
+      30_000,
+    );
     stack.sim.configure({ faults: {} });
     const { state, failed } = await finalState(stack, inp.conversationId);
     assert.equal(failed, undefined, 'the refusal did not escape teardown');
@@ -163,7 +175,7 @@ describe('avatarSession workflow', () => {
     assert.ok(!admission.holders.some((h) => h.holder === sessionWorkflowId(inp.conversationId)), 'its slot was released');
   });
 
-  it('FAILED during provisioning fails the session with Runway\'s failureCode', async () => {
+  it("FAILED during provisioning fails the session with Runway's failureCode", async () => {
     const inp = input();
     stack.sim.nextSessions([{ provisioningMs: 5000, failAfterMs: 200, failureCode: 'INTERNAL.GPU_UNAVAILABLE' }]);
     await stack.sessions.startSession(inp);
@@ -192,12 +204,20 @@ describe('avatarSession workflow', () => {
     stack.sim.configure({ faults: { create: { status5xxRate: 1 } } });
     const inp = input();
     await stack.sessions.startSession(inp);
-    await eventually('a create answered 5xx', async () => ((await stack.sessions.getSession(inp.conversationId))?.events.some((e) => e.type === 'create_retry') ? true : undefined), 20_000, 100);
+    await eventually(
+      'a create answered 5xx',
+      async () => ((await stack.sessions.getSession(inp.conversationId))?.events.some((e) => e.type === 'create_retry') ? true : undefined),
+      20_000,
+      100,
+    );
     stack.sim.configure({ faults: {} });
     await stack.sessions.waitLive(inp.conversationId);
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.ok(state!.ambiguousCreates.length >= 1, 'the 5xx create is on record for the reaper');
-    assert.ok(state!.events.some((e) => e.type === 'ambiguous_create' && /answered 50\d/.test(e.message)), JSON.stringify(state!.events));
+    assert.ok(
+      state!.events.some((e) => e.type === 'ambiguous_create' && /answered 50\d/.test(e.message)),
+      JSON.stringify(state!.events),
+    );
     await stack.sessions.endSession(inp.conversationId);
     assert.equal((await finalState(stack, inp.conversationId)).state.phase, 'completed');
   });
@@ -213,7 +233,7 @@ describe('avatarSession workflow', () => {
     assert.equal(stack.sim.session(state.runwaySessionIds[0]!)?.status, 'CANCELLED');
   });
 
-  it('direct: integration rejected by the account fails with Runway\'s message', async () => {
+  it("direct: integration rejected by the account fails with Runway's message", async () => {
     stack.sim.setAccount({ livekitIntegration: false });
     try {
       const inp = input();
@@ -284,9 +304,17 @@ describe('avatarSession workflow', () => {
     await stack.sessions.endSession(inp.conversationId);
     await finalState(stack, inp.conversationId);
     const stillRunning = lost.filter((l) => !['COMPLETED', 'CANCELLED', 'FAILED'].includes(stack.sim.session(l.id)!.status));
-    const report = (await stack.env.client.workflow.execute('reconcileRunwaySessions', { taskQueue: 'avatar-sessions', workflowId: uniqueId('reaper'), args: [{ graceSeconds: 0 }] })) as { reaped: { runwaySessionId: string; reason: string }[] };
+    const report = (await stack.env.client.workflow.execute('reconcileRunwaySessions', {
+      taskQueue: 'avatar-sessions',
+      workflowId: uniqueId('reaper'),
+      args: [{ graceSeconds: 0 }],
+    })) as { reaped: { runwaySessionId: string; reason: string }[] };
     assert.ok(stillRunning.length >= 1, 'a lost session was still running at Runway');
-    for (const l of stillRunning) assert.ok(report.reaped.some((r) => r.runwaySessionId === l.id && r.reason === 'ambiguous_create'), `reaped ${l.id}`);
+    for (const l of stillRunning)
+      assert.ok(
+        report.reaped.some((r) => r.runwaySessionId === l.id && r.reason === 'ambiguous_create'),
+        `reaped ${l.id}`,
+      );
     for (const l of lost) assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(l.id)!.status), `lost session ${l.id} ended`);
     lastConversation = undefined;
   });
@@ -317,9 +345,8 @@ describe('avatarSession workflow', () => {
 
   it('rejects bad input before anything reaches Runway', async () => {
     const before = stack.sim.requests().length;
-    await assert.rejects(
-      stack.sessions.startSession({ ...input(), avatar: { type: 'runway-preset', presetId: 'nope' } }),
-      (err: Error) => /avatar\.presetId: unknown preset; use one of: game-character/.test(err.message),
+    await assert.rejects(stack.sessions.startSession({ ...input(), avatar: { type: 'runway-preset', presetId: 'nope' } }), (err: Error) =>
+      /avatar\.presetId: unknown preset; use one of: game-character/.test(err.message),
     );
     await assert.rejects(stack.sessions.startSession({ ...input(), conversationId: 'has spaces' }), /conversationId/);
     await assert.rejects(stack.sessions.startSession({ ...input(), maxDurationSeconds: -5 }), /maxDurationSeconds: must be a positive/);

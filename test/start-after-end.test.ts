@@ -18,7 +18,13 @@ describe('a start after the end', () => {
   let api: Awaited<ReturnType<typeof startApiServer>>;
   before(async () => {
     stack = await startSessionStack({ sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
-    api = await startApiServer({ config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port: 0, allowTimingOverrides: true });
+    api = await startApiServer({
+      config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port: 0,
+      allowTimingOverrides: true,
+    });
   });
   after(async () => {
     await api?.close();
@@ -27,9 +33,20 @@ describe('a start after the end', () => {
 
   function input(): SessionInput {
     const conversationId = uniqueId('again');
-    return { conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}` }, mode: 'direct', timing };
+    return {
+      conversationId,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: `room-${conversationId}` },
+      mode: 'direct',
+      timing,
+    };
   }
-  const post = (body: unknown) => fetch(`${api.url}/v1/sessions`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const post = (body: unknown) =>
+    fetch(`${api.url}/v1/sessions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
   const runwaySessionsOf = (inp: SessionInput) => stack.sim.sessions().filter((s) => JSON.stringify(s.body).includes(inp.livekit.roomName)).length;
 
   it('the API answers 409 with the previous outcome and creates nothing; restart: true starts a new session', async () => {

@@ -27,10 +27,18 @@ describe('time-dependent logic on the time-skipping server', () => {
     lk = await startTestLiveKit('time-skipping');
     env = await startTimeSkippingTemporal({ dataConverter: encryptedDataConverter([TEST_SECRETS_KEY]) });
     sim = await startRunwaySimulator({ account: { maxConcurrentSessions: 0 } });
-    const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} } });
+    const bundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      failureConverterPath: FAILURE_CONVERTER_PATH,
+      logger: { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} },
+    });
     worker = await createSessionWorker({
       connection: env.nativeConnection,
-      config: { runway: { apiKey: sim.apiKey, baseUrl: sim.baseUrl }, livekit: { url: lk.url, publicUrl: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret }, secretsKey: TEST_SECRETS_KEY },
+      config: {
+        runway: { apiKey: sim.apiKey, baseUrl: sim.baseUrl },
+        livekit: { url: lk.url, publicUrl: lk.url, apiKey: lk.apiKey, apiSecret: lk.apiSecret },
+        secretsKey: TEST_SECRETS_KEY,
+      },
       workflowBundle: { code: bundle.code },
       admission: { sessionLimitOverride: 5, checkIntervalSeconds: 30 },
     });
@@ -49,7 +57,17 @@ describe('time-dependent logic on the time-skipping server', () => {
     const conversationId = `ts-${Date.now().toString(36)}`;
     const started = Date.now();
     await sessions.startSession({ conversationId, avatar: { type: 'runway-preset', presetId: 'influencer' }, livekit: { roomName: 'r' }, mode: 'direct' });
-    const err = await withTimeout(env.client.workflow.getHandle(sessionWorkflowId(conversationId)).result().then(() => undefined, (e: unknown) => e), 120_000, 'the capacity deadline');
+    const err = await withTimeout(
+      env.client.workflow
+        .getHandle(sessionWorkflowId(conversationId))
+        .result()
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        ),
+      120_000,
+      'the capacity deadline',
+    );
     assert.ok(err instanceof WorkflowFailedError);
     const state = await sessions.getSession(conversationId);
     assert.equal(state?.phase, 'failed');

@@ -26,7 +26,11 @@ import { startSessionStack, uniqueId, type SessionStack } from './helpers/sessio
 import { eventually, withTimeout } from './helpers/wait';
 
 const timing = { readyDeadlineSeconds: 20, avatarJoinTimeoutSeconds: 8, monitorIntervalSeconds: 2, endCallGraceSeconds: 3, heartbeatTimeoutSeconds: 5 };
-const LOCAL_ACTIVITIES = new Set(Object.entries(ACTIVITY_POLICIES).filter(([, p]) => 'local' in p && p.local).map(([name]) => name));
+const LOCAL_ACTIVITIES = new Set(
+  Object.entries(ACTIVITY_POLICIES)
+    .filter(([, p]) => 'local' in p && p.local)
+    .map(([name]) => name),
+);
 
 /** The spans of one trace as an indented tree: name, span id, parent id (what the closing note shows). */
 function printTree(spans: ReadableSpan[]): string {
@@ -62,7 +66,12 @@ describe('OpenTelemetry traces', () => {
   before(async () => {
     tracing = (await startTracing(undefined, { serviceName: 'tracing-test', exporter }))!;
     stack = await startSessionStack({ tracing, sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
-    const sink = new Writable({ write(chunk, _enc, cb) { logLines.push(String(chunk)); cb(); } });
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        logLines.push(String(chunk));
+        cb();
+      },
+    });
     const api = await startApiServer({
       config: { apiToken: token, apiPort: 0, livekit: stack.config.livekit },
       sessions: stack.sessions,
@@ -83,7 +92,13 @@ describe('OpenTelemetry traces', () => {
 
   it('one session over HTTP is one trace: the API span, StartWorkflow, RunWorkflow and every activity, parent by parent', async () => {
     conversationId = uniqueId('trace');
-    const body = { conversationId, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${conversationId}` }, mode: 'direct', timing };
+    const body = {
+      conversationId,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: `room-${conversationId}` },
+      mode: 'direct',
+      timing,
+    };
     const res = await fetch(`${base}/v1/sessions?wait=live`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
     const started = (await res.json()) as { phase?: string; runId: string };
     assert.equal(res.status, 201, JSON.stringify(started));
@@ -95,21 +110,25 @@ describe('OpenTelemetry traces', () => {
     // Workflow spans leave the sandbox through the sink after the task that ends them; a cancelled
     // activity (the live session's monitor) ends its span once it has seen the cancellation.
     const isRun = (s: ReadableSpan) => s.name === 'RunWorkflow:avatarSession' && s.attributes.workflowId === sessionWorkflowId(conversationId);
-    const spans = await eventually('the run span and every scheduled activity\'s run span to be exported', async () => {
-      await tracing.forceFlush();
-      const all = exporter.getFinishedSpans();
-      const run = all.find(isRun);
-      if (!run) return undefined;
-      const inRun = all.filter((s) => s.spanContext().traceId === run.spanContext().traceId);
-      const open = inRun.filter((s) => s.name.startsWith('StartActivity:') && !inRun.some((r) => r.parentSpanId === s.spanContext().spanId));
-      return open.length ? undefined : all;
-    }, 60_000);
+    const spans = await eventually(
+      "the run span and every scheduled activity's run span to be exported",
+      async () => {
+        await tracing.forceFlush();
+        const all = exporter.getFinishedSpans();
+        const run = all.find(isRun);
+        if (!run) return undefined;
+        const inRun = all.filter((s) => s.spanContext().traceId === run.spanContext().traceId);
+        const open = inRun.filter((s) => s.name.startsWith('StartActivity:') && !inRun.some((r) => r.parentSpanId === s.spanContext().spanId));
+        return open.length ? undefined : all;
+      },
+      60_000,
+    );
 
     const apiSpan = spans.find((s) => s.name === 'POST /v1/sessions' && s.kind === SpanKind.SERVER);
     assert.ok(apiSpan, 'the API has a server span for POST /v1/sessions');
     const traceId = apiSpan.spanContext().traceId;
     const trace = spans.filter((s) => s.spanContext().traceId === traceId);
-     
+
     console.log(printTree(trace));
     assert.equal(apiSpan.parentSpanId, undefined, 'the API span is the root (the caller sent no traceparent)');
     assert.equal(apiSpan.attributes['http.route'], '/v1/sessions');
@@ -146,9 +165,16 @@ describe('OpenTelemetry traces', () => {
       assert.ok(runs.length >= 1, `${s.name} has its RunActivity child`);
     }
     const names = new Set(scheduled.map((s) => s.name.slice('StartActivity:'.length)));
-    for (const activity of ['createRunwaySession', 'sendEndCallToAvatar', 'removeServiceParticipants']) assert.ok(names.has(activity), `${activity} is traced (traced: ${[...names].join(', ')})`);
-    assert.ok([...names].some((n) => LOCAL_ACTIVITIES.has(n)), 'local activities are traced');
-    assert.ok([...names].some((n) => !LOCAL_ACTIVITIES.has(n)), 'regular activities are traced');
+    for (const activity of ['createRunwaySession', 'sendEndCallToAvatar', 'removeServiceParticipants'])
+      assert.ok(names.has(activity), `${activity} is traced (traced: ${[...names].join(', ')})`);
+    assert.ok(
+      [...names].some((n) => LOCAL_ACTIVITIES.has(n)),
+      'local activities are traced',
+    );
+    assert.ok(
+      [...names].some((n) => !LOCAL_ACTIVITIES.has(n)),
+      'regular activities are traced',
+    );
 
     // The end request is a trace of its own: its signal is handled in the workflow under it.
     const endSpan = spans.find((s) => s.name === 'POST /v1/sessions/:conversationId/end');
@@ -159,7 +185,9 @@ describe('OpenTelemetry traces', () => {
     assert.equal(endTrace.find((s) => s.name === 'HandleSignal:end')?.parentSpanId, signal.spanContext().spanId);
 
     // The API's log line for the request names the trace.
-    const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'request' && l.route === '/v1/sessions' && l.method === 'POST');
+    const line = logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'request' && l.route === '/v1/sessions' && l.method === 'POST');
     assert.equal(line?.trace_id, traceId);
     assert.equal(line?.span_id, apiSpan.spanContext().spanId);
   });
@@ -167,16 +195,31 @@ describe('OpenTelemetry traces', () => {
   it("a caller's traceparent is continued: the API span is its child", async () => {
     const parentTrace = randomBytes(16).toString('hex');
     const parentSpan = randomBytes(8).toString('hex');
-    const res = await fetch(`${base}/v1/sessions/${conversationId}`, { headers: { authorization: auth.authorization, traceparent: `00-${parentTrace}-${parentSpan}-01` } });
+    const res = await fetch(`${base}/v1/sessions/${conversationId}`, {
+      headers: { authorization: auth.authorization, traceparent: `00-${parentTrace}-${parentSpan}-01` },
+    });
     assert.equal(res.status, 200);
-    const span = await eventually('the GET span', () => exporter.getFinishedSpans().find((s) => s.name === 'GET /v1/sessions/:conversationId' && s.spanContext().traceId === parentTrace));
+    const span = await eventually('the GET span', () =>
+      exporter.getFinishedSpans().find((s) => s.name === 'GET /v1/sessions/:conversationId' && s.spanContext().traceId === parentTrace),
+    );
     assert.equal(span.parentSpanId, parentSpan);
-    assert.ok(exporter.getFinishedSpans().some((s) => s.name === 'QueryWorkflow:state' && s.parentSpanId === span.spanContext().spanId), 'the query is its child');
+    assert.ok(
+      exporter.getFinishedSpans().some((s) => s.name === 'QueryWorkflow:state' && s.parentSpanId === span.spanContext().spanId),
+      'the query is its child',
+    );
   });
 
   it('a log line written inside a span carries its trace_id and span_id; outside, none', () => {
     const lines: Record<string, unknown>[] = [];
-    const log = createLogger({ level: 'info', destination: new Writable({ write(chunk, _enc, cb) { lines.push(JSON.parse(String(chunk))); cb(); } }) });
+    const log = createLogger({
+      level: 'info',
+      destination: new Writable({
+        write(chunk, _enc, cb) {
+          lines.push(JSON.parse(String(chunk)));
+          cb();
+        },
+      }),
+    });
     log.info({ field: 1 }, 'outside');
     const ids = tracing.tracer.startActiveSpan('work', (span) => {
       log.info({ other: 2 }, 'inside');
@@ -195,7 +238,13 @@ describe('OpenTelemetry traces', () => {
   it('a session started without a trace context (an API that does not trace) leaves no span, even on a tracing worker', async () => {
     const untraced = new SessionsClient(stack.env.client); // no client interceptors
     const id = uniqueId('untraced');
-    await untraced.startSession({ conversationId: id, avatar: { type: 'runway-preset', presetId: 'cooking-teacher' }, livekit: { roomName: `room-${id}` }, mode: 'direct', timing });
+    await untraced.startSession({
+      conversationId: id,
+      avatar: { type: 'runway-preset', presetId: 'cooking-teacher' },
+      livekit: { roomName: `room-${id}` },
+      mode: 'direct',
+      timing,
+    });
     await withTimeout(untraced.waitLive(id), 60_000, 'the untraced session to be live');
     assert.ok(await untraced.endSession(id));
     const handle = stack.env.client.workflow.getHandle(sessionWorkflowId(id));
@@ -205,17 +254,29 @@ describe('OpenTelemetry traces', () => {
     assert.equal(started?.header?.fields?.['_tracer-data'], undefined, 'no trace context in its start');
     await tracing.forceFlush();
     const about = exporter.getFinishedSpans().filter((s) => JSON.stringify(s.attributes).includes(id));
-    assert.deepEqual(about.map((s) => s.name), []);
+    assert.deepEqual(
+      about.map((s) => s.name),
+      [],
+    );
   });
 
   it('the traced session replays on a worker that traces and on one that does not (test/replay.test.ts replays the untraced recordings with the same interceptors)', async () => {
     const history = await stack.env.client.workflow.getHandle(sessionWorkflowId(conversationId)).fetchHistory();
     const histories = [{ workflowId: sessionWorkflowId(conversationId), history }];
     const dataConverter = encryptedDataConverter([TEST_SECRETS_KEY]);
-    for (const [name, sinks] of [['tracing', tracing.workerOptions().sinks], ['not tracing', NO_TRACING_SINKS]] as const) {
+    for (const [name, sinks] of [
+      ['tracing', tracing.workerOptions().sinks],
+      ['not tracing', NO_TRACING_SINKS],
+    ] as const) {
       const failures: string[] = [];
       let replayed = 0;
-      const options = { workflowsPath: require.resolve('../workflows'), replayName: `tracing-replay-${name}`, dataConverter, interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] }, sinks };
+      const options = {
+        workflowsPath: require.resolve('../workflows'),
+        replayName: `tracing-replay-${name}`,
+        dataConverter,
+        interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] },
+        sinks,
+      };
       for await (const r of Worker.runReplayHistories(options, histories)) {
         replayed++;
         if (r.error) failures.push(`${r.workflowId}: ${r.error.message}`);
@@ -236,7 +297,10 @@ describe('tracing configuration (the OTEL_* variables)', () => {
 
   it('is on with an OTLP endpoint or a named exporter', () => {
     assert.deepEqual(tracingSettings(loadEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })), { exporters: ['otlp'], serviceName: undefined });
-    assert.deepEqual(tracingSettings(loadEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces', OTEL_SERVICE_NAME: 'avatars' })), { exporters: ['otlp'], serviceName: 'avatars' });
+    assert.deepEqual(tracingSettings(loadEnv({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://collector:4318/v1/traces', OTEL_SERVICE_NAME: 'avatars' })), {
+      exporters: ['otlp'],
+      serviceName: 'avatars',
+    });
     assert.deepEqual(tracingSettings(loadEnv({ OTEL_TRACES_EXPORTER: 'otlp, console' })), { exporters: ['otlp', 'console'], serviceName: undefined });
   });
 
@@ -250,14 +314,27 @@ describe('tracing configuration (the OTEL_* variables)', () => {
       [{ OTEL_TRACES_SAMPLER_ARG: '2' }, /OTEL_TRACES_SAMPLER_ARG: must be between 0 and 1/],
       [{ OTEL_SDK_DISABLED: 'yes' }, /OTEL_SDK_DISABLED: must be true or false/],
     ];
-    for (const [env, message] of bad) assert.throws(() => loadEnv(env), (err: Error) => err instanceof ConfigError && message.test(err.message), JSON.stringify(env));
+    for (const [env, message] of bad)
+      assert.throws(
+        () => loadEnv(env),
+        (err: Error) => err instanceof ConfigError && message.test(err.message),
+        JSON.stringify(env),
+      );
   });
 
   it('OTLP header values (a vendor key) are kept out of log lines', () => {
     const key = randomBytes(16).toString('hex');
     loadEnv({ OTEL_EXPORTER_OTLP_HEADERS: `x-api-key=${key}` });
     const lines: string[] = [];
-    createLogger({ level: 'info', destination: new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } }) }).info(`export failed with key ${key}`);
+    createLogger({
+      level: 'info',
+      destination: new Writable({
+        write(chunk, _enc, cb) {
+          lines.push(String(chunk));
+          cb();
+        },
+      }),
+    }).info(`export failed with key ${key}`);
     assert.doesNotMatch(lines.join(''), new RegExp(key));
   });
 });

@@ -18,7 +18,12 @@ describe('webhooks drive liveness', () => {
   before(async () => {
     const port = await freePort();
     stack = await startSessionStack({ webhookPort: port, sim: { defaults: { provisioningMs: 100, avatarMedia: 'light' } } });
-    api = await startApiServer({ config: { apiToken: 'x'.repeat(32), apiPort: port, livekit: stack.config.livekit }, sessions: stack.sessions, log: createLogger({ level: 'silent' }), port });
+    api = await startApiServer({
+      config: { apiToken: 'x'.repeat(32), apiPort: port, livekit: stack.config.livekit },
+      sessions: stack.sessions,
+      log: createLogger({ level: 'silent' }),
+      port,
+    });
   });
   after(async () => {
     await api?.close();
@@ -46,7 +51,10 @@ describe('webhooks drive liveness', () => {
     await eventually('session closed after the avatar left', async () => ((await handle.describe()).status.name === 'RUNNING' ? undefined : true), 30_000, 100);
     const state = await stack.sessions.getSession(inp.conversationId);
     assert.equal(state?.endReason, 'runway_ended');
-    assert.ok(state?.events.some((e) => e.type === 'runway_ended'), JSON.stringify(state?.events));
+    assert.ok(
+      state?.events.some((e) => e.type === 'runway_ended'),
+      JSON.stringify(state?.events),
+    );
     const ended = state.events.find((e) => e.type === 'runway_ended')!;
     // A figure, not a bound: how long from removal to the workflow's reaction.
     console.log(`webhook liveness: the session noticed the avatar leave ${Date.parse(ended.at) - removedAt} ms after its removal`);
@@ -57,11 +65,29 @@ describe('webhooks drive liveness', () => {
     const inp = input();
     await stack.sessions.startAndWaitLive(inp);
     // The same identity's participant_left for a room the session is not in: ignored by the workflow.
-    const other = await stack.sessions.notifyAvatarRoomEvent(inp.conversationId, { event: 'participant_left', roomName: 'another-room', identity: `runway-avatar-${inp.conversationId}`, participantSid: 'PA_x' });
+    const other = await stack.sessions.notifyAvatarRoomEvent(inp.conversationId, {
+      event: 'participant_left',
+      roomName: 'another-room',
+      identity: `runway-avatar-${inp.conversationId}`,
+      participantSid: 'PA_x',
+    });
     assert.equal(other, true);
-    const stale = await stack.sessions.notifyAvatarRoomEvent(inp.conversationId, { event: 'participant_left', roomName: inp.livekit.roomName, identity: `runway-avatar-${inp.conversationId}`, participantSid: 'PA_not_the_live_one' });
+    const stale = await stack.sessions.notifyAvatarRoomEvent(inp.conversationId, {
+      event: 'participant_left',
+      roomName: inp.livekit.roomName,
+      identity: `runway-avatar-${inp.conversationId}`,
+      participantSid: 'PA_not_the_live_one',
+    });
     assert.equal(stale, true);
-    assert.equal(await stack.sessions.notifyAvatarRoomEvent('no-such-conversation', { event: 'participant_left', roomName: 'r', identity: 'runway-avatar-no-such-conversation', participantSid: 'PA_y' }), false);
+    assert.equal(
+      await stack.sessions.notifyAvatarRoomEvent('no-such-conversation', {
+        event: 'participant_left',
+        roomName: 'r',
+        identity: 'runway-avatar-no-such-conversation',
+        participantSid: 'PA_y',
+      }),
+      false,
+    );
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal((await stack.sessions.getSession(inp.conversationId))?.phase, 'live');
     await stack.sessions.endSession(inp.conversationId);

@@ -90,8 +90,15 @@ describe('worker crash', () => {
     assert.deepEqual(state?.runwaySessionIds, [live.runwaySessionId], 'the workflow never learned the lost id');
     assert.ok(!['COMPLETED', 'CANCELLED', 'FAILED'].includes(stack.sim.session(lostId)!.status), 'the lost session is still billing before the reaper runs');
 
-    const report = (await stack.env.client.workflow.execute('reconcileRunwaySessions', { taskQueue: 'avatar-sessions', workflowId: uniqueId('reaper'), args: [{ graceSeconds: 0 }] })) as { reaped: { runwaySessionId: string; reason: string }[] };
-    assert.deepEqual(report.reaped.map((r) => [r.runwaySessionId, r.reason]), [[lostId, 'ambiguous_create']]);
+    const report = (await stack.env.client.workflow.execute('reconcileRunwaySessions', {
+      taskQueue: 'avatar-sessions',
+      workflowId: uniqueId('reaper'),
+      args: [{ graceSeconds: 0 }],
+    })) as { reaped: { runwaySessionId: string; reason: string }[] };
+    assert.deepEqual(
+      report.reaped.map((r) => [r.runwaySessionId, r.reason]),
+      [[lostId, 'ambiguous_create']],
+    );
     assert.equal(stack.sim.session(lostId)?.status, 'CANCELLED');
     assert.equal(stack.sim.session(live.runwaySessionId)?.status, 'RUNNING', 'the owned session is left alone');
 
@@ -101,7 +108,7 @@ describe('worker crash', () => {
     assert.equal(final?.phase, 'completed');
     assert.equal(final?.endReason, 'ended_by_request');
     // Exactly two Runway sessions for this conversation (the lost one and its replacement), neither billing.
-    const ours = stack.sim.sessions().filter((s) => s.id === lostId || s.id === live.runwaySessionId || (s.integration?.roomName === inp.livekit.roomName));
+    const ours = stack.sim.sessions().filter((s) => s.id === lostId || s.id === live.runwaySessionId || s.integration?.roomName === inp.livekit.roomName);
     assert.equal(ours.length, 2, 'no duplicate session');
     for (const s of ours) assert.ok(['COMPLETED', 'CANCELLED'].includes(s.status), `Runway session ${s.id} ended (${s.status})`);
   });
@@ -134,18 +141,29 @@ describe('worker crash', () => {
     await media.kill('SIGKILL');
     await spawnWorker('relay-media-2', 'media-worker');
     // The heartbeat timeout (3 s) hands the relay to the new media worker, which rejoins both rooms.
-    await eventually('the relay resumed on the new media worker', async () => {
-      const sid = await bridgePublishing();
-      return sid && sid !== firstSid ? sid : undefined;
-    }, 60_000);
+    await eventually(
+      'the relay resumed on the new media worker',
+      async () => {
+        const sid = await bridgePublishing();
+        return sid && sid !== firstSid ? sid : undefined;
+      },
+      60_000,
+    );
     // A running activity's retries show in its pending state (history records the attempt at completion).
     const pending = (await stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).describe()).raw.pendingActivities ?? [];
-    assert.ok(pending.some((a) => a.activityType?.name === 'relayMedia' && (a.attempt ?? 0) > 1), 'the relay activity runs its second attempt');
+    assert.ok(
+      pending.some((a) => a.activityType?.name === 'relayMedia' && (a.attempt ?? 0) > 1),
+      'the relay activity runs its second attempt',
+    );
     assert.equal((await stack.sessions.getSession(inp.conversationId))?.phase, 'live');
     await stack.sessions.endSession(inp.conversationId);
     await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'session to finish');
     assert.equal(stack.sim.session(live.runwaySessionId)?.status, 'COMPLETED');
-    await eventually('no participant of this service left', async () => ((await rooms.listParticipants(inp.livekit.roomName)).length === 0 ? true : undefined), 20_000);
+    await eventually(
+      'no participant of this service left',
+      async () => ((await rooms.listParticipants(inp.livekit.roomName)).length === 0 ? true : undefined),
+      20_000,
+    );
   });
 
   it('relay renewal: the media worker holding a handed-over relay is killed; the relay moves to another media worker and renewals go on there', async () => {
@@ -155,25 +173,49 @@ describe('worker crash', () => {
     const inp: SessionInput = { ...base, mode: 'relay', timing: { ...base.timing, sessionCapSeconds: 12, renewalLeadSeconds: 2 } };
     const { live } = await stack.sessions.startAndWaitLive(inp);
     const types = async () => (await stack.sessions.getSession(inp.conversationId))?.events.map((e) => e.type) ?? [];
-    await eventually('a renewal switched the relay on the first media worker', async () => ((await types()).includes('relay_switched') ? true : undefined), 40_000);
+    await eventually(
+      'a renewal switched the relay on the first media worker',
+      async () => ((await types()).includes('relay_switched') ? true : undefined),
+      40_000,
+    );
     await media.kill('SIGKILL');
     await spawnWorker('renew-media-2', 'media-worker');
     // The dead worker's own queue is never polled again: the relay (or the next switch) times out there
     // and the relay starts afresh on the new media worker, whose queue later renewals use.
-    await eventually('a later renewal switched the relay on the new media worker', async () => {
-      const t = await types();
-      const moved = Math.max(t.lastIndexOf('relay_moved'), t.lastIndexOf('relay_switch_failed'));
-      return moved >= 0 && t.lastIndexOf('relay_switched') > moved ? true : undefined;
-    }, 90_000);
+    await eventually(
+      'a later renewal switched the relay on the new media worker',
+      async () => {
+        const t = await types();
+        const moved = Math.max(t.lastIndexOf('relay_moved'), t.lastIndexOf('relay_switch_failed'));
+        return moved >= 0 && t.lastIndexOf('relay_switched') > moved ? true : undefined;
+      },
+      90_000,
+    );
     const rooms = roomService(stack.customer);
-    await eventually('the bridge publishes video', async () => ((await rooms.listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity)?.tracks.some((t) => t.type === TrackType.VIDEO) ? true : undefined), 20_000);
+    await eventually(
+      'the bridge publishes video',
+      async () =>
+        (await rooms.listParticipants(inp.livekit.roomName)).find((p) => p.identity === live.avatarIdentity)?.tracks.some((t) => t.type === TrackType.VIDEO)
+          ? true
+          : undefined,
+      20_000,
+    );
     await stack.sessions.endSession(inp.conversationId);
     await withTimeout(stack.env.client.workflow.getHandle(sessionWorkflowId(inp.conversationId)).result(), 60_000, 'session to finish');
     const final = await stack.sessions.getSession(inp.conversationId);
-    console.log(`relay renewal across a media worker crash: ${final?.events.filter((e) => /relay_|renew|gap/.test(e.type)).map((e) => (e.type === "relay_switch_failed" ? `${e.type} (${e.message})` : e.type)).join(" → ")}`);
+    console.log(
+      `relay renewal across a media worker crash: ${final?.events
+        .filter((e) => /relay_|renew|gap/.test(e.type))
+        .map((e) => (e.type === 'relay_switch_failed' ? `${e.type} (${e.message})` : e.type))
+        .join(' → ')}`,
+    );
     assert.equal(final?.phase, 'completed');
     assert.equal(final?.endReason, 'ended_by_request');
     for (const id of final.runwaySessionIds) assert.ok(['COMPLETED', 'CANCELLED'].includes(stack.sim.session(id)!.status), `Runway session ${id} ended`);
-    await eventually('no participant of this service left', async () => ((await rooms.listParticipants(inp.livekit.roomName)).length === 0 ? true : undefined), 20_000);
+    await eventually(
+      'no participant of this service left',
+      async () => ((await rooms.listParticipants(inp.livekit.roomName)).length === 0 ? true : undefined),
+      20_000,
+    );
   });
 });

@@ -36,7 +36,10 @@ function functionsOf(file: string): { name: string; lines: number }[] {
 describe('workflow code shape', () => {
   it(`no function in workflows/ is longer than ${MAX_LINES} lines`, () => {
     const all = files(ROOT).flatMap(functionsOf);
-    assert.ok(all.some((f) => f.name.endsWith('session/index.ts:avatarSession')), 'the driver was found');
+    assert.ok(
+      all.some((f) => f.name.endsWith('session/index.ts:avatarSession')),
+      'the driver was found',
+    );
     const long = all.filter((f) => f.lines > MAX_LINES).map((f) => `${f.name}: ${f.lines} lines`);
     assert.deepEqual(long, []);
   });

@@ -29,8 +29,13 @@
 import * as wf from '@temporalio/workflow';
 import type { AdmissionActivities } from '../activities';
 import {
-  admissionStateQuery, releaseSlotSignal, requestSlotNowUpdate, requestSlotSignal, slotGrantedSignal,
-  type AdmissionState, type SlotRequest,
+  admissionStateQuery,
+  releaseSlotSignal,
+  requestSlotNowUpdate,
+  requestSlotSignal,
+  slotGrantedSignal,
+  type AdmissionState,
+  type SlotRequest,
 } from './shared';
 
 const { getSessionLimit, closedWorkflows, runwayActiveSessions } = wf.proxyActivities<AdmissionActivities>({
@@ -230,7 +235,7 @@ class Controller {
     try {
       ({ active } = await runwayActiveSessions({ lookbackMinutes: ACTIVE_LOOKBACK_MINUTES }));
     } catch (err) {
-      wf.log.warn('could not read Runway\'s active sessions; trying again', { error: String(err) });
+      wf.log.warn("could not read Runway's active sessions; trying again", { error: String(err) });
       return;
     }
     // Granted lately (or since the read began): maybe not at Runway yet, so not in its count.
@@ -240,9 +245,13 @@ class Controller {
     // count shows when they are gone), else the limit grants follow.
     const free = Math.max(0, (this.state.hint ?? this.state.limit) - active - recent);
     this.extra = Math.max(0, free - Math.max(0, this.state.limit - this.state.holders.length));
-    this.state.runwayActive = { count: active, at: new Date(startedAt).toISOString(), extraGrants: (this.state.runwayActive?.extraGrants ?? 0) };
+    this.state.runwayActive = { count: active, at: new Date(startedAt).toISOString(), extraGrants: this.state.runwayActive?.extraGrants ?? 0 };
     if (this.extra > 0) {
-      wf.log.info('Runway counts fewer active sessions than slots held: granting beyond the holders', { active, holders: this.state.holders.length, extra: this.extra });
+      wf.log.info('Runway counts fewer active sessions than slots held: granting beyond the holders', {
+        active,
+        holders: this.state.holders.length,
+        extra: this.extra,
+      });
       this.dirty = true;
     }
   }
@@ -276,13 +285,16 @@ class Controller {
 
   private signalGrant(holder: string, requestId: string): void {
     this.inFlight++;
-    wf.getExternalWorkflowHandle(holder).signal(slotGrantedSignal, { requestId }).catch(() => {
-      // The requester is gone: its slot goes back.
-      this.state.holders = this.state.holders.filter((h) => h.requestId !== requestId);
-    }).finally(() => {
-      this.inFlight--;
-      this.dirty = true;
-    });
+    wf.getExternalWorkflowHandle(holder)
+      .signal(slotGrantedSignal, { requestId })
+      .catch(() => {
+        // The requester is gone: its slot goes back.
+        this.state.holders = this.state.holders.filter((h) => h.requestId !== requestId);
+      })
+      .finally(() => {
+        this.inFlight--;
+        this.dirty = true;
+      });
   }
 
   /** Frees the slots of holders whose workflows closed without releasing, or are stuck; a failed check waits for the next. */
@@ -338,7 +350,7 @@ class Controller {
 }
 
 export async function admissionController(opts: AdmissionOptions = {}, carried?: AdmissionState): Promise<void> {
-  const controller = new Controller((carried) ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown: admitting' });
+  const controller = new Controller(carried ?? { limit: 0, holders: [], queue: [], granted: 0, limitSource: 'unknown: admitting' });
   const checkMs = (opts.checkIntervalSeconds ?? 30) * 1000;
   let lastCheck = Date.now();
   // The periodic check runs beside granting: its activities may take long (a worker killed under
@@ -360,7 +372,10 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
   controller.open = true;
   for (;;) {
     controller.grantWaiting();
-    await wf.condition(() => controller.dirty, Math.max(1000, Math.min(checkMs - (Date.now() - lastCheck), controller.needsReconcile() ? RECONCILE_EVERY_MS : Infinity)));
+    await wf.condition(
+      () => controller.dirty,
+      Math.max(1000, Math.min(checkMs - (Date.now() - lastCheck), controller.needsReconcile() ? RECONCILE_EVERY_MS : Infinity)),
+    );
     if (!reconciling && controller.needsReconcile() && (controller.reconcileNow || Date.now() - lastReconcile >= RECONCILE_EVERY_MS)) {
       lastReconcile = Date.now();
       controller.reconcileNow = false;

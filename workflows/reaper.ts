@@ -28,7 +28,9 @@ export async function reconcileRunwaySessions(opts: { graceSeconds?: number; loo
   for (const orphan of scan.orphans) {
     const { finalStatus } = await endRunwaySession({ runwaySessionId: orphan.runwaySessionId, graceSeconds: 0 });
     reaped.push({ ...orphan, finalStatus });
-    wf.metricMeter.createCounter('avatar_orphans_reaped', 'sessions', 'Runway sessions no workflow owned, ended by the reaper').add(1, { reason: orphan.reason });
+    wf.metricMeter
+      .createCounter('avatar_orphans_reaped', 'sessions', 'Runway sessions no workflow owned, ended by the reaper')
+      .add(1, { reason: orphan.reason });
     wf.log.warn('reaped orphaned Runway session', { runwaySessionId: orphan.runwaySessionId, reason: orphan.reason, owner: orphan.owner });
   }
   return { inProgress: scan.inProgress, owned: scan.owned, notOurs: scan.notOurs, tooYoung: scan.tooYoung, reaped };

@@ -20,7 +20,17 @@ export const FlagsKey = defineSearchAttributeKey('AvatarFlags', SearchAttributeT
 export const BilledSecondsKey = defineSearchAttributeKey('RunwayBilledSeconds', SearchAttributeType.INT);
 
 /** Every custom search attribute this project uses; the dev stack and test servers register them. */
-export const SEARCH_ATTRIBUTES = [PhaseKey, ModeKey, RunwaySessionIdKey, LiveKitRoomKey, ConversationIdKey, EndReasonKey, RunwaySessionIdsKey, FlagsKey, BilledSecondsKey];
+export const SEARCH_ATTRIBUTES = [
+  PhaseKey,
+  ModeKey,
+  RunwaySessionIdKey,
+  LiveKitRoomKey,
+  ConversationIdKey,
+  EndReasonKey,
+  RunwaySessionIdsKey,
+  FlagsKey,
+  BilledSecondsKey,
+];
 
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { LiveInfo, SessionState } from './types';

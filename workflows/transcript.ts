@@ -30,7 +30,15 @@ export async function avatarTranscript(input: TranscriptInput): Promise<Conversa
     return {
       conversationId: input.conversationId,
       status: 'incomplete',
-      sessions: input.runwaySessionIds.map((runwaySessionId) => ({ runwaySessionId, status: 'unavailable', recordingUrl: null, startedAt: null, endedAt: null, turns: 0, error })),
+      sessions: input.runwaySessionIds.map((runwaySessionId) => ({
+        runwaySessionId,
+        status: 'unavailable',
+        recordingUrl: null,
+        startedAt: null,
+        endedAt: null,
+        turns: 0,
+        error,
+      })),
       turns: [],
       truncated: false,
       fetchedAt: new Date(Date.now()).toISOString(),

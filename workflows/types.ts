@@ -4,7 +4,17 @@ export type SessionMode = 'auto' | 'direct' | 'relay';
 export type BridgeMode = 'direct' | 'relay';
 
 /** The phases of a session, in lifecycle order (the API, the CLI and the search attribute use these). */
-export const SESSION_PHASES = ['waiting_capacity', 'creating', 'waiting_ready', 'consuming', 'bridging', 'live', 'tearing_down', 'completed', 'failed'] as const;
+export const SESSION_PHASES = [
+  'waiting_capacity',
+  'creating',
+  'waiting_ready',
+  'consuming',
+  'bridging',
+  'live',
+  'tearing_down',
+  'completed',
+  'failed',
+] as const;
 export type SessionPhase = (typeof SESSION_PHASES)[number];
 
 export const TERMINAL_PHASES: readonly SessionPhase[] = ['completed', 'failed'];

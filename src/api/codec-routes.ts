@@ -38,11 +38,11 @@ const toWire = (p: Payload) => ({
   data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
 });
 
-
 export function registerCodecRoutes(app: FastifyInstance, opts: CodecRoutesOptions): void {
   const prefix = opts.prefix ?? '/codec';
   const tokenOk = bearerChecker(opts.token);
-  if (!tokenOk && opts.openOnLoopback !== true) throw new Error('the codec routes need a token (SESSION_CODEC_TOKEN) or, for the embedded dev stack only, openOnLoopback');
+  if (!tokenOk && opts.openOnLoopback !== true)
+    throw new Error('the codec routes need a token (SESSION_CODEC_TOKEN) or, for the embedded dev stack only, openOnLoopback');
   const allowed = (req: FastifyRequest): boolean => (tokenOk ? tokenOk(req.headers.authorization) : directLocalRequest(req));
 
   const cors = (req: FastifyRequest, reply: FastifyReply): void => {
@@ -64,11 +64,23 @@ export function registerCodecRoutes(app: FastifyInstance, opts: CodecRoutesOptio
     app.post(`${prefix}/${op}`, async (req, reply) => {
       cors(req, reply);
       if (!allowed(req)) {
-        return reply.code(401).send({ error: { code: 'unauthorized', message: tokenOk ? 'missing or wrong bearer token: send Authorization: Bearer $SESSION_CODEC_TOKEN' : 'the open codec answers direct requests from this machine only' } });
+        return reply.code(401).send({
+          error: {
+            code: 'unauthorized',
+            message: tokenOk
+              ? 'missing or wrong bearer token: send Authorization: Bearer $SESSION_CODEC_TOKEN'
+              : 'the open codec answers direct requests from this machine only',
+          },
+        });
       }
       const body = wirePayloads.safeParse(req.body);
       if (!body.success) {
-        return reply.code(400).send({ error: { code: 'invalid_request', message: `payloads: ${body.error.issues[0]?.message ?? 'invalid'}; send {"payloads":[{"metadata":{...},"data":"<base64>"}]}` } });
+        return reply.code(400).send({
+          error: {
+            code: 'invalid_request',
+            message: `payloads: ${body.error.issues[0]?.message ?? 'invalid'}; send {"payloads":[{"metadata":{...},"data":"<base64>"}]}`,
+          },
+        });
       }
       try {
         const payloads = body.data.payloads.map(fromWire);

@@ -95,6 +95,10 @@ export function registerDemoRoutes(app: FastifyInstance, opts: DemoOptions): voi
   });
   // What the page needs to know before its first API call: nothing secret.
   app.get('/demo/config.json', (_req, reply) =>
-    send(reply, 'application/json', JSON.stringify({ auth: opts.open ? 'open' : 'token', tokenHeader: DEMO_HEADER, presets: RUNWAY_PRESET_IDS, modes: ['auto', 'direct', 'relay'] })),
+    send(
+      reply,
+      'application/json',
+      JSON.stringify({ auth: opts.open ? 'open' : 'token', tokenHeader: DEMO_HEADER, presets: RUNWAY_PRESET_IDS, modes: ['auto', 'direct', 'relay'] }),
+    ),
   );
 }

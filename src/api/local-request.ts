@@ -11,7 +11,16 @@ export function isLoopbackAddress(addr: string | undefined): boolean {
 
 /** Forwarded, X-Forwarded-*, X-Real-IP, Via and the like: the request passed through a proxy. */
 export function viaProxy(req: Pick<FastifyRequest, 'headers'>): boolean {
-  return Object.keys(req.headers).some((h) => h === 'forwarded' || h === 'via' || h.startsWith('x-forwarded-') || h === 'x-real-ip' || h === 'x-client-ip' || h === 'true-client-ip' || h === 'cf-connecting-ip');
+  return Object.keys(req.headers).some(
+    (h) =>
+      h === 'forwarded' ||
+      h === 'via' ||
+      h.startsWith('x-forwarded-') ||
+      h === 'x-real-ip' ||
+      h === 'x-client-ip' ||
+      h === 'true-client-ip' ||
+      h === 'cf-connecting-ip',
+  );
 }
 
 /** A request from a process on this machine that did not pass through a proxy. */

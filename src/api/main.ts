@@ -28,7 +28,12 @@ async function main(): Promise<void> {
     config: {
       apiToken: env.SESSION_API_TOKEN,
       apiPort: env.API_PORT,
-      livekit: { url: env.LIVEKIT_URL!, publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL!, apiKey: env.LIVEKIT_API_KEY!, apiSecret: env.LIVEKIT_API_SECRET! },
+      livekit: {
+        url: env.LIVEKIT_URL!,
+        publicUrl: env.LIVEKIT_PUBLIC_URL ?? env.LIVEKIT_URL!,
+        apiKey: env.LIVEKIT_API_KEY!,
+        apiSecret: env.LIVEKIT_API_SECRET!,
+      },
     },
     sessions: new SessionsClient(client),
     log,
@@ -38,7 +43,11 @@ async function main(): Promise<void> {
     allowTimingOverrides: env.API_ALLOW_TIMING_OVERRIDES,
     // Plaintext (pre-encryption) payloads pass through the codec unchanged: showing them reveals nothing.
     codec: env.SESSION_CODEC_TOKEN
-      ? { codec: new AesGcmPayloadCodec(keys, { allowPlaintext: true }), allowedOrigins: env.CODEC_CORS_ORIGINS.split(',').map((o) => o.trim()), token: env.SESSION_CODEC_TOKEN }
+      ? {
+          codec: new AesGcmPayloadCodec(keys, { allowPlaintext: true }),
+          allowedOrigins: env.CODEC_CORS_ORIGINS.split(',').map((o) => o.trim()),
+          token: env.SESSION_CODEC_TOKEN,
+        }
       : undefined,
   });
   log.info({ url: api.url, metrics: api.metricsUrl ?? 'off', codec: env.SESSION_CODEC_TOKEN ? 'on' : 'off', tracing: tracing ? 'on' : 'off' }, 'api started');

@@ -33,10 +33,14 @@ export function traceRequests(app: FastifyInstance, tracer: Tracer): void {
   app.addHook('onRequest', async (req) => {
     const route = req.routeOptions.url;
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
-    const span = tracer.startSpan(route ? `${req.method} ${route}` : req.method, {
-      kind: SpanKind.SERVER,
-      attributes: { 'http.request.method': req.method, ...(route ? { 'http.route': route } : {}), 'url.scheme': req.protocol },
-    }, parent);
+    const span = tracer.startSpan(
+      route ? `${req.method} ${route}` : req.method,
+      {
+        kind: SpanKind.SERVER,
+        attributes: { 'http.request.method': req.method, ...(route ? { 'http.route': route } : {}), 'url.scheme': req.protocol },
+      },
+      parent,
+    );
     spans.set(req, span);
     const ids = span.spanContext();
     // Every line this request logs (its `request` line included) names its trace.

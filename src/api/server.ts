@@ -87,12 +87,19 @@ export const ROOM_NAME = /^[A-Za-z0-9._:@=+-]{1,256}$/;
 const ROOM_NAME_RULE = 'must be 1-256 characters of A-Z a-z 0-9 . _ : @ = + -';
 
 const conversationIdParam = z.object({ conversationId: sessionInputSchema.shape.conversationId });
-const listQuery = z.object({
-  phase: z.enum(SESSION_PHASES, { message: `must be one of ${SESSION_PHASES.join(', ')}` }).optional(),
-  running: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
-  room: z.string().regex(ROOM_NAME, ROOM_NAME_RULE).optional(),
-  limit: z.coerce.number({ message: 'must be a number' }).int('must be a whole number').min(1, 'must be at least 1').max(1000, 'must be at most 1000').default(100),
-}).strict();
+const listQuery = z
+  .object({
+    phase: z.enum(SESSION_PHASES, { message: `must be one of ${SESSION_PHASES.join(', ')}` }).optional(),
+    running: z.enum(['true', 'false'], { message: 'must be true or false' }).optional(),
+    room: z.string().regex(ROOM_NAME, ROOM_NAME_RULE).optional(),
+    limit: z.coerce
+      .number({ message: 'must be a number' })
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .max(1000, 'must be at most 1000')
+      .default(100),
+  })
+  .strict();
 const startQuery = z.object({ wait: z.enum(['live'], { message: "the only value is 'live'" }).optional() }).strict();
 
 const DEFAULT_BODY_LIMIT = 64 * 1024;
@@ -113,14 +120,18 @@ function edgeIssues(input: SessionInput): string[] {
     ...(input.livekit.listenTo ?? []).map((v, i): [string, string] => [`livekit.listenTo.${i}`, v]),
     ['avatar.avatarId', input.avatar.type === 'custom' ? input.avatar.avatarId : undefined],
   ];
-  for (const [field, v] of texts) if (v !== undefined && UNPRINTABLE.test(v)) issues.push(`${field}: must not contain control or invisible formatting characters`);
+  for (const [field, v] of texts)
+    if (v !== undefined && UNPRINTABLE.test(v)) issues.push(`${field}: must not contain control or invisible formatting characters`);
   return issues;
 }
 
 /** Signed webhook events already acted on, remembered for `windowMs` (at most `max` of them, newest kept). */
 class SeenEvents {
   private readonly seen = new Map<string, number>();
-  constructor(private readonly windowMs: number, private readonly max = 10_000) {}
+  constructor(
+    private readonly windowMs: number,
+    private readonly max = 10_000,
+  ) {}
 
   /** Claims `key`: false if it was claimed within the window (a replay). */
   claim(key: string): boolean {
@@ -142,7 +153,11 @@ class SeenEvents {
 }
 
 class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -161,7 +176,6 @@ function parse<T>(schema: z.ZodType<T>, value: unknown, where: string): T {
   if (!res.success) throw new ApiError(400, 'invalid_request', zodMessage(res.error, where));
   return res.data;
 }
-
 
 export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyInstance> {
   const { sessions, config } = opts;
@@ -218,8 +232,10 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
     if (err instanceof InvalidInputError) return reply.code(400).send({ error: { code: 'invalid_input', message: err.message } });
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return reply.code(413).send({ error: { code: 'payload_too_large', message: `the body is over ${Math.round(bodyLimit / 1024)} KiB` } });
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'send the body as content-type: application/json' } });
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      return reply.code(413).send({ error: { code: 'payload_too_large', message: `the body is over ${Math.round(bodyLimit / 1024)} KiB` } });
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      return reply.code(415).send({ error: { code: 'unsupported_media_type', message: 'send the body as content-type: application/json' } });
     if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err instanceof SyntaxError) {
       return reply.code(400).send({ error: { code: 'invalid_json', message: 'body: not valid JSON' } });
     }
@@ -244,7 +260,7 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     // 0.001 or sessionCapSeconds to 1 would make the worker hammer Runway and LiveKit or renew (a
     // billed session each time) in a loop.
     if ('timing' in req.body && !opts.allowTimingOverrides) {
-      throw new ApiError(400, 'invalid_input', 'timing: not accepted by this API (timeouts and intervals are the operator\'s configuration); remove the field');
+      throw new ApiError(400, 'invalid_input', "timing: not accepted by this API (timeouts and intervals are the operator's configuration); remove the field");
     }
     // `restart: true` starts a new session for a conversation whose last one ended (else 409).
     const { restart, ...raw } = req.body as { restart?: unknown };
@@ -273,7 +289,12 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
     if ('err' in outcome) {
       metrics.waitLive.inc({ outcome: 'not_live' });
       const state = await sessions.getSession(input.conversationId);
-      return reply.code(status).send({ ...body, phase: state?.phase ?? 'failed', endReason: state?.endReason, error: state?.error ?? { code: 'not_live', message: 'the session ended before it was live' } });
+      return reply.code(status).send({
+        ...body,
+        phase: state?.phase ?? 'failed',
+        endReason: state?.endReason,
+        error: state?.error ?? { code: 'not_live', message: 'the session ended before it was live' },
+      });
     }
     metrics.waitLive.inc({ outcome: 'live' });
     return reply.code(status).send({ ...body, phase: 'live', live: joinInfo(outcome.live) });
@@ -404,7 +425,9 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
       if (state.phase !== 'live') throw new ApiError(409, 'not_live', `the session is ${state.phase}, not live: there is nothing to watch`);
       const identity = `viewer-${randomBytes(6).toString('hex')}`;
       const token = await mintViewerToken(config.livekit, { roomName: state.roomName, identity, ttlSeconds: viewerTtl });
-      return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity, expiresInSeconds: viewerTtl });
+      return reply
+        .header('cache-control', 'no-store')
+        .send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity, expiresInSeconds: viewerTtl });
     });
     // A token to speak to a direct-mode avatar as the customer's agent would (byte streams on
     // lk.audio_stream and RPC, data only), for sessions the page started with agentIdentity
@@ -415,13 +438,26 @@ export async function buildApiServer(opts: ApiServerOptions): Promise<FastifyIns
       const state = await sessions.getSession(conversationId);
       if (!state) throw new ApiError(404, 'not_found', `no session for conversation ${conversationId}`);
       if (state.phase !== 'live') throw new ApiError(409, 'not_live', `the session is ${state.phase}, not live: there is no avatar to speak to`);
-      if (state.mode !== 'direct' || !state.avatarIdentity) throw new ApiError(409, 'not_direct', 'only a direct-mode avatar takes an agent\'s audio (relay mode: Runway\'s own character speaks)');
+      if (state.mode !== 'direct' || !state.avatarIdentity)
+        throw new ApiError(409, 'not_direct', "only a direct-mode avatar takes an agent's audio (relay mode: Runway's own character speaks)");
       const token = await mintDemoAgentToken(config.livekit, { roomName: state.roomName, conversationId, ttlSeconds: viewerTtl });
-      return reply.header('cache-control', 'no-store').send({ url: config.livekit.publicUrl, token, roomName: state.roomName, identity: demoAgentIdentity(conversationId), avatarIdentity: state.avatarIdentity, expiresInSeconds: viewerTtl });
+      return reply.header('cache-control', 'no-store').send({
+        url: config.livekit.publicUrl,
+        token,
+        roomName: state.roomName,
+        identity: demoAgentIdentity(conversationId),
+        avatarIdentity: state.avatarIdentity,
+        expiresInSeconds: viewerTtl,
+      });
     });
   }
   if (opts.codec) {
-    registerCodecRoutes(app, { codec: opts.codec.codec, allowedOrigins: opts.codec.allowedOrigins, token: opts.codec.token, openOnLoopback: opts.codec.openOnLoopback });
+    registerCodecRoutes(app, {
+      codec: opts.codec.codec,
+      allowedOrigins: opts.codec.allowedOrigins,
+      token: opts.codec.token,
+      openOnLoopback: opts.codec.openOnLoopback,
+    });
   }
   return app;
 }
@@ -449,10 +485,11 @@ export async function startMetricsServer(metrics: ApiMetrics, opts: { port: numb
   const host = address.includes(':') ? `[${address}]` : address;
   return {
     url: `http://${host}:${port}/metrics`,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 

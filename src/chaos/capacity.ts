@@ -50,7 +50,11 @@ export function waitIntervals(state: SessionState, endMs: number): { from: numbe
   }
   if (from !== undefined) {
     const end = state.phaseTimes?.tearing_down ?? state.phaseTimes?.failed ?? state.phaseTimes?.completed;
-    out.push({ from, to: end ? Date.parse(end) : endMs, how: state.error?.code === 'capacity_timeout' ? 'failed capacity_timeout' : `ended ${state.error?.code ?? state.endReason ?? 'open'}` });
+    out.push({
+      from,
+      to: end ? Date.parse(end) : endMs,
+      how: state.error?.code === 'capacity_timeout' ? 'failed capacity_timeout' : `ended ${state.error?.code ?? state.endReason ?? 'open'}`,
+    });
   }
   return out;
 }
@@ -112,8 +116,13 @@ export function capacityWaits(input: {
         } else run = 0;
       }
       const wait: CapacityWait = {
-        conversationId, roomSeconds: best / 1000, runwayRoomSeconds: bestRunway / 1000, rawRoomSeconds: bestRaw / 1000,
-        roomFrom: bestFrom !== undefined ? new Date(bestFrom).toISOString() : undefined, activeDuring: bestMin, how: w.how,
+        conversationId,
+        roomSeconds: best / 1000,
+        runwayRoomSeconds: bestRunway / 1000,
+        rawRoomSeconds: bestRaw / 1000,
+        roomFrom: bestFrom !== undefined ? new Date(bestFrom).toISOString() : undefined,
+        activeDuring: bestMin,
+        how: w.how,
       };
       waits.push(wait);
       if (wait.roomSeconds > longest.seconds) Object.assign(longest, { seconds: wait.roomSeconds, conversationId });

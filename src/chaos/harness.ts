@@ -154,12 +154,15 @@ class WorkerSupervisor {
     const { child, started } = spawnServiceProcess(this.kind, this.env(), logFile);
     this.child = child;
     this.ready = false;
-    void started.then(() => {
-      if (this.child !== child) return;
-      this.ready = true;
-      const open = this.outages.at(-1);
-      if (open && open.to === undefined) open.to = Date.now();
-    }, () => undefined);
+    void started.then(
+      () => {
+        if (this.child !== child) return;
+        this.ready = true;
+        const open = this.outages.at(-1);
+        if (open && open.to === undefined) open.to = Date.now();
+      },
+      () => undefined,
+    );
     child.once('exit', (code, signal) => {
       if (this.stopping || this.child !== child || signal === 'SIGKILL') return;
       // Exited on its own (Temporal unreachable at start, a crash): count it and start another.
@@ -239,7 +242,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   const cap = opts.runtimeCapSeconds ?? 30;
   const logDir = opts.logDir ?? path.join(ROOT, 'test-artifacts', 'chaos', `${opts.seed}-${new Date(t0).toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(logDir, { recursive: true });
-  log(`chaos: seed ${opts.seed}, ${n} sessions, ${killsPerKind} kills per process kind over ${chaosMs / 1000} s; logs in ${path.relative(process.cwd(), logDir) || logDir}`);
+  log(
+    `chaos: seed ${opts.seed}, ${n} sessions, ${killsPerKind} kills per process kind over ${chaosMs / 1000} s; logs in ${path.relative(process.cwd(), logDir) || logDir}`,
+  );
 
   const failures: string[] = [];
   let customer: LiveKitServer | undefined;
@@ -296,7 +301,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     // The workflow code bundled once, as `npm run build` does for production: a restarted worker
     // loads it instead of bundling again (seconds to minutes on a loaded machine, every restart).
     const bundlePath = path.join(logDir, 'workflow-bundle.js');
-    writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: quietLogger })).code);
+    writeFileSync(
+      bundlePath,
+      (await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: quietLogger })).code,
+    );
     const workerEnv = (): NodeJS.ProcessEnv => ({
       WORKFLOW_BUNDLE_PATH: bundlePath,
       ...process.env,
@@ -387,7 +395,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const modes: SessionMode[] = ['direct', 'relay', 'auto'];
     for (let i = 0; i < n; i++) {
       const conversationId = `chaos-${opts.seed}-${i}-${randomBytes(3).toString('hex')}`;
-      runs.push({ conversationId, mode: modes[i % 3]!, startAtMs: rng() * chaosMs * 0.6, liveMs: (liveMin + rng() * (liveMax - liveMin)) * 1000, closed: false });
+      runs.push({
+        conversationId,
+        mode: modes[i % 3]!,
+        startAtMs: rng() * chaosMs * 0.6,
+        liveMs: (liveMin + rng() * (liveMax - liveMin)) * 1000,
+        closed: false,
+      });
     }
     // Sessions get drainSeconds after the last kill (kills wait for restarts, so on a loaded machine
     // the chaos outlasts its window; a deadline from the window's end would cut sessions mid-chaos).
@@ -436,7 +450,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
           run.queryFailed = String((lastErr as Error)?.message ?? lastErr);
           const phase = desc.typedSearchAttributes.get(PhaseKey);
           const endReason = desc.typedSearchAttributes.get(EndReasonKey);
-          run.state = { ...(run.state ?? ({ events: [], ambiguousCreates: [], runwaySessionIds: [] } as unknown as SessionState)), phase: phase as SessionState['phase'], endReason: endReason as SessionState['endReason'] };
+          run.state = {
+            ...(run.state ?? ({ events: [], ambiguousCreates: [], runwaySessionIds: [] } as unknown as SessionState)),
+            phase: phase as SessionState['phase'],
+            endReason: endReason as SessionState['endReason'],
+          };
           run.closed = true;
           return;
         }
@@ -444,7 +462,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
         // busy worker can time out and would add load): live starts the clock to the end request.
         if (desc?.typedSearchAttributes.get(PhaseKey) === 'live' && liveSince === undefined) liveSince = Date.now();
         if (!endSent && liveSince !== undefined && Date.now() - liveSince >= run.liveMs) {
-          endSent = await sessions.endSession(run.conversationId).then(() => true, () => false);
+          endSent = await sessions.endSession(run.conversationId).then(
+            () => true,
+            () => false,
+          );
         }
         await sleep(400);
       }
@@ -455,9 +476,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     });
     await Promise.all([chaos, ...runs.map((r) => drive(r))]);
     // Sessions still open: their state as it is now (the admission check reads their waits).
-    await Promise.all(runs.filter((r) => !r.closed && !r.state).map(async (r) => {
-      r.state = await sessions.getSession(r.conversationId).catch(() => undefined);
-    }));
+    await Promise.all(
+      runs
+        .filter((r) => !r.closed && !r.state)
+        .map(async (r) => {
+          r.state = await sessions.getSession(r.conversationId).catch(() => undefined);
+        }),
+    );
     const drained = runs.filter((r) => r.closed).length;
     log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  chaos over; ${drained}/${n} sessions closed`);
 
@@ -467,7 +492,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     }
     sim.configure({ faults: {} });
     const report = await until(
-      () => client.workflow.execute('reconcileRunwaySessions', { taskQueue: SESSION_TASK_QUEUE, workflowId: `chaos-reaper-${opts.seed}-${Date.now()}`, args: [{ graceSeconds: 0 }], workflowExecutionTimeout: '2m' }) as Promise<{ reaped: unknown[] }>,
+      () =>
+        client.workflow.execute('reconcileRunwaySessions', {
+          taskQueue: SESSION_TASK_QUEUE,
+          workflowId: `chaos-reaper-${opts.seed}-${Date.now()}`,
+          args: [{ graceSeconds: 0 }],
+          workflowExecutionTimeout: '2m',
+        }) as Promise<{ reaped: unknown[] }>,
       120_000,
       1000,
     );
@@ -491,12 +522,24 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     } catch {
       // a runtime is in place already
     }
-    for await (const r of Worker.runReplayHistories({ workflowsPath: require.resolve('../../workflows'), interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] }, sinks: NO_TRACING_SINKS, replayName: 'chaos', dataConverter: encryptedDataConverter([secretsKey]) }, histories())) {
+    for await (const r of Worker.runReplayHistories(
+      {
+        workflowsPath: require.resolve('../../workflows'),
+        interceptors: { workflowModules: [...WORKFLOW_INTERCEPTOR_MODULES] },
+        sinks: NO_TRACING_SINKS,
+        replayName: 'chaos',
+        dataConverter: encryptedDataConverter([secretsKey]),
+      },
+      histories(),
+    )) {
       if (r.error) replayFailures.push(`${r.workflowId}: ${r.error.message.split('\n')[0]}`);
     }
     log(`+${((Date.now() - t0) / 1000).toFixed(1)} s  histories replayed: ${replayFailures.length} failure(s)`);
 
-    const rooms = [new RoomServiceClient(customer.httpUrl, customer.apiKey, customer.apiSecret), new RoomServiceClient(runwayLk.httpUrl, runwayLk.apiKey, runwayLk.apiSecret)];
+    const rooms = [
+      new RoomServiceClient(customer.httpUrl, customer.apiKey, customer.apiSecret),
+      new RoomServiceClient(runwayLk.httpUrl, runwayLk.apiKey, runwayLk.apiSecret),
+    ];
     const ours = async () => {
       const left: string[] = [];
       for (const [i, rs] of rooms.entries()) {
@@ -510,7 +553,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       }
       return left;
     };
-    leftover = (await until(async () => ((await ours()).length === 0 ? [] : undefined), 30_000)) ?? (await ours().catch((err) => [`listing failed: ${String(err)}`]));
+    leftover =
+      (await until(async () => ((await ours()).length === 0 ? [] : undefined), 30_000)) ?? (await ours().catch((err) => [`listing failed: ${String(err)}`]));
   } catch (err) {
     failures.push(`harness error: ${(err as Error).stack ?? String(err)}`);
   } finally {
@@ -519,7 +563,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     const bounded = async (what: string, fn: () => Promise<unknown> | undefined) => {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 60_000)));
-      const result = await Promise.race([Promise.resolve(fn()).then(() => 'done', () => 'done'), timeout]);
+      const result = await Promise.race([
+        Promise.resolve(fn()).then(
+          () => 'done',
+          () => 'done',
+        ),
+        timeout,
+      ]);
       clearTimeout(timer);
       if (result === 'timeout') failures.push(`stopping ${what} took over 60 s; left behind`);
     };
@@ -557,7 +607,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       const terminal = r.closed && st && (st.phase === 'completed' || st.phase === 'failed');
       if (!terminal) {
         outcomes.unfinished++;
-        failures.push(`session ${r.conversationId} (${r.mode}) did not finish: ${r.closed ? `closed in phase ${st?.phase}` : 'its workflow was still open at the deadline'}`);
+        failures.push(
+          `session ${r.conversationId} (${r.mode}) did not finish: ${r.closed ? `closed in phase ${st?.phase}` : 'its workflow was still open at the deadline'}`,
+        );
         continue;
       }
       outcomes[st.phase as 'completed' | 'failed']++;
@@ -585,7 +637,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
     longestCapacityWait = result.longest;
     for (const w of result.waits) {
       if (w.roomSeconds > CAPACITY_SLACK_SECONDS) {
-        capacityViolations.push(`${w.conversationId} waited ${w.roomSeconds.toFixed(1)} s for capacity from ${w.roomFrom} while Runway had ${w.activeDuring} of ${accountLimit} sessions active and no other session a slot on its way there (${w.how})`);
+        capacityViolations.push(
+          `${w.conversationId} waited ${w.roomSeconds.toFixed(1)} s for capacity from ${w.roomFrom} while Runway had ${w.activeDuring} of ${accountLimit} sessions active and no other session a slot on its way there (${w.how})`,
+        );
       }
     }
     for (const v of capacityViolations) failures.push(`admission fell behind: ${v}`);
@@ -593,7 +647,14 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
   step('the run files', () => {
     // Every session's final state (events included), for reading a run afterwards.
     writeFileSync(path.join(logDir, 'sessions.json'), JSON.stringify(runs, null, 2));
-    writeFileSync(path.join(logDir, 'runway-ledger.json'), JSON.stringify({ sessions: sim?.sessions().map((s) => ({ ...s, sessionKey: undefined, integration: undefined })), violations: sim?.invariantViolations(), outages }, null, 2));
+    writeFileSync(
+      path.join(logDir, 'runway-ledger.json'),
+      JSON.stringify(
+        { sessions: sim?.sessions().map((s) => ({ ...s, sessionKey: undefined, integration: undefined })), violations: sim?.invariantViolations(), outages },
+        null,
+        2,
+      ),
+    );
   });
   process.off('uncaughtException', onUncaught);
   process.off('unhandledRejection', onUncaught);
@@ -640,12 +701,26 @@ export function formatChaosReport(r: ChaosReport): string {
     ['  completed', String(r.outcomes.completed)],
     ['  failed', String(r.outcomes.failed)],
     ['  unfinished', String(r.outcomes.unfinished)],
-    ...Object.entries(r.reasons).sort().map(([k, v]): [string, string] => [`  ${k}`, String(v)]),
-    ['modes (requested→bridged)', Object.entries(r.modes).sort().map(([k, v]) => `${k} ${v}`).join(', ')],
+    ...Object.entries(r.reasons)
+      .sort()
+      .map(([k, v]): [string, string] => [`  ${k}`, String(v)]),
+    [
+      'modes (requested→bridged)',
+      Object.entries(r.modes)
+        .sort()
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+    ],
     ['renewals', String(r.renewals)],
     ['ambiguous creates recorded', String(r.ambiguousCreates)],
     ...KINDS.map((k): [string, string] => [`kills: ${k}`, `${r.kills[k]}${r.unexpectedExits[k] ? ` (+${r.unexpectedExits[k]} exits on its own)` : ''}`]),
-    ['faults injected', Object.entries(r.faults).sort().map(([k, v]) => `${k} ${v}`).join(', ') || '0'],
+    [
+      'faults injected',
+      Object.entries(r.faults)
+        .sort()
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || '0',
+    ],
     ['Runway sessions created', String(r.runwaySessions)],
     ['reaped by the reaper', String(r.reaped)],
     ['orphaned Runway sessions', String(r.orphans.length)],
@@ -654,7 +729,10 @@ export function formatChaosReport(r: ChaosReport): string {
     ['leftover participants', String(r.leftoverParticipants.length)],
     ['histories that do not replay', String(r.replayFailures.length)],
     ['capacity_timeout failures', String(r.capacityTimeouts)],
-    ['longest capacity wait with room', `${r.longestCapacityWait.seconds.toFixed(1)} s${r.longestCapacityWait.conversationId ? ` (${r.longestCapacityWait.conversationId})` : ''}; by Runway's count alone ${r.longestCapacityWait.runwaySeconds.toFixed(1)} s, counting outages ${r.longestCapacityWait.rawSeconds.toFixed(1)} s`],
+    [
+      'longest capacity wait with room',
+      `${r.longestCapacityWait.seconds.toFixed(1)} s${r.longestCapacityWait.conversationId ? ` (${r.longestCapacityWait.conversationId})` : ''}; by Runway's count alone ${r.longestCapacityWait.runwaySeconds.toFixed(1)} s, counting outages ${r.longestCapacityWait.rawSeconds.toFixed(1)} s`,
+    ],
     ['admission violations', String(r.capacityViolations.length)],
     ['process crashes', String(r.crashes.length)],
     ['elapsed', `${r.elapsedSeconds} s`],

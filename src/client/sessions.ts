@@ -9,8 +9,20 @@ import {
 } from '@temporalio/client';
 import { validateSessionInput } from '../../workflows/input';
 import {
-  BilledSecondsKey, ConversationIdKey, EndReasonKey, LiveKitRoomKey, ModeKey, PhaseKey, SESSION_TASK_QUEUE, SESSION_WORKFLOW_TYPE,
-  avatarRoomEventSignal, endSignal, sessionWorkflowId, stateQuery, waitLiveUpdate, type AvatarRoomEvent,
+  BilledSecondsKey,
+  ConversationIdKey,
+  EndReasonKey,
+  LiveKitRoomKey,
+  ModeKey,
+  PhaseKey,
+  SESSION_TASK_QUEUE,
+  SESSION_WORKFLOW_TYPE,
+  avatarRoomEventSignal,
+  endSignal,
+  sessionWorkflowId,
+  stateQuery,
+  waitLiveUpdate,
+  type AvatarRoomEvent,
 } from '../../workflows/shared';
 import type { avatarSession } from '../../workflows/session';
 import type { avatarTranscript } from '../../workflows/transcript';
@@ -34,7 +46,9 @@ export class SessionEndedError extends Error {
     readonly conversationId: string,
     readonly previous: { workflowId: string; runId: string; status: string; phase?: string; endReason?: string; error?: { code: string; message: string } },
   ) {
-    super(`conversation ${conversationId} already had a session, which ended (${previous.phase ?? previous.status.toLowerCase()}${previous.endReason ? `: ${previous.endReason}` : ''}); start it with restart: true for a new one`);
+    super(
+      `conversation ${conversationId} already had a session, which ended (${previous.phase ?? previous.status.toLowerCase()}${previous.endReason ? `: ${previous.endReason}` : ''}); start it with restart: true for a new one`,
+    );
   }
 }
 
@@ -109,7 +123,10 @@ export class SessionsClient {
   }
 
   /** What a start found: the conversation's last session, closed. */
-  private async endedError(conversationId: string, desc: { workflowId: string; runId: string; status: { name: string }; typedSearchAttributes: WorkflowExecutionInfo['typedSearchAttributes'] }): Promise<SessionEndedError> {
+  private async endedError(
+    conversationId: string,
+    desc: { workflowId: string; runId: string; status: { name: string }; typedSearchAttributes: WorkflowExecutionInfo['typedSearchAttributes'] },
+  ): Promise<SessionEndedError> {
     const state = await this.getSession(conversationId).catch(() => undefined);
     return new SessionEndedError(conversationId, {
       workflowId: desc.workflowId,
@@ -157,7 +174,12 @@ export class SessionsClient {
     const abort = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     return Promise.race([
-      this.client.withAbortSignal(abort.signal, () => this.waitLive(conversationId)).then((live) => ({ live }), (err: Error) => ({ err })),
+      this.client
+        .withAbortSignal(abort.signal, () => this.waitLive(conversationId))
+        .then(
+          (live) => ({ live }),
+          (err: Error) => ({ err }),
+        ),
       new Promise<{ timeout: true }>((r) => (timer = setTimeout(() => r({ timeout: true }), ms))),
     ]).finally(() => {
       clearTimeout(timer);
@@ -183,7 +205,10 @@ export class SessionsClient {
       if (!TERMINAL_PHASES.includes(state.phase)) return { status: 'pending', reason: 'the session has not ended yet' };
       const desc = await this.client.workflow.getHandle(sessionWorkflowId(conversationId)).describe();
       if (desc.status.name === 'RUNNING') return { status: 'pending', reason: 'the session is ending' };
-      return { status: 'none', reason: state.runwaySessionIds.length ? 'the transcript fetch could not start (see the session events)' : 'the session created no Runway session' };
+      return {
+        status: 'none',
+        reason: state.runwaySessionIds.length ? 'the transcript fetch could not start (see the session events)' : 'the session created no Runway session',
+      };
     }
     const handle = this.client.workflow.getHandle<typeof avatarTranscript>(state.transcript.workflowId);
     const desc = await handle.describe();

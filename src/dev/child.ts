@@ -135,7 +135,10 @@ export function reapChildrenOnExit(): void {
   process.on('exit', () => {
     spawnSync('pkill', ['-KILL', '-P', String(process.pid)], { stdio: 'ignore' });
   });
-  for (const [sig, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+  for (const [sig, code] of [
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const) {
     process.once(sig, () => process.exit(code));
   }
 }

@@ -37,7 +37,10 @@ export async function startLiveKitServer(opts: LiveKitServerOptions = {}): Promi
   for (let attempt = 1; ; attempt++) {
     const ports: [number, number, number] = opts.port
       ? [opts.port, opts.port + 1, opts.port + 2]
-      : await (async () => { const [h, t] = await freePorts(2); return [h!, t!, await freeUdpPort()] as [number, number, number]; })();
+      : await (async () => {
+          const [h, t] = await freePorts(2);
+          return [h!, t!, await freeUdpPort()] as [number, number, number];
+        })();
     try {
       return await startOnce(opts, ports);
     } catch (err) {

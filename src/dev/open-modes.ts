@@ -12,7 +12,13 @@ export interface OpenModes {
   codecOpen: boolean;
 }
 
-export function embeddedOpenModes(env: { TEMPORAL_ADDRESS?: string; LIVEKIT_URL?: string; RUNWAYML_API_SECRET?: string; SESSION_API_TOKEN?: string; SESSION_CODEC_TOKEN?: string }): OpenModes {
+export function embeddedOpenModes(env: {
+  TEMPORAL_ADDRESS?: string;
+  LIVEKIT_URL?: string;
+  RUNWAYML_API_SECRET?: string;
+  SESSION_API_TOKEN?: string;
+  SESSION_CODEC_TOKEN?: string;
+}): OpenModes {
   const fullyEmbedded = !env.TEMPORAL_ADDRESS && !env.LIVEKIT_URL && !env.RUNWAYML_API_SECRET;
   return { fullyEmbedded, demoOpen: fullyEmbedded && !env.SESSION_API_TOKEN, codecOpen: fullyEmbedded && !env.SESSION_CODEC_TOKEN };
 }

@@ -55,8 +55,13 @@ function stillRunning(rec: ProcessIdentity): boolean {
 }
 
 export class DataDirInUseError extends Error {
-  constructor(readonly ownerPid: number, dataDir: string) {
-    super(`another npm start (pid ${ownerPid}) is running with the data directory ${dataDir}. Stop it (Ctrl-C in its terminal, or kill ${ownerPid}), or set DEV_DATA_DIR to another directory.`);
+  constructor(
+    readonly ownerPid: number,
+    dataDir: string,
+  ) {
+    super(
+      `another npm start (pid ${ownerPid}) is running with the data directory ${dataDir}. Stop it (Ctrl-C in its terminal, or kill ${ownerPid}), or set DEV_DATA_DIR to another directory.`,
+    );
     this.name = 'DataDirInUseError';
   }
 }
@@ -67,7 +72,11 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   try {
     process.kill(-pid, sig); // started detached: it leads its own process group
   } catch {
-    try { process.kill(pid, sig); } catch { /* gone */ }
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* gone */
+    }
   }
 }
 
@@ -85,7 +94,10 @@ export class DataDirClaim {
   private readonly file: string;
   private state: PidFile;
 
-  private constructor(readonly dataDir: string, owner: ProcessIdentity) {
+  private constructor(
+    readonly dataDir: string,
+    owner: ProcessIdentity,
+  ) {
     this.file = path.join(dataDir, PID_FILE);
     this.state = { owner: { ...owner, dataDir }, servers: [] };
   }
@@ -99,13 +111,16 @@ export class DataDirClaim {
     let previous: PidFile = { servers: [] };
     try {
       previous = JSON.parse(readFileSync(file, 'utf8')) as PidFile;
-    } catch { /* none yet, or unreadable: nothing recorded */ }
+    } catch {
+      /* none yet, or unreadable: nothing recorded */
+    }
     if (previous.owner && previous.owner.pid !== process.pid && stillRunning(previous.owner)) throw new DataDirInUseError(previous.owner.pid, dataDir);
     const stale = (previous.servers ?? []).filter(stillRunning);
     for (const s of stale) report(`stopping ${s.name} (pid ${s.pid}), left running by an earlier npm start of ${dataDir}`);
     await stopAll(stale);
     const left = stale.filter(stillRunning);
-    if (left.length) throw new Error(`could not stop ${left.map((s) => `${s.name} (pid ${s.pid})`).join(', ')} left running by an earlier npm start of ${dataDir}`);
+    if (left.length)
+      throw new Error(`could not stop ${left.map((s) => `${s.name} (pid ${s.pid})`).join(', ')} left running by an earlier npm start of ${dataDir}`);
     const self = identify(process.pid) ?? { pid: process.pid, start: '', exe: process.argv0 };
     const claim = new DataDirClaim(dataDir, self);
     claim.write();

@@ -33,7 +33,10 @@ export interface TakenPort {
 }
 
 export class PortsTakenError extends Error {
-  constructor(readonly taken: TakenPort[], readonly duplicates: string[] = []) {
+  constructor(
+    readonly taken: TakenPort[],
+    readonly duplicates: string[] = [],
+  ) {
     super([...duplicates, ...taken.map(describeTakenPort)].join('\n'));
     this.name = 'PortsTakenError';
   }
@@ -45,7 +48,10 @@ async function tryBind(spec: PortSpec): Promise<string | undefined> {
   return new Promise((resolve) => {
     if (spec.protocol === 'udp') {
       const sock = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
-      sock.once('error', (err: NodeJS.ErrnoException) => { sock.close(); resolve(err.code ?? String(err)); });
+      sock.once('error', (err: NodeJS.ErrnoException) => {
+        sock.close();
+        resolve(err.code ?? String(err));
+      });
       sock.bind(spec.port, host, () => sock.close(() => resolve(undefined)));
     } else {
       const srv = net.createServer();
@@ -101,7 +107,9 @@ export function portHolders(port: number, protocol: 'tcp' | 'udp'): PortHolder[]
     let procs: string[] = [];
     try {
       procs = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
-    } catch { /* no /proc */ }
+    } catch {
+      /* no /proc */
+    }
     for (const pid of procs) {
       let fds: string[];
       try {
@@ -116,7 +124,9 @@ export function portHolders(port: number, protocol: 'tcp' | 'udp'): PortHolder[]
             pids.add(Number(pid));
             break;
           }
-        } catch { /* closed meanwhile */ }
+        } catch {
+          /* closed meanwhile */
+        }
       }
     }
   }
@@ -132,7 +142,11 @@ export function describeTakenPort(t: TakenPort): string {
   const { spec } = t;
   const head = `port ${spec.port}${spec.protocol === 'udp' ? '/udp' : ''} (${spec.variable}, ${spec.what})`;
   const why = t.code === 'EADDRINUSE' ? 'is already in use' : t.code === 'EACCES' ? 'may not be bound by this user' : `cannot be bound (${t.code})`;
-  const by = t.holders.length ? `, held by ${t.holders.map((h) => `pid ${h.pid} (${h.command || 'command unknown'})`).join(', ')}` : t.code === 'EADDRINUSE' ? ' by a process this user cannot inspect' : '';
+  const by = t.holders.length
+    ? `, held by ${t.holders.map((h) => `pid ${h.pid} (${h.command || 'command unknown'})`).join(', ')}`
+    : t.code === 'EADDRINUSE'
+      ? ' by a process this user cannot inspect'
+      : '';
   return `${head} ${why}${by}. Stop that process, or set ${spec.fix}.`;
 }
 

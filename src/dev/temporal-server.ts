@@ -70,21 +70,24 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions = {}
     throw new Error(`temporal server start-dev exited early (${code})${lastLogLine(opts.logFile)}; see ${opts.logFile ?? 'its output'}`);
   });
   early.catch(() => undefined);
-  await Promise.race([early, waitFor(
-    `Temporal dev server on ${address}`,
-    async () => {
-      if (exited) return false;
-      const conn = await Connection.connect({ address, connectTimeout: 1000 });
-      try {
-        await conn.workflowService.describeNamespace({ namespace });
-        return true;
-      } finally {
-        await conn.close();
-      }
-    },
-    30_000,
-    200,
-  )]);
+  await Promise.race([
+    early,
+    waitFor(
+      `Temporal dev server on ${address}`,
+      async () => {
+        if (exited) return false;
+        const conn = await Connection.connect({ address, connectTimeout: 1000 });
+        try {
+          await conn.workflowService.describeNamespace({ namespace });
+          return true;
+        } finally {
+          await conn.close();
+        }
+      },
+      30_000,
+      200,
+    ),
+  ]);
   return {
     address,
     uiUrl: opts.uiPort ? `http://127.0.0.1:${opts.uiPort}` : undefined,

@@ -74,7 +74,11 @@ export function demoAgentIdentity(conversationId: string): string {
  * RPC to the avatar): no publishing or subscribing of tracks, short TTL.
  */
 export async function mintDemoAgentToken(creds: LiveKitCredentials, opts: { roomName: string; conversationId: string; ttlSeconds: number }): Promise<string> {
-  const at = new AccessToken(creds.apiKey, creds.apiSecret, { identity: demoAgentIdentity(opts.conversationId), name: 'Demo agent', ttl: Math.max(30, Math.ceil(opts.ttlSeconds)) });
+  const at = new AccessToken(creds.apiKey, creds.apiSecret, {
+    identity: demoAgentIdentity(opts.conversationId),
+    name: 'Demo agent',
+    ttl: Math.max(30, Math.ceil(opts.ttlSeconds)),
+  });
   at.kind = 'agent';
   at.addGrant({ roomJoin: true, room: opts.roomName, canSubscribe: false, canPublish: false, canPublishData: true, canUpdateOwnMetadata: false });
   return at.toJwt();

@@ -119,7 +119,11 @@ export class PcmMixer {
 export class MixClock {
   private readonly t0: number;
   private produced = 0;
-  constructor(private readonly frameMs = MIX_FRAME_MS, private readonly maxBurst = 10, now = performance.now()) {
+  constructor(
+    private readonly frameMs = MIX_FRAME_MS,
+    private readonly maxBurst = 10,
+    now = performance.now(),
+  ) {
     this.t0 = now;
   }
   due(now = performance.now()): number {

@@ -18,9 +18,24 @@
 // is closed with its source; each room is left once. What rtc-node itself releases twice is survived
 // (src/media/rtc-guard.ts). rtc-node's process-wide dispose() is the process's business, not ours.
 import {
-  AudioFrame, AudioSource, AudioStream, DisconnectReason, LocalAudioTrack, LocalVideoTrack, ParticipantKind, Room, RoomEvent,
-  TrackKind, TrackPublishOptions, TrackSource, VideoSource, VideoStream,
-  type RemoteParticipant, type RemoteTrack, type RemoteTrackPublication, type VideoFrameEvent,
+  AudioFrame,
+  AudioSource,
+  AudioStream,
+  DisconnectReason,
+  LocalAudioTrack,
+  LocalVideoTrack,
+  ParticipantKind,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+  VideoSource,
+  VideoStream,
+  type RemoteParticipant,
+  type RemoteTrack,
+  type RemoteTrackPublication,
+  type VideoFrameEvent,
 } from '@livekit/rtc-node';
 import { MIX_FRAME_MS, MIX_SAMPLE_RATE, MixClock, PcmMixer } from './mixer';
 import { guardRtcHandleErrors } from './rtc-guard';
@@ -62,7 +77,10 @@ export type RelayEnd = 'runway_ended' | 'room_closed' | 'stalled';
 
 /** The relay lost a room for a reason a retry may fix (kind is the Temporal failure type the activity uses). */
 export class RelayError extends Error {
-  constructor(readonly kind: 'relay_replaced' | 'relay_disconnected' | 'relay_media_failed' | 'relay_switch_failed', message: string) {
+  constructor(
+    readonly kind: 'relay_replaced' | 'relay_disconnected' | 'relay_media_failed' | 'relay_switch_failed',
+    message: string,
+  ) {
     super(message);
     this.name = 'RelayError';
   }
@@ -168,7 +186,12 @@ export class MediaRelay {
   private readonly sides = new Set<RunwaySide>();
   private readonly retiring = new Set<Promise<void>>();
   private readonly stats_: Omit<RelayStats, 'source' | 'mixedSources'> = {
-    switches: 0, videoFramesForwarded: 0, audioFramesForwarded: 0, mixedFramesSent: 0, dataMessagesForwarded: 0, controlMessagesForwarded: 0,
+    switches: 0,
+    videoFramesForwarded: 0,
+    audioFramesForwarded: 0,
+    mixedFramesSent: 0,
+    dataMessagesForwarded: 0,
+    controlMessagesForwarded: 0,
   };
   private readonly readers = new Set<Reader>();
   /** Customer audio readers by mixer id (participant/track sid), to cancel on unsubscribe. */
@@ -265,7 +288,8 @@ export class MediaRelay {
     customerRoom.on(RoomEvent.Disconnected, (reason) => {
       if (this.stopped) return;
       if (reason === DisconnectReason.ROOM_DELETED || reason === DisconnectReason.ROOM_CLOSED) this.finish('room_closed');
-      else if (reason === DisconnectReason.DUPLICATE_IDENTITY) this.finish(new RelayError('relay_replaced', "another bridge joined the customer's room with this bridge's identity"));
+      else if (reason === DisconnectReason.DUPLICATE_IDENTITY)
+        this.finish(new RelayError('relay_replaced', "another bridge joined the customer's room with this bridge's identity"));
       else this.finish(new RelayError('relay_disconnected', `left the customer's room unexpectedly (${DisconnectReason[reason] ?? reason})`));
     });
     await customerRoom.connect(this.opts.customer.url, this.opts.customer.token, { autoSubscribe: true, dynacast: false });
@@ -299,7 +323,8 @@ export class MediaRelay {
       room.on(RoomEvent.Disconnected, (reason) => {
         if (this.stopped) return;
         // Our consumed credentials used by another process (a retry of this relay that connected later).
-        if (reason === DisconnectReason.DUPLICATE_IDENTITY) this.sideLost(side, new RelayError('relay_replaced', "another bridge joined Runway's room with these credentials"));
+        if (reason === DisconnectReason.DUPLICATE_IDENTITY)
+          this.sideLost(side, new RelayError('relay_replaced', "another bridge joined Runway's room with these credentials"));
         else this.sideLost(side, 'runway_ended');
       });
       await room.connect(side.target.url, side.target.token, { autoSubscribe: true, dynacast: false });
@@ -455,7 +480,8 @@ export class MediaRelay {
         this.stats_.lastVideoFrameAt = now;
       }
     } catch (err) {
-      if (!this.stopped && side === this.active) this.finish(new RelayError('relay_media_failed', `avatar video: ${err instanceof Error ? err.message : String(err)}`));
+      if (!this.stopped && side === this.active)
+        this.finish(new RelayError('relay_media_failed', `avatar video: ${err instanceof Error ? err.message : String(err)}`));
     } finally {
       this.release(reader);
       if (side.avatarReaders.get(sid) === reader) side.avatarReaders.delete(sid);
@@ -520,14 +546,19 @@ export class MediaRelay {
       promise.catch(() => undefined);
       pending = this.incoming = { side, promise, resolve, reject };
       this.switchGapMs = 0;
-      this.joinRunway(side).catch((err) => reject(new RelayError('relay_switch_failed', `could not join the next Runway room: ${err instanceof Error ? err.message : String(err)}`)));
+      this.joinRunway(side).catch((err) =>
+        reject(new RelayError('relay_switch_failed', `could not join the next Runway room: ${err instanceof Error ? err.message : String(err)}`)),
+      );
     }
     const { side } = pending;
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, rej) => (timer = setTimeout(
-      () => rej(new RelayError('relay_switch_failed', `no video from the next avatar within ${Math.round(opts.timeoutMs / 1000)} s`)),
-      opts.timeoutMs,
-    )));
+    const timeout = new Promise<never>(
+      (_, rej) =>
+        (timer = setTimeout(
+          () => rej(new RelayError('relay_switch_failed', `no video from the next avatar within ${Math.round(opts.timeoutMs / 1000)} s`)),
+          opts.timeoutMs,
+        )),
+    );
     try {
       // pending.promise was resolved with the old side's retirement, and a promise resolved with a promise
       // adopts it: this waits for the old side to be left too (within the same timeout).
@@ -607,7 +638,10 @@ export class MediaRelay {
       side.avatarLeft = resolve;
       if (!avatar || !side.room.remoteParticipants.has(avatar)) resolve();
     });
-    const sent = await side.room.localParticipant?.publishData(END_CALL, { reliable: true, topic: RUNWAY_TOPIC }).then(() => true, () => false);
+    const sent = await side.room.localParticipant?.publishData(END_CALL, { reliable: true, topic: RUNWAY_TOPIC }).then(
+      () => true,
+      () => false,
+    );
     // Leaving at once can drop the message.
     if (sent) await settle(left, END_CALL_WAIT_MS);
   }

@@ -45,7 +45,9 @@ export function guardRtcHandleErrors(log?: Warn): void {
     }
     // Not ours. With no other listener Node would print it and exit: do the same.
     if (process.listenerCount('uncaughtException') > 1) return;
-    process.stderr.write(`Uncaught ${origin === 'unhandledRejection' ? 'rejection' : 'exception'}: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(
+      `Uncaught ${origin === 'unhandledRejection' ? 'rejection' : 'exception'}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     process.exit(1);
   };
   process.on('uncaughtException', onUncaught);

@@ -77,8 +77,16 @@ process.on('message', (cmd: RunnerCommand) => {
     );
     starting.set(id, p);
   } else if (cmd.op === 'stop') void stop(cmd.id);
-  else if (cmd.op === 'event') void avatars.get(cmd.id)?.sendClientEvent(cmd.name, cmd.args).catch(() => undefined);
-  else if (cmd.op === 'data') void avatars.get(cmd.id)?.sendData(cmd.msg).catch(() => undefined);
+  else if (cmd.op === 'event')
+    void avatars
+      .get(cmd.id)
+      ?.sendClientEvent(cmd.name, cmd.args)
+      .catch(() => undefined);
+  else if (cmd.op === 'data')
+    void avatars
+      .get(cmd.id)
+      ?.sendData(cmd.msg)
+      .catch(() => undefined);
   else if (cmd.op === 'freeze') avatars.get(cmd.id)?.freezeVideo();
 });
 

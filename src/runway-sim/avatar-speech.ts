@@ -62,7 +62,11 @@ export class AvatarSpeech {
    * @param trustedSender the agent whose audio the avatar plays (direct mode: `lk.publish_on_behalf`);
    *   undefined: any participant.
    */
-  constructor(private readonly room: Room, private readonly trustedSender: string | undefined, private readonly log: SpeechLog = { warn: () => undefined }) {}
+  constructor(
+    private readonly room: Room,
+    private readonly trustedSender: string | undefined,
+    private readonly log: SpeechLog = { warn: () => undefined },
+  ) {}
 
   /** Registers the byte stream handler and the clear_buffer RPC; call after the room is connected. */
   start(): void {
@@ -140,7 +144,18 @@ export class AvatarSpeech {
       this.log.warn(`lk.audio_stream from ${sender} ignored: attributes sample_rate and num_channels are required (got ${JSON.stringify(attrs)})`);
       return void (await reader.close().catch(() => undefined));
     }
-    const s: Segment = { id: `${++this.seq}`, sender, chunks: [], offset: 0, buffered: 0, received: 0, played: 0, ended: false, started: false, dropped: false };
+    const s: Segment = {
+      id: `${++this.seq}`,
+      sender,
+      chunks: [],
+      offset: 0,
+      buffered: 0,
+      received: 0,
+      played: 0,
+      ended: false,
+      started: false,
+      dropped: false,
+    };
     this.queue.push(s);
     this.stats.segmentsReceived++;
     const resampler = rate === SPEECH_SAMPLE_RATE ? undefined : new AudioResampler(rate, SPEECH_SAMPLE_RATE, 1);
@@ -221,7 +236,12 @@ export class AvatarSpeech {
         } catch (err) {
           const code = (err as RpcError).code;
           // Not registered (an agent that does not wait for playback_started), or the sender is gone.
-          if (code === RpcError.ErrorCode.UNSUPPORTED_METHOD || code === RpcError.ErrorCode.RECIPIENT_NOT_FOUND || code === RpcError.ErrorCode.RECIPIENT_DISCONNECTED) return;
+          if (
+            code === RpcError.ErrorCode.UNSUPPORTED_METHOD ||
+            code === RpcError.ErrorCode.RECIPIENT_NOT_FOUND ||
+            code === RpcError.ErrorCode.RECIPIENT_DISCONNECTED
+          )
+            return;
           if (attempt >= 3) return void this.log.warn(`${method} to ${to} failed: ${(err as Error).message}`);
           await new Promise((r) => setTimeout(r, 100));
         }

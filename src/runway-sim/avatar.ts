@@ -9,8 +9,21 @@
 // invalid handle` for a handle released twice or after its owner, which ends the whole process.
 // src/runway-sim/avatar-process.ts runs these avatars in a child process, as Runway's run apart.
 import {
-  AudioFrame, AudioSource, AudioStream, LocalAudioTrack, LocalVideoTrack, Room, RoomEvent, TrackKind, TrackPublishOptions,
-  TrackSource, VideoBufferType, VideoCodec, VideoFrame, VideoSource, type RemoteTrack,
+  AudioFrame,
+  AudioSource,
+  AudioStream,
+  LocalAudioTrack,
+  LocalVideoTrack,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+  VideoBufferType,
+  VideoCodec,
+  VideoFrame,
+  VideoSource,
+  type RemoteTrack,
 } from '@livekit/rtc-node';
 import { makeI420Frame, markSpeaking } from '../media/frame-code';
 import { guardRtcHandleErrors } from '../media/rtc-guard';
@@ -90,22 +103,23 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
   let video: VideoSource | undefined;
   let audio: AudioSource | undefined;
   let released: Promise<void> | undefined;
-  const release = () => (released ??= (async () => {
-    stopped = true;
-    speech?.close();
-    for (const t of timers) clearTimeout(t);
-    clearTimeout(pumpTimer);
-    // The audio loop's capture in flight settles before its source goes (bounded: the room may be gone).
-    if (toneLoop) await Promise.race([toneLoop, new Promise((r) => setTimeout(r, 1000))]);
-    for (const r of readers) await r.cancel().catch(() => undefined);
-    readers.clear();
-    await room.disconnect().catch(() => undefined);
-    // Each track once, with its source; a source whose track was never created is closed alone.
-    for (const t of tracks) await t.close(true).catch(() => undefined);
-    if (!tracks.some((t) => t instanceof LocalVideoTrack)) await video?.close().catch(() => undefined);
-    if (!tracks.some((t) => t instanceof LocalAudioTrack)) await audio?.close().catch(() => undefined);
-    tracks.length = 0;
-  })());
+  const release = () =>
+    (released ??= (async () => {
+      stopped = true;
+      speech?.close();
+      for (const t of timers) clearTimeout(t);
+      clearTimeout(pumpTimer);
+      // The audio loop's capture in flight settles before its source goes (bounded: the room may be gone).
+      if (toneLoop) await Promise.race([toneLoop, new Promise((r) => setTimeout(r, 1000))]);
+      for (const r of readers) await r.cancel().catch(() => undefined);
+      readers.clear();
+      await room.disconnect().catch(() => undefined);
+      // Each track once, with its source; a source whose track was never created is closed alone.
+      for (const t of tracks) await t.close(true).catch(() => undefined);
+      if (!tracks.some((t) => t instanceof LocalVideoTrack)) await video?.close().catch(() => undefined);
+      if (!tracks.some((t) => t instanceof LocalAudioTrack)) await audio?.close().catch(() => undefined);
+      tracks.length = 0;
+    })());
   try {
     for (const p of room.remoteParticipants.values()) notePeer(p.identity);
 
@@ -123,7 +137,12 @@ export const startSimAvatar: StartSimAvatar = async (opts: SimAvatarOptions): Pr
     tracks.push(videoTrack);
     await room.localParticipant!.publishTrack(
       videoTrack,
-      new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, simulcast: false, videoCodec: VideoCodec.VP8, videoEncoding: { maxBitrate: 800_000n, maxFramerate: spec.fps } }),
+      new TrackPublishOptions({
+        source: TrackSource.SOURCE_CAMERA,
+        simulcast: false,
+        videoCodec: VideoCodec.VP8,
+        videoEncoding: { maxBitrate: 800_000n, maxFramerate: spec.fps },
+      }),
     );
     // Frames follow a clock: when the event loop is late, frames are skipped rather than queued.
     const t0 = Date.now();

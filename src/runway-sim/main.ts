@@ -28,7 +28,10 @@ const env = z.object({
   RUNWAY_SIM_CONCURRENCY_STATUS: z.enum(['429', '400']).default('429'),
   RUNWAY_SIM_LIVEKIT_INTEGRATION: z.enum(['true', 'false']).default('true'),
   RUNWAY_SIM_AVATAR_MEDIA: z.enum(['full', 'light', 'pion', 'off']).default('full'),
-  RUNWAY_SIM_LIVEKIT_URL: z.string().regex(/^wss?:\/\//, 'a ws:// or wss:// URL').optional(),
+  RUNWAY_SIM_LIVEKIT_URL: z
+    .string()
+    .regex(/^wss?:\/\//, 'a ws:// or wss:// URL')
+    .optional(),
   RUNWAY_SIM_LIVEKIT_API_KEY: z.string().min(1).optional(),
   RUNWAY_SIM_LIVEKIT_API_SECRET: z.string().min(1).optional(),
 });
@@ -81,7 +84,11 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const fromFlags = Object.fromEntries(Object.entries(FLAGS).flatMap(([flag, name]) => (typeof values[flag as keyof typeof values] === 'string' ? [[name, values[flag as keyof typeof values]]] : [])));
+  const fromFlags = Object.fromEntries(
+    Object.entries(FLAGS).flatMap(([flag, name]) =>
+      typeof values[flag as keyof typeof values] === 'string' ? [[name, values[flag as keyof typeof values]]] : [],
+    ),
+  );
   const parsed = env.safeParse({ ...process.env, ...fromFlags });
   if (!parsed.success) {
     console.error(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n')}`);
@@ -134,7 +141,11 @@ async function main(): Promise<void> {
       controlToken: cfg.RUNWAY_SIM_CONTROL_TOKEN,
       seed: cfg.RUNWAY_SIM_SEED,
       livekit,
-      defaults: { provisioningMs: cfg.RUNWAY_SIM_PROVISIONING_MS, runtimeCapSeconds: cfg.RUNWAY_SIM_RUNTIME_CAP_SECONDS, avatarMedia: cfg.RUNWAY_SIM_AVATAR_MEDIA },
+      defaults: {
+        provisioningMs: cfg.RUNWAY_SIM_PROVISIONING_MS,
+        runtimeCapSeconds: cfg.RUNWAY_SIM_RUNTIME_CAP_SECONDS,
+        avatarMedia: cfg.RUNWAY_SIM_AVATAR_MEDIA,
+      },
       account: {
         maxConcurrentSessions: cfg.RUNWAY_SIM_MAX_CONCURRENT,
         concurrencyLimitStatus: cfg.RUNWAY_SIM_CONCURRENCY_STATUS === '400' ? 400 : 429,
@@ -151,7 +162,9 @@ async function main(): Promise<void> {
         'Point the service (or any Runway client) at it:',
         `  export RUNWAYML_BASE_URL=${sim.baseUrl}`,
         // A key given in the environment is a secret of the caller's: name it, never print it.
-        cfg.RUNWAY_SIM_API_KEY ? '  export RUNWAYML_API_SECRET="$RUNWAY_SIM_API_KEY"' : `  export RUNWAYML_API_SECRET=${sim.apiKey}   # generated; set RUNWAY_SIM_API_KEY to choose it`,
+        cfg.RUNWAY_SIM_API_KEY
+          ? '  export RUNWAYML_API_SECRET="$RUNWAY_SIM_API_KEY"'
+          : `  export RUNWAYML_API_SECRET=${sim.apiKey}   # generated; set RUNWAY_SIM_API_KEY to choose it`,
         cfg.RUNWAY_SIM_CONTROL_TOKEN
           ? `Control API: ${sim.baseUrl}/_sim/{ledger,invariants,configure,account,next-sessions,reset} with header x-sim-control: $RUNWAY_SIM_CONTROL_TOKEN`
           : `Control API: ${sim.baseUrl}/_sim/{ledger,invariants,configure,account,next-sessions,reset} with header x-sim-control: ${sim.controlToken}`,

@@ -8,11 +8,19 @@ import { AccessToken, RoomServiceClient } from 'livekit-server-sdk';
 import type { AvatarMedia, SimAvatar, StartSimAvatar } from './avatar-api';
 
 export const SIM_PRESET_IDS = [
-  'game-character', 'music-superstar', 'game-character-man', 'cat-character', 'influencer',
-  'tennis-coach', 'human-resource', 'fashion-designer', 'cooking-teacher',
+  'game-character',
+  'music-superstar',
+  'game-character-man',
+  'cat-character',
+  'influencer',
+  'tennis-coach',
+  'human-resource',
+  'fashion-designer',
+  'cooking-teacher',
 ];
 
-export type SimEndpoint = 'create' | 'status' | 'consume' | 'cancel' | 'connect_backend' | 'conversation' | 'conversations' | 'delete_conversation' | 'organization';
+export type SimEndpoint =
+  'create' | 'status' | 'consume' | 'cancel' | 'connect_backend' | 'conversation' | 'conversations' | 'delete_conversation' | 'organization';
 
 export interface SessionBehavior {
   /** Time in NOT_READY after any queueing. */
@@ -167,7 +175,10 @@ export function mulberry32(seed: number): () => number {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -236,7 +247,9 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       s.runningAt = now();
       const maxDuration = Number(s.body.maxDuration ?? 300);
       const capped = s.behavior.runtimeCapSeconds < maxDuration;
-      later(s.id, (Math.min(maxDuration, s.behavior.runtimeCapSeconds) * 1000) / scaleOf(s), () => end(s, 'COMPLETED', capped ? 'runtime_cap' : 'max_duration'));
+      later(s.id, (Math.min(maxDuration, s.behavior.runtimeCapSeconds) * 1000) / scaleOf(s), () =>
+        end(s, 'COMPLETED', capped ? 'runtime_cap' : 'max_duration'),
+      );
       later(s.id, 300, () => converse(s));
     }
   }
@@ -245,7 +258,11 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
   function say(s: SimSession, msg: { type: string; role?: 'user' | 'assistant'; content?: string; [k: string]: unknown }): void {
     if (TERMINAL.includes(s.status)) return;
     if (msg.type === 'transcript' && msg.role && msg.content) s.transcript.push({ role: msg.role, content: msg.content, timestamp: now() });
-    void avatars.get(s.id)?.at(-1)?.sendData(msg).catch(() => undefined);
+    void avatars
+      .get(s.id)
+      ?.at(-1)
+      ?.sendData(msg)
+      .catch(() => undefined);
   }
 
   /**
@@ -258,7 +275,12 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     if (s.behavior.avatarMedia !== 'off' && !avatars.get(s.id)?.length) return void later(s.id, 100, () => converse(s));
     say(s, { type: 'client_event', name: 'show_card', args: { title: 'simulated' } });
     if (!s.consumedAt) return;
-    const opening = s.body.startScript === undefined ? SIM_DEFAULT_GREETING : typeof s.body.startScript === 'string' ? s.body.startScript : JSON.stringify(s.body.startScript);
+    const opening =
+      s.body.startScript === undefined
+        ? SIM_DEFAULT_GREETING
+        : typeof s.body.startScript === 'string'
+          ? s.body.startScript
+          : JSON.stringify(s.body.startScript);
     if (opening) say(s, { type: 'transcript', role: 'assistant', content: opening, final: true });
     const every = ((s.behavior.turnIntervalSeconds ?? 0) * 1000) / scaleOf(s);
     if (!(every > 0)) return;
@@ -298,11 +320,16 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     try {
       const start = await lazyAvatar(s.behavior.avatarMedia);
       const avatar = await start({
-        url, token, roomName, where,
+        url,
+        token,
+        roomName,
+        where,
         identity: identityOf(token) ?? `avatar-${s.id}`,
         media: s.behavior.avatarMedia,
         agentIdentity: s.integration?.agentIdentity,
-        onPeerJoined: () => { if (where === 'runway-room' && s.status === 'READY') transition(s, 'RUNNING'); },
+        onPeerJoined: () => {
+          if (where === 'runway-room' && s.status === 'READY') transition(s, 'RUNNING');
+        },
         onEndCall: () => end(s, 'COMPLETED', 'END_CALL'),
         onDisconnected: () => end(s, 'COMPLETED', 'avatar_left'),
       });
@@ -325,7 +352,9 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       if (closed || s.status !== 'READY' || !rooms || !s.roomName) return;
       try {
         // A hidden backend participant (connect_backend) is not a WebRTC client of the session.
-        const clients = (await rooms.listParticipants(s.roomName)).filter((p) => !p.identity.startsWith(BACKEND_IDENTITY_PREFIX) && !p.identity.startsWith(WORKER_IDENTITY_PREFIX));
+        const clients = (await rooms.listParticipants(s.roomName)).filter(
+          (p) => !p.identity.startsWith(BACKEND_IDENTITY_PREFIX) && !p.identity.startsWith(WORKER_IDENTITY_PREFIX),
+        );
         // (Re-checked after the await: the avatar may have seen the client first.)
         if (clients.length) return void (s.status === 'READY' && transition(s, 'RUNNING'));
       } catch {
@@ -338,7 +367,8 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
 
   // ---- request handling -------------------------------------------------------------------------
   function validateCreate(body: unknown): Record<string, unknown> {
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'Expected object, received ' + (Array.isArray(body) ? 'array' : typeof body));
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      throw new HttpError(400, 'Expected object, received ' + (Array.isArray(body) ? 'array' : typeof body));
     const b = body as Record<string, unknown>;
     for (const k of Object.keys(b)) if (!CREATE_KEYS.includes(k)) throw new HttpError(400, `Unrecognized key: ${k}`);
     if (!account.livekitIntegration) {
@@ -349,7 +379,8 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     const avatar = b.avatar as Record<string, unknown> | undefined;
     if (!avatar || typeof avatar !== 'object') throw new HttpError(400, 'avatar: Required');
     if (avatar.type === 'runway-preset') {
-      if (!SIM_PRESET_IDS.includes(avatar.presetId as string)) throw new HttpError(400, `avatar.presetId: Invalid enum value. Expected ${SIM_PRESET_IDS.map((p) => `'${p}'`).join(' | ')}`);
+      if (!SIM_PRESET_IDS.includes(avatar.presetId as string))
+        throw new HttpError(400, `avatar.presetId: Invalid enum value. Expected ${SIM_PRESET_IDS.map((p) => `'${p}'`).join(' | ')}`);
     } else if (avatar.type === 'custom') {
       if (typeof avatar.avatarId !== 'string' || !avatar.avatarId) throw new HttpError(400, 'avatar.avatarId: Required');
     } else throw new HttpError(400, 'avatar.type: Invalid discriminator value');
@@ -367,8 +398,11 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     }
     const integ = (b.integration ?? b.livekit) as Record<string, unknown> | undefined;
     if (integ !== undefined) {
-      if (b.integration !== undefined && !['livekit', 'elevenlabs'].includes(integ.type as string)) throw new HttpError(400, 'integration.type: Invalid discriminator value');
-      if (integ.type !== 'elevenlabs') for (const k of ['url', 'token', 'roomName']) if (typeof integ[k] !== 'string' || !integ[k]) throw new HttpError(400, `${b.integration ? 'integration' : 'livekit'}.${k}: Required`);
+      if (b.integration !== undefined && !['livekit', 'elevenlabs'].includes(integ.type as string))
+        throw new HttpError(400, 'integration.type: Invalid discriminator value');
+      if (integ.type !== 'elevenlabs')
+        for (const k of ['url', 'token', 'roomName'])
+          if (typeof integ[k] !== 'string' || !integ[k]) throw new HttpError(400, `${b.integration ? 'integration' : 'livekit'}.${k}: Required`);
     }
     return b;
   }
@@ -383,11 +417,16 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
   function statusView(s: SimSession): Record<string, unknown> {
     const base = { id: s.id, createdAt: s.createdAt, status: s.status };
     switch (s.status) {
-      case 'NOT_READY': return { ...base, ...(s.queued ? { queued: true } : {}) };
-      case 'READY': return { ...base, expiresAt: s.expiresAt, sessionKey: s.sessionKey };
-      case 'COMPLETED': return { ...base, duration: durationOf(s) ?? 0 };
-      case 'FAILED': return { ...base, failure: s.failure, failureCode: s.failureCode };
-      default: return base;
+      case 'NOT_READY':
+        return { ...base, ...(s.queued ? { queued: true } : {}) };
+      case 'READY':
+        return { ...base, expiresAt: s.expiresAt, sessionKey: s.sessionKey };
+      case 'COMPLETED':
+        return { ...base, duration: durationOf(s) ?? 0 };
+      case 'FAILED':
+        return { ...base, failure: s.failure, failureCode: s.failureCode };
+      default:
+        return base;
     }
   }
 
@@ -397,7 +436,12 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     if (s.endedAt && Date.now() < Date.parse(s.endedAt) + (s.behavior.transcriptFinalizeMs ?? 0)) return 'in_progress';
     return s.status === 'FAILED' ? 'failed' : 'ended';
   };
-  const toolsOf = (s: SimSession) => ((s.body.tools as { type: string; name: string; description: string }[] | undefined) ?? []).map(({ type, name, description }) => ({ type, name, description }));
+  const toolsOf = (s: SimSession) =>
+    ((s.body.tools as { type: string; name: string; description: string }[] | undefined) ?? []).map(({ type, name, description }) => ({
+      type,
+      name,
+      description,
+    }));
 
   /** GET /v1/avatar_conversations/{id} (@runwayml/sdk AvatarConversationRetrieveResponse). */
   function conversationView(s: SimSession): Record<string, unknown> {
@@ -407,12 +451,15 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       id: s.id,
       name: `Conversation ${s.id.slice(0, 8)}`,
       status,
-      avatar: avatar.type === 'runway-preset' ? { type: 'runway-preset', presetId: avatar.presetId } : { type: 'custom', id: avatar.avatarId, imageUrl: null, name: null },
+      avatar:
+        avatar.type === 'runway-preset'
+          ? { type: 'runway-preset', presetId: avatar.presetId }
+          : { type: 'custom', id: avatar.avatarId, imageUrl: null, name: null },
       createdAt: s.createdAt,
       startedAt: s.runningAt ?? null,
       ...(status !== 'in_progress' ? { endedAt: s.endedAt ?? null } : {}),
       duration: durationOf(s) ?? null,
-      maxDuration: (s.body.maxDuration) ?? 300,
+      maxDuration: s.body.maxDuration ?? 300,
       recordingUrl: null,
       tools: toolsOf(s),
       transcript: status === 'in_progress' && s.behavior.transcriptWhileInProgress === false ? [] : s.transcript.map((e) => ({ ...e })),
@@ -427,7 +474,10 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       id: s.id,
       name: `Conversation ${s.id.slice(0, 8)}`,
       status: conversationStatus(s),
-      avatar: avatar.type === 'runway-preset' ? { type: 'runway-preset', presetId: avatar.presetId, name: avatar.presetId } : { type: 'custom', id: avatar.avatarId, name: null },
+      avatar:
+        avatar.type === 'runway-preset'
+          ? { type: 'runway-preset', presetId: avatar.presetId, name: avatar.presetId }
+          : { type: 'custom', id: avatar.avatarId, name: null },
       createdAt: s.createdAt,
       duration: durationOf(s) ?? null,
       hasTools: toolsOf(s).length > 0,
@@ -447,7 +497,13 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     return s;
   }
 
-  async function route(req: http.IncomingMessage, body: unknown, url: URL, bearer: string | undefined, ctx: { endpoint: SimEndpoint | 'unknown'; sessionId?: string; createdId?: string }): Promise<[number, unknown]> {
+  async function route(
+    req: http.IncomingMessage,
+    body: unknown,
+    url: URL,
+    bearer: string | undefined,
+    ctx: { endpoint: SimEndpoint | 'unknown'; sessionId?: string; createdId?: string },
+  ): Promise<[number, unknown]> {
     const m = req.method!;
     const p = url.pathname;
     let match: RegExpMatchArray | null;
@@ -465,28 +521,48 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       if (body === INVALID_JSON) throw new HttpError(400, 'Invalid JSON body');
       const b = validateCreate(body);
       if (active().length >= account.maxConcurrentSessions) {
-        throw new HttpError(account.concurrencyLimitStatus, `Concurrency limit reached: you have ${active().length} active realtime sessions (limit ${account.maxConcurrentSessions})`);
+        throw new HttpError(
+          account.concurrencyLimitStatus,
+          `Concurrency limit reached: you have ${active().length} active realtime sessions (limit ${account.maxConcurrentSessions})`,
+        );
       }
       const behavior: SessionBehavior = { ...DEFAULT_BEHAVIOR, ...config.defaults, ...(queue.shift() ?? {}) };
       createIndex++;
-      const id = randomBytes(16).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
-      const s: SimSession = { id, createdAt: now(), body: redactBody(b), behavior, status: 'NOT_READY', queued: behavior.queuedMs > 0, history: [{ status: 'NOT_READY', at: now() }], transcript: [] };
-      const integ = (b.integration ?? b.livekit) as SimSession['integration'] & { type?: string } | undefined;
-      if (integ && integ.type !== 'elevenlabs') s.integration = { url: integ.url, token: integ.token, roomName: integ.roomName, agentIdentity: integ.agentIdentity };
+      const id = randomBytes(16)
+        .toString('hex')
+        .replace(/^(.{8})(.{4})(.{4})(.{4})/, '$1-$2-$3-$4-');
+      const s: SimSession = {
+        id,
+        createdAt: now(),
+        body: redactBody(b),
+        behavior,
+        status: 'NOT_READY',
+        queued: behavior.queuedMs > 0,
+        history: [{ status: 'NOT_READY', at: now() }],
+        transcript: [],
+      };
+      const integ = (b.integration ?? b.livekit) as (SimSession['integration'] & { type?: string }) | undefined;
+      if (integ && integ.type !== 'elevenlabs')
+        s.integration = { url: integ.url, token: integ.token, roomName: integ.roomName, agentIdentity: integ.agentIdentity };
       sessions.set(id, s);
       ctx.sessionId = ctx.createdId = id;
       maxConcurrentObserved = Math.max(maxConcurrentObserved, active().length);
-      if (active().length > account.maxConcurrentSessions) violations.push(`${active().length} sessions active at once, above the account limit of ${account.maxConcurrentSessions}`);
-      later(id, behavior.queuedMs, () => { s.queued = false; });
+      if (active().length > account.maxConcurrentSessions)
+        violations.push(`${active().length} sessions active at once, above the account limit of ${account.maxConcurrentSessions}`);
+      later(id, behavior.queuedMs, () => {
+        s.queued = false;
+      });
       later(id, behavior.queuedMs + behavior.provisioningMs, () => {
         if (s.status !== 'NOT_READY') return;
         transition(s, 'READY', { sessionKey: `sk_${randomBytes(24).toString('hex')}`, expiresAt: new Date(Date.now() + behavior.readyTtlMs).toISOString() });
         later(id, behavior.readyTtlMs, () => {
-          if (s.status === 'READY' && !s.consumedAt && !s.integration) end(s, 'FAILED', 'expiry', { failure: 'Session expired before it was used', failureCode: 'SESSION_EXPIRED' });
+          if (s.status === 'READY' && !s.consumedAt && !s.integration)
+            end(s, 'FAILED', 'expiry', { failure: 'Session expired before it was used', failureCode: 'SESSION_EXPIRED' });
         });
         if (s.integration && behavior.joinCustomerRoom) void startAvatar(s, 'customer-room', s.integration.url, s.integration.token, s.integration.roomName);
       });
-      if (behavior.failAfterMs !== undefined) later(id, behavior.failAfterMs, () => end(s, 'FAILED', 'failure', { failure: 'Simulated failure', failureCode: behavior.failureCode }));
+      if (behavior.failAfterMs !== undefined)
+        later(id, behavior.failAfterMs, () => end(s, 'FAILED', 'failure', { failure: 'Simulated failure', failureCode: behavior.failureCode }));
       return [200, { id }];
     }
     if ((match = p.match(/^\/v1\/realtime_sessions\/([^/]+)\/consume$/)) && m === 'POST') {
@@ -516,7 +592,10 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       if (!opts.livekit) throw new HttpError(503, 'Simulator has no LiveKit server configured');
       s.consumedAt = now();
       s.roomName = `runway-${s.id}`;
-      const [clientToken, avatarToken] = await Promise.all([mint(s.roomName, `client-${s.id.slice(0, 8)}`), mint(s.roomName, `${WORKER_IDENTITY_PREFIX}avatar-${s.id.slice(0, 8)}`)]);
+      const [clientToken, avatarToken] = await Promise.all([
+        mint(s.roomName, `client-${s.id.slice(0, 8)}`),
+        mint(s.roomName, `${WORKER_IDENTITY_PREFIX}avatar-${s.id.slice(0, 8)}`),
+      ]);
       watchRoom(s);
       void startAvatar(s, 'runway-room', opts.livekit.url, avatarToken, s.roomName);
       return [200, { url: opts.livekit.url, token: clientToken, roomName: s.roomName }];
@@ -566,10 +645,15 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       const avatar = url.searchParams.get('avatar');
       const all = [...sessions.values()]
         .filter((s) => (start === undefined || Date.parse(s.createdAt) >= start) && (endD === undefined || Date.parse(s.createdAt) < endD))
-        .filter((s) => !avatar || (s.body.avatar as Record<string, string>).presetId === avatar || (s.body.avatar as Record<string, string>).avatarId === avatar)
+        .filter(
+          (s) => !avatar || (s.body.avatar as Record<string, string>).presetId === avatar || (s.body.avatar as Record<string, string>).avatarId === avatar,
+        )
         .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       const page = all.slice(offset, offset + limit);
-      return [200, { data: page.map(conversationSummary), nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : '' }];
+      return [
+        200,
+        { data: page.map(conversationSummary), nextCursor: offset + limit < all.length ? Buffer.from(String(offset + limit)).toString('base64url') : '' },
+      ];
     }
     if ((match = p.match(/^\/v1\/avatar_conversations\/([^/]+)$/))) {
       ctx.sessionId = match[1];
@@ -594,17 +678,26 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
       if (account.organization === 'forbidden') throw new HttpError(403, 'This API key cannot read the organization');
       if (account.organization === 'malformed') return [200, { organization: { name: 'simulated' }, tier: 'build' }];
       if (account.organization === 'without_avatars') {
-        return [200, {
-          creditBalance: 100000,
-          tier: { maxMonthlyCreditSpend: 1000000, models: { gen4_turbo: { maxConcurrentGenerations: 2, maxDailyGenerations: 200 } } },
-          usage: { models: {} },
-        }];
+        return [
+          200,
+          {
+            creditBalance: 100000,
+            tier: { maxMonthlyCreditSpend: 1000000, models: { gen4_turbo: { maxConcurrentGenerations: 2, maxDailyGenerations: 200 } } },
+            usage: { models: {} },
+          },
+        ];
       }
-      return [200, {
-        creditBalance: 100000,
-        tier: { maxMonthlyCreditSpend: 1000000, models: { gwm1_avatars: { maxConcurrentGenerations: account.maxConcurrentSessions, maxDailyGenerations: 10000 } } },
-        usage: { models: { gwm1_avatars: { dailyGenerations: createIndex } } },
-      }];
+      return [
+        200,
+        {
+          creditBalance: 100000,
+          tier: {
+            maxMonthlyCreditSpend: 1000000,
+            models: { gwm1_avatars: { maxConcurrentGenerations: account.maxConcurrentSessions, maxDailyGenerations: 10000 } },
+          },
+          usage: { models: { gwm1_avatars: { dailyGenerations: createIndex } } },
+        },
+      ];
     }
     throw new HttpError(404, 'Not found');
   }

@@ -8,15 +8,28 @@ import { pinSecret, registerSecret } from '../redact';
 import { RunwayError, classifyHttpError, type RunwayErrorKind } from './errors';
 import {
   RUNWAY_CALL_DEADLINE_MS,
-  RUNWAY_API_VERSION, RUNWAY_DEFAULT_BASE_URL,
-  conversationPageSchema, conversationSchema, createResponseSchema, credentialsSchema, organizationSchema, realtimeSessionSchema,
-  type AvatarConversation, type BackendCredentials, type ConsumeSessionResponse, type ConversationListParams, type ConversationPage,
-  type ConversationSummary, type Organization, type RealtimeSession, type RealtimeSessionCreateParams, type RealtimeSessionCreateResponse,
+  RUNWAY_API_VERSION,
+  RUNWAY_DEFAULT_BASE_URL,
+  conversationPageSchema,
+  conversationSchema,
+  createResponseSchema,
+  credentialsSchema,
+  organizationSchema,
+  realtimeSessionSchema,
+  type AvatarConversation,
+  type BackendCredentials,
+  type ConsumeSessionResponse,
+  type ConversationListParams,
+  type ConversationPage,
+  type ConversationSummary,
+  type Organization,
+  type RealtimeSession,
+  type RealtimeSessionCreateParams,
+  type RealtimeSessionCreateResponse,
 } from './types';
 
 export type RunwayEndpoint =
-  | 'create' | 'status' | 'consume' | 'cancel' | 'connect_backend'
-  | 'conversation' | 'conversations' | 'delete_conversation' | 'organization';
+  'create' | 'status' | 'consume' | 'cancel' | 'connect_backend' | 'conversation' | 'conversations' | 'delete_conversation' | 'organization';
 
 export interface RunwayRequestInfo {
   endpoint: RunwayEndpoint;
@@ -45,8 +58,17 @@ export interface RunwayClientOptions {
 
 /** Failure codes that prove the request never reached Runway (safe to repeat, even a create). */
 const NOT_SENT = new Set([
-  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT',
-  'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID',
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'CERT_HAS_EXPIRED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'TimeoutError', 'AbortError', 'UND_ERR_ABORTED']);
 
@@ -109,7 +131,13 @@ export class RunwayClient {
   /** POST /v1/realtime_sessions/{id}/consume with the session key (not the API key). Works once per session. */
   async consumeSession(id: string, sessionKey: string): Promise<ConsumeSessionResponse> {
     registerSecret(sessionKey);
-    const creds = await this.call({ endpoint: 'consume', method: 'POST', path: `/v1/realtime_sessions/${seg('consume', id)}/consume`, sessionKey, schema: credentialsSchema });
+    const creds = await this.call({
+      endpoint: 'consume',
+      method: 'POST',
+      path: `/v1/realtime_sessions/${seg('consume', id)}/consume`,
+      sessionKey,
+      schema: credentialsSchema,
+    });
     registerSecret(creds.token);
     return creds;
   }
@@ -121,7 +149,12 @@ export class RunwayClient {
 
   /** POST /v1/realtime_sessions/{id}/connect_backend: credentials for a hidden backend participant. */
   async connectBackend(id: string): Promise<BackendCredentials> {
-    const creds = await this.call({ endpoint: 'connect_backend', method: 'POST', path: `/v1/realtime_sessions/${seg('connect_backend', id)}/connect_backend`, schema: credentialsSchema });
+    const creds = await this.call({
+      endpoint: 'connect_backend',
+      method: 'POST',
+      path: `/v1/realtime_sessions/${seg('connect_backend', id)}/connect_backend`,
+      schema: credentialsSchema,
+    });
     registerSecret(creds.token);
     return creds;
   }
@@ -152,7 +185,12 @@ export class RunwayClient {
       if (!page.nextCursor) return;
       // A cursor that comes back again would loop forever.
       if (seen.has(page.nextCursor)) {
-        throw new RunwayError({ kind: 'invalid_response', endpoint: 'conversations', retryable: false, message: 'Runway conversations returned a cursor it had returned before (nextCursor)' });
+        throw new RunwayError({
+          kind: 'invalid_response',
+          endpoint: 'conversations',
+          retryable: false,
+          message: 'Runway conversations returned a cursor it had returned before (nextCursor)',
+        });
       }
       seen.add(page.nextCursor);
       cursor = page.nextCursor;
@@ -236,7 +274,15 @@ export class RunwayClient {
     if (res.statusCode >= 400) return fail(classifyHttpError(c.endpoint, res.statusCode, body, res.headers));
     if (res.statusCode < 200 || res.statusCode >= 300) {
       // 1xx/3xx (redirects are not followed): nothing was done, even for a create.
-      return fail(new RunwayError({ kind: 'invalid_response', endpoint: c.endpoint, status: res.statusCode, retryable: false, message: `Runway ${c.endpoint} answered with unexpected status ${res.statusCode}` }));
+      return fail(
+        new RunwayError({
+          kind: 'invalid_response',
+          endpoint: c.endpoint,
+          status: res.statusCode,
+          retryable: false,
+          message: `Runway ${c.endpoint} answered with unexpected status ${res.statusCode}`,
+        }),
+      );
     }
     if (!c.schema) {
       finish(res.statusCode);
@@ -273,7 +319,13 @@ function invalidResponse(endpoint: RunwayEndpoint, status: number, what: string)
       message: `Runway create answered ${status} with an invalid body (${what}); a session may have been created`,
     });
   }
-  return new RunwayError({ kind: 'invalid_response', endpoint, status, retryable: false, message: `Runway ${endpoint} answered ${status} with an invalid body: ${what}` });
+  return new RunwayError({
+    kind: 'invalid_response',
+    endpoint,
+    status,
+    retryable: false,
+    message: `Runway ${endpoint} answered ${status} with an invalid body: ${what}`,
+  });
 }
 
 /**
@@ -288,7 +340,13 @@ function transportError(endpoint: RunwayEndpoint, err: unknown, status: number |
   const timedOut = TIMEOUTS.has(code) || TIMEOUTS.has(e.name ?? '');
   const what = timedOut ? `timed out (${code})` : `connection failed (${code}${e.message ? `: ${e.message}` : ''})`;
   if (endpoint === 'create' && !NOT_SENT.has(code)) {
-    return new RunwayError({ kind: 'ambiguous', endpoint, status, retryable: false, message: `Runway create ${what} after the request was sent; a session may have been created` });
+    return new RunwayError({
+      kind: 'ambiguous',
+      endpoint,
+      status,
+      retryable: false,
+      message: `Runway create ${what} after the request was sent; a session may have been created`,
+    });
   }
   return new RunwayError({ kind: 'unavailable', endpoint, status, retryable: true, message: `Runway ${endpoint} ${what}` });
 }

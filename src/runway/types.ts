@@ -304,10 +304,13 @@ const str = z.string();
 const nullableStr = z.string().nullable().default(null);
 const nullableNum = z.number().nullable().default(null);
 
-const conversationAvatarSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('runway-preset'), presetId: str }),
-  z.object({ type: z.literal('custom'), id: str.nullable(), imageUrl: nullableStr, name: nullableStr }),
-]).nullable().default(null);
+const conversationAvatarSchema = z
+  .discriminatedUnion('type', [
+    z.object({ type: z.literal('runway-preset'), presetId: str }),
+    z.object({ type: z.literal('custom'), id: str.nullable(), imageUrl: nullableStr, name: nullableStr }),
+  ])
+  .nullable()
+  .default(null);
 const toolCallSchema = z.object({ name: str, arguments: z.record(z.string(), z.unknown()), id: str.optional() });
 const toolResultSchema = z.object({
   name: str,
@@ -343,10 +346,13 @@ export const conversationSchema = z.discriminatedUnion('status', [
 
 export const conversationSummarySchema = z.object({
   id: z.string().min(1),
-  avatar: z.discriminatedUnion('type', [
-    z.object({ type: z.literal('runway-preset'), presetId: str, name: str.default('') }),
-    z.object({ type: z.literal('custom'), id: str.nullable(), name: nullableStr }),
-  ]).nullable().default(null),
+  avatar: z
+    .discriminatedUnion('type', [
+      z.object({ type: z.literal('runway-preset'), presetId: str, name: str.default('') }),
+      z.object({ type: z.literal('custom'), id: str.nullable(), name: nullableStr }),
+    ])
+    .nullable()
+    .default(null),
   createdAt: str,
   duration: nullableNum,
   hasTools: z.boolean().default(false),

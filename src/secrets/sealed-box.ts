@@ -23,7 +23,8 @@ export class SealedBox {
     const list = Array.isArray(keys) ? keys : [keys];
     if (!list.length) throw new Error('SealedBox needs at least one key');
     for (const k of list) {
-      if (k.length !== 32) throw new Error('SESSION_SECRETS_KEY (and each old key) must be 32 bytes (base64-encoded); generate one with: openssl rand -base64 32');
+      if (k.length !== 32)
+        throw new Error('SESSION_SECRETS_KEY (and each old key) must be 32 bytes (base64-encoded); generate one with: openssl rand -base64 32');
       this.keys.set(keyIdOf(k), k);
     }
     this.activeKeyId = keyIdOf(list[0]!);

@@ -9,7 +9,8 @@ export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 function run(cmd: string, args: string[]): boolean {
   const asRoot = process.getuid?.() === 0;
-  const res = asRoot ? spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+  const res = asRoot
+    ? spawnSync(cmd, args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
     : spawnSync('sudo', ['-n', 'env', 'DEBIAN_FRONTEND=noninteractive', cmd, ...args], { stdio: 'inherit' });
   return res.status === 0;
 }
@@ -34,10 +35,6 @@ export function ensureChromium(): string {
 export async function launchChromium(): Promise<Browser> {
   return chromium.launch({
     executablePath: ensureChromium(),
-    args: [
-      ...(process.getuid?.() === 0 ? ['--no-sandbox'] : []),
-      '--autoplay-policy=no-user-gesture-required',
-      '--use-fake-ui-for-media-stream',
-    ],
+    args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--autoplay-policy=no-user-gesture-required', '--use-fake-ui-for-media-stream'],
   });
 }

@@ -54,7 +54,8 @@ const alive = (pid: number) => {
 };
 
 /** The variables that would point the stack at someone's real services: never inherited. */
-const SCRUBBED = /^(TEMPORAL_(ADDRESS|NAMESPACE|API_KEY|TLS.*|PROFILE|CONFIG_FILE|UI_PORT)|LIVEKIT_(URL|PUBLIC_URL|API_KEY|API_SECRET)|RUNWAYML_.*|RUNWAY_SIM_.*|SESSION_.*|API_PORT|API_HOST|API_METRICS_PORT|API_ALLOW_TIMING_OVERRIDES|METRICS_PORT|MEDIA_METRICS_PORT|DEV_.*|REAPER_INTERVAL_SECONDS|CODEC_CORS_ORIGINS)$/;
+const SCRUBBED =
+  /^(TEMPORAL_(ADDRESS|NAMESPACE|API_KEY|TLS.*|PROFILE|CONFIG_FILE|UI_PORT)|LIVEKIT_(URL|PUBLIC_URL|API_KEY|API_SECRET)|RUNWAYML_.*|RUNWAY_SIM_.*|SESSION_.*|API_PORT|API_HOST|API_METRICS_PORT|API_ALLOW_TIMING_OVERRIDES|METRICS_PORT|MEDIA_METRICS_PORT|DEV_.*|REAPER_INTERVAL_SECONDS|CODEC_CORS_ORIGINS)$/;
 
 /** The environment of an embedded stack: nothing of the caller's real services, every port free (0) unless `overrides` pins it. */
 export function embeddedStackEnv(dataDir: string, overrides: Record<string, string> = {}): NodeJS.ProcessEnv {
@@ -84,7 +85,12 @@ export async function startEmbeddedStack(opts: { env?: Record<string, string>; d
   const apiPort = opts.env?.API_PORT ? Number(opts.env.API_PORT) : await freePort();
   const logFile = path.join(opts.logDir, `embedded-stack-${process.pid}-${Date.now()}.log`);
   const env = embeddedStackEnv(dataDir, { API_PORT: String(apiPort), ...opts.env });
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out = createWriteStream(logFile);
   let text = '';
   const collect = (d: Buffer) => {
@@ -94,10 +100,20 @@ export async function startEmbeddedStack(opts: { env?: Record<string, string>; d
   child.stdout!.on('data', collect);
   child.stderr!.on('data', collect);
   let exitCode: number | string | null | undefined;
-  const exited = new Promise<void>((resolve) => child.once('exit', (code, signal) => { exitCode = code ?? signal; resolve(); }));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exitCode = code ?? signal;
+      resolve();
+    }),
+  );
   // If this test process dies, the stack must not outlive it.
   const onExit = () => {
-    for (const pid of [child.pid!, ...descendants(child.pid!)]) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    for (const pid of [child.pid!, ...descendants(child.pid!)])
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
   };
   process.on('exit', onExit);
 
@@ -107,7 +123,11 @@ export async function startEmbeddedStack(opts: { env?: Record<string, string>; d
     stopped = true;
     const pids = descendants(child.pid!);
     if (exitCode === undefined) {
-      try { process.kill(-child.pid!, 'SIGTERM'); } catch { /* gone */ }
+      try {
+        process.kill(-child.pid!, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
       clearTimeout(timer);
@@ -115,8 +135,16 @@ export async function startEmbeddedStack(opts: { env?: Record<string, string>; d
     // The stack's servers run in process groups of their own: whatever it did not stop goes now.
     for (const pid of [child.pid!, ...pids]) {
       if (!alive(pid)) continue;
-      try { process.kill(-pid, 'SIGKILL'); } catch { /* not a group leader */ }
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        /* not a group leader */
+      }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
     process.off('exit', onExit);
     await new Promise<void>((r) => out.end(r));

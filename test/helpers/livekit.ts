@@ -20,7 +20,12 @@ export function roomService(lk: LiveKitServer): RoomServiceClient {
   return new RoomServiceClient(lk.httpUrl, lk.apiKey, lk.apiSecret);
 }
 
-export async function joinToken(lk: LiveKitServer, room: string, identity: string, opts: { kind?: 'agent' | 'standard'; attributes?: Record<string, string> } = {}): Promise<string> {
+export async function joinToken(
+  lk: LiveKitServer,
+  room: string,
+  identity: string,
+  opts: { kind?: 'agent' | 'standard'; attributes?: Record<string, string> } = {},
+): Promise<string> {
   const at = new AccessToken(lk.apiKey, lk.apiSecret, { identity, ttl: '10m', attributes: opts.attributes });
   if (opts.kind) at.kind = opts.kind;
   at.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: true });

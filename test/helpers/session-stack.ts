@@ -38,7 +38,9 @@ export interface SessionStack {
  * `webhookPort`: the customer's LiveKit sends its webhooks to http://127.0.0.1:<port>/v1/livekit/webhook
  * (a test starts the API there). `tracing`: the workers, the bundle and `sessions`' client trace (src/tracing.ts).
  */
-export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inProcessWorkers?: boolean; webhookPort?: number; tracing?: Tracing } = {}): Promise<SessionStack> {
+export async function startSessionStack(
+  opts: { sim?: Partial<SimOptions>; inProcessWorkers?: boolean; webhookPort?: number; tracing?: Tracing } = {},
+): Promise<SessionStack> {
   // rtc-node's native side gives up on a room if the event loop stalls right after connect: watch it.
   const loop = monitorEventLoopDelay({ resolution: 20 });
   loop.enable();
@@ -49,7 +51,12 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
     startTemporal({ dataConverter: encryptedDataConverter([secretsKey]) }),
     startTestLiveKit('customer', opts.webhookPort ? [`http://127.0.0.1:${opts.webhookPort}/v1/livekit/webhook`] : undefined),
     startTestLiveKit('runway'),
-    bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: quietBundlerLogger, workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES] }),
+    bundleWorkflowCode({
+      workflowsPath: require.resolve('../../workflows'),
+      failureConverterPath: FAILURE_CONVERTER_PATH,
+      logger: quietBundlerLogger,
+      workflowInterceptorModules: [...WORKFLOW_INTERCEPTOR_MODULES],
+    }),
   ]);
   const sim = await startRunwaySimulator({
     livekit: { url: runwayLiveKit.url, apiKey: runwayLiveKit.apiKey, apiSecret: runwayLiveKit.apiSecret },
@@ -70,11 +77,25 @@ export async function startSessionStack(opts: { sim?: Partial<SimOptions>; inPro
     runwayLiveKit,
     sim,
     config,
-    sessions: new SessionsClient(opts.tracing ? new Client({ connection: env.connection, dataConverter: encryptedDataConverter([secretsKey]), interceptors: opts.tracing.clientInterceptors() }) : env.client),
+    sessions: new SessionsClient(
+      opts.tracing
+        ? new Client({ connection: env.connection, dataConverter: encryptedDataConverter([secretsKey]), interceptors: opts.tracing.clientInterceptors() })
+        : env.client,
+    ),
     workflowBundle,
     async startWorkers() {
       workers = [
-        await createSessionWorker({ connection: env.nativeConnection, config, workflowBundle, tracing: opts.tracing, ...workerSettings(loadEnv({})), poll: { initialMs: 50, maxMs: 300, queuedMs: 300 }, presencePollMs: 100, shutdownGraceTime: 2000, admission: { checkIntervalSeconds: 2 } }),
+        await createSessionWorker({
+          connection: env.nativeConnection,
+          config,
+          workflowBundle,
+          tracing: opts.tracing,
+          ...workerSettings(loadEnv({})),
+          poll: { initialMs: 50, maxMs: 300, queuedMs: 300 },
+          presencePollMs: 100,
+          shutdownGraceTime: 2000,
+          admission: { checkIntervalSeconds: 2 },
+        }),
         await createMediaWorker({ connection: env.nativeConnection, config, tracing: opts.tracing, shutdownGraceTime: 5000, relayStallSeconds: 3 }),
       ];
       runs = workers.map((w) => w.run());
@@ -104,7 +125,11 @@ after(async () => {
 });
 
 const quietBundlerLogger = {
-  log() {}, trace() {}, debug() {}, info() {}, warn() {},
+  log() {},
+  trace() {},
+  debug() {},
+  info() {},
+  warn() {},
   error(message: string, meta?: unknown) {
     console.error(message, meta);
   },

@@ -46,7 +46,12 @@ export async function startTimeSkippingTemporal(opts: { dataConverter?: DataConv
   // The test server knows no custom search attributes until they are added.
   await env.connection.operatorService.addSearchAttributes({
     namespace: 'default',
-    searchAttributes: Object.fromEntries(SEARCH_ATTRIBUTES.map((k) => [k.name, temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${k.type}` as keyof typeof temporal.api.enums.v1.IndexedValueType]])),
+    searchAttributes: Object.fromEntries(
+      SEARCH_ATTRIBUTES.map((k) => [
+        k.name,
+        temporal.api.enums.v1.IndexedValueType[`INDEXED_VALUE_TYPE_${k.type}` as keyof typeof temporal.api.enums.v1.IndexedValueType],
+      ]),
+    ),
   });
   return env;
 }

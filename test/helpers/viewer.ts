@@ -1,8 +1,6 @@
 // A participant in the customer's room that watches and listens like a user's browser would, and
 // decodes the simulated avatar's frame counters from the video it receives.
-import {
-  AudioStream, Room, RoomEvent, TrackKind, VideoStream, type AudioFrame, type RemoteTrack, type VideoFrameEvent,
-} from '@livekit/rtc-node';
+import { AudioStream, Room, RoomEvent, TrackKind, VideoStream, type AudioFrame, type RemoteTrack, type VideoFrameEvent } from '@livekit/rtc-node';
 import { counterOfFrame } from '../../src/media/frame-code';
 import { joinToken, type LiveKitServer } from './livekit';
 import { uniqueId } from './session-stack';
@@ -20,7 +18,14 @@ export async function viewer(lk: LiveKitServer, room: string, identity = uniqueI
   const bySid = new Map<string, ReadableStreamDefaultReader<unknown>>();
   // rtc-node does not end a VideoStream when its track is unsubscribed (and a reused receiver can feed
   // it the next track's frames): end it ourselves.
-  r.on(RoomEvent.TrackUnsubscribed, (_t, pub) => void bySid.get(pub.sid!)?.cancel().catch(() => undefined));
+  r.on(
+    RoomEvent.TrackUnsubscribed,
+    (_t, pub) =>
+      void bySid
+        .get(pub.sid!)
+        ?.cancel()
+        .catch(() => undefined),
+  );
   r.on(RoomEvent.TrackSubscribed, (track: RemoteTrack, pub) => {
     const video = track.kind === TrackKind.KIND_VIDEO;
     const reader = ((video ? new VideoStream(track) : new AudioStream(track, { sampleRate: 48000, numChannels: 1 })) as ReadableStream<unknown>).getReader();
@@ -61,4 +66,3 @@ export async function viewer(lk: LiveKitServer, room: string, identity = uniqueI
     },
   };
 }
-

@@ -100,7 +100,15 @@ export async function acquireSlot(run: SessionRun, opts: { extra?: boolean; dead
  * when no controller runs.
  */
 async function ask(run: SessionRun, req: AdmissionRequest, first = false): Promise<void> {
-  const sent = !first && (await wf.getExternalWorkflowHandle(ADMISSION_WORKFLOW_ID).signal(requestSlotSignal, req).then(() => true, () => false));
+  const sent =
+    !first &&
+    (await wf
+      .getExternalWorkflowHandle(ADMISSION_WORKFLOW_ID)
+      .signal(requestSlotSignal, req)
+      .then(
+        () => true,
+        () => false,
+      ));
   if (sent) return;
   const { granted } = await run.acts.requestAdmission({ ...req, ...(first ? { now: true } : {}) });
   if (granted) run.grantedSlots.add(req.requestId);

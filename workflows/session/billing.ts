@@ -45,5 +45,8 @@ export async function settleBilling(run: SessionRun, opts: { final?: boolean } =
   if (unknown.length) run.state.billedSecondsUnknown = [...(run.state.billedSecondsUnknown ?? []), ...unknown.map((u) => u.id)].slice(-MAX_UNKNOWN);
   run.state.billedSecondsComplete = unknown.length === 0 && run.state.ambiguousCreates.length === 0;
   if (!run.state.billedSecondsComplete) run.flag('billing_incomplete');
-  run.event('billed', `billed ${run.state.billedSeconds} s of Runway time${run.state.billedSecondsComplete ? '' : ' (incomplete: see billedSecondsUnknown and ambiguousCreates)'}`);
+  run.event(
+    'billed',
+    `billed ${run.state.billedSeconds} s of Runway time${run.state.billedSecondsComplete ? '' : ' (incomplete: see billedSecondsUnknown and ambiguousCreates)'}`,
+  );
 }

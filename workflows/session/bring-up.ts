@@ -85,9 +85,13 @@ async function joinDirect(run: SessionRun, id: string, startedAt: number): Promi
   run.setPhase('bridging');
   const avatarIdentity = run.avatarIdentityOf.get(id) ?? run.directAvatarIdentity;
   try {
-    const { sid, joinedAtMs } = await run.untilEnd(() => run.acts.waitForAvatarInRoom({
-      roomName: run.room, avatarIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds,
-    }));
+    const { sid, joinedAtMs } = await run.untilEnd(() =>
+      run.acts.waitForAvatarInRoom({
+        roomName: run.room,
+        avatarIdentity,
+        timeoutSeconds: run.timing.avatarJoinTimeoutSeconds,
+      }),
+    );
     run.ownAvatar(sid);
     run.state.avatarIdentity = avatarIdentity;
     run.provisioned(startedAt);

@@ -17,18 +17,20 @@ function tokenTtlSeconds(run: SessionRun): number {
 /** One create call: not cancellable (a create in flight must return its id so teardown can end it). */
 async function createOnce(run: SessionRun, mode: BridgeMode, avatarIdentity: string, current?: CurrentTurns): Promise<string> {
   const { input } = run;
-  const { runwaySessionId } = await wf.CancellationScope.nonCancellable(() => run.acts.createRunwaySession({
-    conversationId: input.conversationId,
-    avatar: input.avatar,
-    maxDuration: runwayMaxDuration(input),
-    personality: input.personality,
-    startScript: input.startScript,
-    tools: input.tools,
-    ...continuation(run, mode, current),
-    ...(mode === 'direct'
-      ? { direct: { roomName: run.room, avatarIdentity, agentIdentity: input.livekit.agentIdentity, tokenTtlSeconds: tokenTtlSeconds(run) } }
-      : {}),
-  }));
+  const { runwaySessionId } = await wf.CancellationScope.nonCancellable(() =>
+    run.acts.createRunwaySession({
+      conversationId: input.conversationId,
+      avatar: input.avatar,
+      maxDuration: runwayMaxDuration(input),
+      personality: input.personality,
+      startScript: input.startScript,
+      tools: input.tools,
+      ...continuation(run, mode, current),
+      ...(mode === 'direct'
+        ? { direct: { roomName: run.room, avatarIdentity, agentIdentity: input.livekit.agentIdentity, tokenTtlSeconds: tokenTtlSeconds(run) } }
+        : {}),
+    }),
+  );
   if (mode === 'direct') run.avatarIdentityOf.set(runwaySessionId, avatarIdentity);
   run.created(runwaySessionId, mode);
   return runwaySessionId;
@@ -113,7 +115,9 @@ interface Attempt {
 function recordAmbiguous(run: SessionRun, attempt: Attempt, why: string): void {
   const direct = attempt.mode === 'direct';
   run.state.ambiguousCreates.push({
-    at: new Date(attempt.at).toISOString(), until: new Date(Date.now()).toISOString(), avatar: run.input.avatar,
+    at: new Date(attempt.at).toISOString(),
+    until: new Date(Date.now()).toISOString(),
+    avatar: run.input.avatar,
     ...(direct ? { avatarIdentity: attempt.avatarIdentity } : {}),
   });
   if (run.state.ambiguousCreates.length > 50) run.state.ambiguousCreates.splice(0, run.state.ambiguousCreates.length - 50);

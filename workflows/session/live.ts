@@ -72,9 +72,7 @@ async function waitWhileLive(run: SessionRun, serving: Serving, act: ServingActi
     if (!stopped()) run.wentLive(serving);
   }
   const until = deadline();
-  const due = until === Infinity
-    ? (await run.waitFor(stopped), false)
-    : !(await run.waitFor(stopped, Math.max(1, until - Date.now())));
+  const due = until === Infinity ? (await run.waitFor(stopped), false) : !(await run.waitFor(stopped, Math.max(1, until - Date.now())));
   if (!act.settled() && (run.ending || serving.mode === 'direct')) await act.stop();
   if (run.avatarDeparted(serving) && !run.ending) {
     act.outcome ??= { reason: 'avatar_left' }; // LiveKit said so first: the monitor's word is not needed
@@ -96,12 +94,15 @@ async function untilBridged(run: SessionRun, serving: Serving, stopped: () => bo
   const reportWaitMs = Math.max(30, run.timing.avatarJoinTimeoutSeconds) * 1000;
   while (!(await run.waitFor(bridged, reportWaitMs))) {
     try {
-      await run.untilEnd(() => run.acts.waitForAvatarInRoom({ roomName: run.room, avatarIdentity: run.bridgeIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds }));
+      await run.untilEnd(() =>
+        run.acts.waitForAvatarInRoom({ roomName: run.room, avatarIdentity: run.bridgeIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds }),
+      );
     } catch (err) {
       if (failureType(err) !== 'avatar_not_joined') throw err;
       continue; // not published yet: the relay is still at it, or ends with its own failure
     }
-    if (!bridged()) run.event('bridge_unconfirmed', `no report from the relay of Runway session ${serving.id}, but LiveKit shows ${run.bridgeIdentity} publishing: live`);
+    if (!bridged())
+      run.event('bridge_unconfirmed', `no report from the relay of Runway session ${serving.id}, but LiveKit shows ${run.bridgeIdentity} publishing: live`);
     return;
   }
 }
@@ -113,12 +114,14 @@ async function outcomeOf(run: SessionRun, serving: Serving, act: ServingActivity
   if (!end) throw new EndRequested();
   if (end.reason === 'room_closed') return { reason: 'room_closed' };
   // Runway ended the session, or its avatar left: read the status and surface its failureCode.
-  const status = end.status && end.status !== 'RUNNING' && end.status !== 'READY'
-    ? end
-    : await run.acts.getRunwaySessionStatus({ runwaySessionId: serving.id });
+  const status =
+    end.status && end.status !== 'RUNNING' && end.status !== 'READY' ? end : await run.acts.getRunwaySessionStatus({ runwaySessionId: serving.id });
   run.event('runway_ended', `Runway session ${serving.id} ended while live: ${status.status}${status.failureCode ? ` (${status.failureCode})` : ''}`);
   if (status.status === 'FAILED') {
-    return { reason: 'runway_ended', error: { code: status.failureCode ?? 'runway_failed', message: `Runway session failed: ${status.failureCode ?? 'unknown'}` } };
+    return {
+      reason: 'runway_ended',
+      error: { code: status.failureCode ?? 'runway_failed', message: `Runway session failed: ${status.failureCode ?? 'unknown'}` },
+    };
   }
   return { reason: 'runway_ended' };
 }

@@ -67,13 +67,21 @@ async function relayedTurns(run: SessionRun, serving: Serving): Promise<CurrentT
  */
 async function directTakeOver(run: SessionRun, serving: Serving, id: string): Promise<Serving> {
   const avatarIdentity = run.avatarIdentityOf.get(id) ?? run.directAvatarIdentity;
-  const { sid, joinedAtMs } = await run.untilEnd(() => run.acts.waitForAvatarInRoom({
-    roomName: run.room, avatarIdentity, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds, excludeSid: serving.avatarSid,
-  }));
+  const { sid, joinedAtMs } = await run.untilEnd(() =>
+    run.acts.waitForAvatarInRoom({
+      roomName: run.room,
+      avatarIdentity,
+      timeoutSeconds: run.timing.avatarJoinTimeoutSeconds,
+      excludeSid: serving.avatarSid,
+    }),
+  );
   run.ownAvatar(sid);
   if (run.state.avatarIdentity !== avatarIdentity) {
     // Only after a lost create used the identity up (a ghost may hold it): the agent must address this one now.
-    run.event('avatar_identity_changed', `the avatar is now ${avatarIdentity} in ${run.room} (${run.state.avatarIdentity} was used by a create whose answer was lost)`);
+    run.event(
+      'avatar_identity_changed',
+      `the avatar is now ${avatarIdentity} in ${run.room} (${run.state.avatarIdentity} was used by a create whose answer was lost)`,
+    );
     run.state.avatarIdentity = avatarIdentity;
   }
   return { id, mode: 'direct', avatarSid: sid, avatarIdentity, liveSince: capClockStart(joinedAtMs) };
@@ -96,9 +104,15 @@ async function relaySwitch(run: SessionRun, serving: Serving, id: string, act: S
     run.flag('relay_switch_failed');
   } else {
     try {
-      const { gapMs } = await run.untilEnd(() => run.acts.switchRelaySource(queue, {
-        conversationId: run.input.conversationId, fromRunwaySessionId: serving.id, runwaySessionId: id, sealedCredentials, timeoutSeconds: run.timing.avatarJoinTimeoutSeconds,
-      }));
+      const { gapMs } = await run.untilEnd(() =>
+        run.acts.switchRelaySource(queue, {
+          conversationId: run.input.conversationId,
+          fromRunwaySessionId: serving.id,
+          runwaySessionId: id,
+          sealedCredentials,
+          timeoutSeconds: run.timing.avatarJoinTimeoutSeconds,
+        }),
+      );
       next.relayQueue = queue;
       // The relay activity returns 'handed_over' right after the switch (the relay stays, parked).
       await run.waitFor(act.settled, run.timing.heartbeatTimeoutSeconds * 1000);

@@ -9,8 +9,23 @@ import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair, TypedSearchAttributes } from '@temporalio/common';
 import { resolveTiming } from '../input';
 import {
-  BilledSecondsKey, EndReasonKey, FlagsKey, LiveKitRoomKey, ModeKey, PhaseKey, RunwaySessionIdKey, RunwaySessionIdsKey,
-  avatarRoomEventSignal, bridgeIdentity, conversationOfIdentity, directAvatarIdentity, endSignal, relayBridgedSignal, slotGrantedSignal, stateQuery, waitLiveUpdate,
+  BilledSecondsKey,
+  EndReasonKey,
+  FlagsKey,
+  LiveKitRoomKey,
+  ModeKey,
+  PhaseKey,
+  RunwaySessionIdKey,
+  RunwaySessionIdsKey,
+  avatarRoomEventSignal,
+  bridgeIdentity,
+  conversationOfIdentity,
+  directAvatarIdentity,
+  endSignal,
+  relayBridgedSignal,
+  slotGrantedSignal,
+  stateQuery,
+  waitLiveUpdate,
 } from '../shared';
 import type { BridgeMode, EndReason, LiveInfo, SessionInput, SessionMode, SessionPhase, SessionState, SessionTiming } from '../types';
 import { sessionActivities, type SessionActivityCalls } from './activities';
@@ -108,10 +123,17 @@ export class SessionRun {
     ended: wf.metricMeter.createCounter('avatar_sessions_ended', 'sessions', 'Sessions ended, by end reason'),
     flags: wf.metricMeter.createCounter('avatar_session_flags', 'events', 'Fallbacks to relay, ambiguous creates, failed renewals'),
     renewals: wf.metricMeter.createCounter('avatar_session_renewals', 'renewals', 'Runway sessions renewed ahead of the runtime cap'),
-    billedSeconds: wf.metricMeter.createCounter('avatar_runway_billed_seconds', 's', 'Billed Runway seconds of ended conversations (every Runway session each created), by end reason and mode'),
+    billedSeconds: wf.metricMeter.createCounter(
+      'avatar_runway_billed_seconds',
+      's',
+      'Billed Runway seconds of ended conversations (every Runway session each created), by end reason and mode',
+    ),
   };
 
-  constructor(readonly input: SessionInput, carried?: CarriedSession) {
+  constructor(
+    readonly input: SessionInput,
+    carried?: CarriedSession,
+  ) {
     this.timing = resolveTiming(input);
     this.acts = sessionActivities(this.timing, () => this.publish());
     this.room = input.livekit.roomName;
@@ -188,7 +210,14 @@ export class SessionRun {
   private liveInfo(): LiveInfo | undefined {
     const { phase, mode, runwaySessionId, avatarIdentity, conversationId } = this.state;
     if (phase !== 'live' || !mode || !runwaySessionId || !avatarIdentity) return undefined;
-    return { conversationId, roomName: this.room, mode, runwaySessionId, avatarIdentity, ...(mode === 'direct' ? { audioStreamTopic: 'lk.audio_stream' } : {}) };
+    return {
+      conversationId,
+      roomName: this.room,
+      mode,
+      runwaySessionId,
+      avatarIdentity,
+      ...(mode === 'direct' ? { audioStreamTopic: 'lk.audio_stream' } : {}),
+    };
   }
 
   /**
@@ -274,7 +303,12 @@ export class SessionRun {
     // A watcher that cancels the step on `end`; itself cancelled when the step settles (its rejection
     // is handled: an unhandled one would fail the workflow task).
     const watcher = new wf.CancellationScope();
-    watcher.run(() => wf.condition(() => this.ending)).then(() => scope.cancel(), () => undefined);
+    watcher
+      .run(() => wf.condition(() => this.ending))
+      .then(
+        () => scope.cancel(),
+        () => undefined,
+      );
     try {
       return await scope.run(fn);
     } catch (err) {
@@ -403,8 +437,14 @@ export class SessionRun {
 
   carry(next: Serving): CarriedSession {
     return {
-      state: this.state, flags: [...this.flags], slots: this.slotRequests, provisioningMs: this.provisioningMs,
-      conversationLiveSince: this.conversationLiveSince, endRequested: this.endRequested, unbilled: this.unbilled, current: next,
+      state: this.state,
+      flags: [...this.flags],
+      slots: this.slotRequests,
+      provisioningMs: this.provisioningMs,
+      conversationLiveSince: this.conversationLiveSince,
+      endRequested: this.endRequested,
+      unbilled: this.unbilled,
+      current: next,
     };
   }
 

@@ -27,10 +27,21 @@ export function startServingActivity(run: SessionRun, serving: Serving): Serving
       await running;
     },
   };
-  const running = scope.run((): Promise<ServingEnd> => serving.mode === 'direct'
-    ? run.acts.monitorDirectSession({ runwaySessionId: serving.id, roomName: run.room, avatarIdentity: serving.avatarIdentity ?? directAvatarIdentity(run.input.conversationId), intervalSeconds: run.timing.monitorIntervalSeconds })
-    : relayMedia(run, serving),
-  ).then((o) => void (act.outcome = o), (err: Error) => void (act.failure = err));
+  const running = scope
+    .run((): Promise<ServingEnd> =>
+      serving.mode === 'direct'
+        ? run.acts.monitorDirectSession({
+            runwaySessionId: serving.id,
+            roomName: run.room,
+            avatarIdentity: serving.avatarIdentity ?? directAvatarIdentity(run.input.conversationId),
+            intervalSeconds: run.timing.monitorIntervalSeconds,
+          })
+        : relayMedia(run, serving),
+    )
+    .then(
+      (o) => void (act.outcome = o),
+      (err: Error) => void (act.failure = err),
+    );
   return act;
 }
 

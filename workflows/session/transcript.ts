@@ -15,12 +15,14 @@ export async function startTranscript(run: SessionRun): Promise<void> {
   if (!runwaySessionIds.length) return;
   const workflowId = transcriptWorkflowId(run.input.conversationId, wf.workflowInfo().firstExecutionRunId);
   try {
-    await wf.CancellationScope.nonCancellable(() => wf.startChild(TRANSCRIPT_WORKFLOW_TYPE, {
-      workflowId,
-      args: [{ conversationId: run.input.conversationId, runwaySessionIds, waitSeconds: run.timing.transcriptWaitSeconds } satisfies TranscriptInput],
-      parentClosePolicy: wf.ParentClosePolicy.ABANDON,
-      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
-    }));
+    await wf.CancellationScope.nonCancellable(() =>
+      wf.startChild(TRANSCRIPT_WORKFLOW_TYPE, {
+        workflowId,
+        args: [{ conversationId: run.input.conversationId, runwaySessionIds, waitSeconds: run.timing.transcriptWaitSeconds } satisfies TranscriptInput],
+        parentClosePolicy: wf.ParentClosePolicy.ABANDON,
+        workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+      }),
+    );
     run.state.transcript = { workflowId };
   } catch (err) {
     run.event('transcript_not_started', `the transcript fetch could not start: ${failureMessage(err)}`);

@@ -191,7 +191,12 @@
 
   // ---- say something (direct mode): the page speaks to the avatar as the customer's agent -------
   const SAY_RATE = 24000;
-  const MELODY = [[523, 0.5], [659, 0.5], [784, 0.5], [1047, 0.7]]; // C E G C: stand-in TTS, 2.2 s
+  const MELODY = [
+    [523, 0.5],
+    [659, 0.5],
+    [784, 0.5],
+    [1047, 0.7],
+  ]; // C E G C: stand-in TTS, 2.2 s
 
   function setSpeech(state, playback) {
     speech.state = state;
@@ -329,6 +334,15 @@
   }
 
   // For tests and curious developers: what the page sees right now.
-  window.avatarDemo = { state: () => ({ conversationId, phase: document.body.dataset.phase, ...media, roomConnected: room?.state === 'connected', speech: speech.state, playback: speech.playback ?? null }) };
+  window.avatarDemo = {
+    state: () => ({
+      conversationId,
+      phase: document.body.dataset.phase,
+      ...media,
+      roomConnected: room?.state === 'connected',
+      speech: speech.state,
+      playback: speech.playback ?? null,
+    }),
+  };
   init().catch((err) => showError(`the page could not start: ${err.message}`));
 })();
