@@ -8,7 +8,7 @@ import type { SealedBox } from '../src/secrets/sealed-box';
 import { DIRECT_AVATAR_TOKEN_MAX_TTL_SECONDS, mintAvatarToken, type LiveKitCredentials } from '../src/livekit/tokens';
 import type { AvatarSpec, ToolSpec } from '../workflows/types';
 import { asFailure, fail, retryableFailure } from './failures';
-import { heartbeatWhile } from './heartbeat';
+import { heartbeatWhile, inRegularActivity } from './heartbeat';
 import { CONTEXT_MAX_CHARS, PERSONALITY_MAX_CHARS, conversationSoFar } from './transcript';
 
 /** A create outstanding this long starts heartbeating (at most 0.8 × the heartbeat timeout apart, the SDK throttles). */
@@ -199,7 +199,7 @@ export function createRunwayActivities(deps: RunwayActivityDeps) {
       // Heartbeats while a slow create is outstanding, so a worker that dies under it is noticed within
       // the heartbeat timeout rather than the activity's whole start-to-close (the create is not retried
       // blindly either way: the workflow records the lost answer). A fast create sends none.
-      const beat = activityInfo().isLocal ? undefined : setInterval(() => heartbeat(), CREATE_HEARTBEAT_MS);
+      const beat = inRegularActivity() ? setInterval(() => heartbeat(), CREATE_HEARTBEAT_MS) : undefined;
       try {
         const { id } = await deps.runway.createSession(body);
         return { runwaySessionId: id };

@@ -127,20 +127,16 @@ describe('billed Runway seconds', () => {
 
     console.log(`billing: the last run has ${events.length} history events, ${reads} billing read`);
     assert.equal(reads, 1);
-    // One read per Runway session at its end: the conversation record only for the ones not COMPLETED
-    // (their status carries no duration), once each.
-    const recordReads = stack.sim
-      .requests()
-      .filter((r) => r.endpoint === 'conversation')
-      .map((r) => r.sessionId)
-      .sort();
-    assert.deepEqual(
-      recordReads,
-      simSessions
-        .filter((s) => s.status !== 'COMPLETED')
-        .map((s) => s.id)
-        .sort(),
+    // The sessions not COMPLETED (their status carries no duration) were read in the conversation
+    // record. (The transcript, fetched after the end, reads every session's record too, so the count of
+    // record reads says nothing about billing.)
+    const recordReads = new Set(
+      stack.sim
+        .requests()
+        .filter((r) => r.endpoint === 'conversation')
+        .map((r) => r.sessionId),
     );
+    for (const s of simSessions.filter((x) => x.status !== 'COMPLETED')) assert.ok(recordReads.has(s.id), `the record of ${s.id} (${s.status}) was read`);
 
     // The search attribute operators sort by, the typed client's listing, and the HTTP API's answer.
     assert.equal((await handle.describe()).typedSearchAttributes.get(BilledSecondsKey), expected);

@@ -65,6 +65,16 @@ describe('AesGcmPayloadCodec', () => {
     assert.deepEqual(defaultPayloadConverter.fromPayload((await new AesGcmPayloadCodec([key]).decode([enc!]))[0]!), { personality: secret });
   });
 
+  it('reads the plain payload Temporal itself writes for an activity cancelled before it started, and only that one', async () => {
+    // ACTIVITY_TASK_CANCELED's details when no worker had started the activity (seen in a chaos run:
+    // refusing it failed the workflow task on every attempt and the session never ended).
+    const notStarted = defaultPayloadConverter.toPayload('ACTIVITY_ID_NOT_STARTED');
+    const codec = new AesGcmPayloadCodec([randomBytes(32)]);
+    assert.deepEqual(await codec.decode([notStarted]), [notStarted]);
+    await assert.rejects(codec.decode([defaultPayloadConverter.toPayload('ACTIVITY_ID_NOT_STARTED ')]), PlaintextPayloadError);
+    await assert.rejects(codec.decode([defaultPayloadConverter.toPayload({ detail: 'ACTIVITY_ID_NOT_STARTED' })]), PlaintextPayloadError);
+  });
+
   it('refuses a payload cut short (its last 16 bytes are always the whole tag)', async () => {
     const codec = new AesGcmPayloadCodec([randomBytes(32)]);
     const [enc] = await codec.encode([plain]);
