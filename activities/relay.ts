@@ -21,8 +21,12 @@ import { redactString } from '../src/redact';
 import { SealedBox } from '../src/secrets/sealed-box';
 import { relayBridgedSignal } from '../workflows/shared';
 
-/** Relay attempts that find the avatar's video stalled before the session gives up on it. */
-const RELAY_STALL_ATTEMPTS = 3;
+/**
+ * The relay attempt at which a stalled avatar ends the session (the retry policy's last). Attempts
+ * count media worker losses too (a chaos run with 3 failed 4 relay sessions after worker kills), so
+ * not fewer.
+ */
+const RELAY_STALL_ATTEMPTS = 10;
 export interface RelayRequest {
   conversationId: string;
   runwaySessionId: string;

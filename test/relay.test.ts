@@ -411,7 +411,7 @@ describe('relay mode', () => {
         () => 'completed',
         () => 'failed',
       ),
-      90_000,
+      240_000,
       'the stalled session to end',
     );
     assert.equal(outcome, 'failed');
