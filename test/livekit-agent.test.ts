@@ -324,7 +324,8 @@ describe('a real LiveKit agent (LiveKit Agents for Python) drives the avatar in 
         ['600', '900', '1200', '300'],
         `heard ${JSON.stringify(heard)}`,
       );
-      assert.ok(tones.at(-1)!.blocks * 0.04 < Number(events[4]!.playback_position) + 1, 'the second phrase stops when interrupted');
+      // Interrupted about a second in: far less than the 20 s phrase is heard (a behaviour, not a timing).
+      assert.ok(tones.at(-1)!.blocks * 0.04 < 10, `the second phrase stops when interrupted (heard ${tones.at(-1)!.blocks * 0.04} s of 20 s)`);
     } finally {
       await viewer.close();
     }
