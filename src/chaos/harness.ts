@@ -18,7 +18,7 @@ import { Client, Connection } from '@temporalio/client';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import { SessionsClient } from '../client/sessions';
 import { startLiveKitServer, type LiveKitServer } from '../dev/livekit-server';
-import { freePort } from '../dev/net';
+import { stablePort } from '../dev/net';
 import { spawnServiceProcess } from '../dev/service-process';
 import { startTemporalDevServer, type TemporalDevServer } from '../dev/temporal-server';
 import { mulberry32, startRunwaySimulator, type RunwaySimulator, type SimConfig } from '../runway-sim/server';
@@ -283,7 +283,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosReport> {
       startLiveKitServer({ label: 'customer', logFile: path.join(logDir, 'livekit-customer.log') }),
       startLiveKitServer({ label: 'runway', logFile: path.join(logDir, 'livekit-runway.log') }),
     ]);
-    const temporalPort = await freePort();
+    // Below the ephemeral range: the same port must be free again after every kill of Temporal.
+    const temporalPort = await stablePort();
     const dbFile = path.join(logDir, 'temporal.sqlite');
     let temporalStarts = 0;
     const startTemporal = async () => {
