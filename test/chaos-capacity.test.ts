@@ -75,6 +75,33 @@ describe('the chaos admission check', () => {
     assert.ok(Math.abs(a.runwayRoomSeconds - 13) < 0.2, `by Runway's count alone, 2 s to 15 s: ${a.runwayRoomSeconds}`);
   });
 
+  it('a slot a waiting renewal takes is not room for a new session (renewals are granted first)', () => {
+    const ledger = active(2, 0, 20); // 2 of 3 at Runway throughout: one slot free
+    const renewal = {
+      conversationId: 'r',
+      state: {
+        ...waited(0, 1, 'slot_granted'),
+        events: [
+          { at: iso(1), type: 'live', message: '' },
+          { at: iso(3), type: 'renewing', message: '' },
+          { at: iso(10), type: 'slot_granted', message: '' },
+          { at: iso(11), type: 'runway_session_created', message: '' },
+        ],
+      },
+    };
+    const { waits } = capacityWaits({
+      sessions: [{ conversationId: 'a', state: waited(2, 15, 'slot_granted') }, renewal],
+      ledger,
+      limit: 3,
+      outages: [],
+      outageGraceMs: 0,
+      endMs: T0 + 30_000,
+    });
+    const a = waits.find((w) => w.conversationId === 'a')!;
+    assert.ok(Math.abs(a.roomSeconds - 4) < 0.2, `room only after the renewal reached Runway (11 s to 15 s): ${a.roomSeconds}`);
+    assert.ok(Math.abs(a.runwayRoomSeconds - 13) < 0.2, `by Runway's count alone, 2 s to 15 s: ${a.runwayRoomSeconds}`);
+  });
+
   it('time while a process is down (and its grace) does not count, except in the raw figure', () => {
     const { waits } = capacityWaits({
       sessions: [{ conversationId: 'a', state: waited(0, 20, '', 'capacity_timeout') }],

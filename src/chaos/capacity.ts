@@ -6,7 +6,9 @@
 // catching up after a restart); the raw figure counts outages too. `roomSeconds` also leaves out
 // slots already granted to sessions still on their way to Runway (slot_granted, not yet created):
 // those are taken, by sessions slow to create, not waiting for admission; `runwayRoomSeconds` is the
-// same stretch by Runway's count alone.
+// same stretch by Runway's count alone. Renewals waiting for their extra slot are ahead of every new
+// session (admission grants them first: a live conversation must not lose its avatar to a new one), so
+// a slot a waiting renewal takes is not room for a new session either.
 import type { SimSession } from '../runway-sim/server';
 import type { SessionState } from '../../workflows/types';
 
@@ -19,7 +21,7 @@ export interface Outage {
 
 export interface CapacityWait {
   conversationId: string;
-  /** Longest stretch (s) of this wait with room at Runway, not granted to another session on its way there, every process up. */
+  /** Longest stretch (s) of this wait with room at Runway, not granted to another session on its way there nor wanted by a waiting renewal, every process up. */
   roomSeconds: number;
   /** The same by Runway's count alone (granted sessions not there yet count as room). */
   runwayRoomSeconds: number;
@@ -78,6 +80,15 @@ export function capacityWaits(input: {
     });
   }
   const onTheirWay = (t: number) => granted.reduce((n, [a, b]) => n + (a <= t && t < b ? 1 : 0), 0);
+  // Renewals waiting for a slot: from `renewing` to the session's next event (its slot_granted, or whatever came instead).
+  const renewing: (readonly [number, number])[] = [];
+  for (const { state } of input.sessions) {
+    const ev = state.events ?? [];
+    ev.forEach((e, i) => {
+      if (e.type === 'renewing') renewing.push([Date.parse(e.at), ev[i + 1] ? Date.parse(ev[i + 1]!.at) : input.endMs]);
+    });
+  }
+  const renewalsAhead = (t: number) => renewing.reduce((n, [a, b]) => n + (a <= t && t < b ? 1 : 0), 0);
   const blocked = (t: number) => input.outages.some((o) => o.from <= t && t < (o.to ?? Infinity) + input.outageGraceMs);
   const waits: CapacityWait[] = [];
   const longest = { seconds: 0, rawSeconds: 0, runwaySeconds: 0 } as { seconds: number; rawSeconds: number; runwaySeconds: number; conversationId?: string };
@@ -101,7 +112,7 @@ export function capacityWaits(input: {
         const up = !blocked(t);
         runway = room && up ? runway + STEP_MS : 0;
         bestRunway = Math.max(bestRunway, runway);
-        if (room && up && active + onTheirWay(t) < input.limit) {
+        if (room && up && active + onTheirWay(t) + renewalsAhead(t) < input.limit) {
           if (run === 0) {
             runFrom = t;
             runMin = Infinity;
