@@ -4,6 +4,7 @@ import { createRoomActivities, type RoomActivityDeps } from './room';
 import { createRelayActivities, type RelayDeps } from './relay';
 import { createReaperActivities, type ReaperDeps } from './reaper';
 import { createAdmissionActivities, type AdmissionDeps } from './admission';
+import { createInputActivities } from './input';
 import { createTranscriptActivities } from './transcript';
 
 export type SessionActivityDeps = RunwayActivityDeps &
@@ -19,6 +20,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
     ...createReaperActivities(deps),
     ...createAdmissionActivities(deps),
     ...createTranscriptActivities(deps),
+    ...createInputActivities(),
   };
 }
 

@@ -11,7 +11,7 @@ import { codecKeys, oldKeys } from './config';
 import { PROJECT_ROOT } from './dev/tools';
 import { redactString } from './redact';
 import { RUNWAY_PRESET_IDS } from './runway/types';
-import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../workflows/input';
+import { InvalidInputError, sessionInputSchema, validateSessionInput } from './session-input';
 import { SESSION_PHASES, type ConversationTranscript, type SessionInput, type SessionPhase, type SessionState } from '../workflows/types';
 import { encryptedDataConverter } from './secrets/payload-codec';
 import { temporalConnectConfig } from './temporal';

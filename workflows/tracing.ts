@@ -15,14 +15,27 @@
 // every session talks to: traced as a run, it would sit forever in the trace of the session whose
 // activity happened to start it, with every later session's grants under it. Its handlers of traced
 // signals (a session's requestSlot) are traced, in the trace of the session that sent them.
-import {
-  OpenTelemetryInboundInterceptor,
-  OpenTelemetryInternalsInterceptor,
-  OpenTelemetryOutboundInterceptor,
-} from '@temporalio/interceptors-opentelemetry/lib/workflow';
-import { TRACE_HEADER } from '@temporalio/interceptors-opentelemetry/lib/instrumentation';
+//
+// OpenTelemetry's workflow module is required on a traced run's first use only, never imported: every
+// module a workflow imports is evaluated again for each run the worker holds (the reusable V8 context
+// keeps module state per run), and OpenTelemetry is about 670 KB of code that an untraced run would
+// evaluate and keep in memory for nothing.
 import type { Headers } from '@temporalio/common';
-import { workflowInfo, type WorkflowInboundCallsInterceptor, type WorkflowInterceptors, type WorkflowOutboundCallsInterceptor } from '@temporalio/workflow';
+import type * as OtelWorkflow from '@temporalio/interceptors-opentelemetry/lib/workflow';
+import {
+  workflowInfo,
+  type WorkflowInboundCallsInterceptor,
+  type WorkflowInterceptors,
+  type WorkflowInternalsInterceptor,
+  type WorkflowOutboundCallsInterceptor,
+} from '@temporalio/workflow';
+
+/** The header a traced client or workflow writes (`TRACE_HEADER` of @temporalio/interceptors-opentelemetry; test/workflow-bundle.test.ts checks they agree). */
+export const TRACE_HEADER = '_tracer-data';
+
+let otel: typeof OtelWorkflow | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports, no-restricted-globals -- lazy on purpose (see the header): webpack bundles the module, a traced run evaluates it (deterministic: no I/O)
+const loadOtel = (): typeof OtelWorkflow => (otel ??= require('@temporalio/interceptors-opentelemetry/lib/workflow') as typeof OtelWorkflow);
 
 /** The workflow types whose runs are traced (when their start carries a trace context). */
 const TRACED_RUNS: ReadonlySet<string> = new Set(['avatarSession']);
@@ -32,10 +45,10 @@ const carriesTrace = (headers: Headers | undefined): boolean => headers?.[TRACE_
 /** The interceptors of one workflow run (the SDK calls this once per run). */
 export const interceptors = (): WorkflowInterceptors => {
   // Made on first use only: an untraced run never builds a tracer.
-  let otelIn: OpenTelemetryInboundInterceptor | undefined;
-  let otelOut: OpenTelemetryOutboundInterceptor | undefined;
-  const tracedIn = () => (otelIn ??= new OpenTelemetryInboundInterceptor());
-  const tracedOut = () => (otelOut ??= new OpenTelemetryOutboundInterceptor());
+  let otelIn: OtelWorkflow.OpenTelemetryInboundInterceptor | undefined;
+  let otelOut: OtelWorkflow.OpenTelemetryOutboundInterceptor | undefined;
+  const tracedIn = () => (otelIn ??= new (loadOtel().OpenTelemetryInboundInterceptor)());
+  const tracedOut = () => (otelOut ??= new (loadOtel().OpenTelemetryOutboundInterceptor)());
   /** Set by `execute` from the start's headers: the run's own calls (activities, continue-as-new…) are traced. */
   let traced = false;
 
@@ -61,5 +74,8 @@ export const interceptors = (): WorkflowInterceptors => {
     getLogAttributes: (input, next) => (traced ? tracedOut().getLogAttributes(input, next) : next(input)),
   };
   // Releases the sandbox's span context store if a traced run made one; otherwise only `next`.
-  return { inbound: [inbound], outbound: [outbound], internals: [new OpenTelemetryInternalsInterceptor()] };
+  const internals: WorkflowInternalsInterceptor = {
+    dispose: (input, next) => void (otel ? new otel.OpenTelemetryInternalsInterceptor().dispose(input, next) : next(input)),
+  };
+  return { inbound: [inbound], outbound: [outbound], internals: [internals] };
 };

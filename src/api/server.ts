@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import type { Tracer } from '@opentelemetry/api';
 import type { PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
-import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../../workflows/input';
+import { InvalidInputError, sessionInputSchema, validateSessionInput } from '../session-input';
 import { SESSION_PHASES, type LiveInfo, type SessionInput } from '../../workflows/types';
 import { conversationOfIdentity } from '../../workflows/shared';
 import { SessionEndedError, type SessionsClient } from '../client/sessions';

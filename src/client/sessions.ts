@@ -7,7 +7,7 @@ import {
   type Client,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
-import { validateSessionInput } from '../../workflows/input';
+import { validateSessionInput } from '../session-input';
 import {
   BilledSecondsKey,
   ConversationIdKey,

@@ -5,8 +5,8 @@
 // has its entry here.
 import * as wf from '@temporalio/workflow';
 import type { MediaActivities, SessionActivities } from '../../activities';
-// eslint-disable-next-line no-restricted-imports -- src/runway/types.ts is constants and types only (it imports zod alone): deterministic
-import { RUNWAY_CALL_DEADLINE_MS } from '../../src/runway/types';
+// eslint-disable-next-line no-restricted-imports -- src/runway/constants.ts is constants only: deterministic, and light
+import { RUNWAY_CALL_DEADLINE_MS } from '../../src/runway/constants';
 import { MEDIA_TASK_QUEUE } from '../shared';
 import { NON_RETRYABLE_KINDS, type SessionTiming } from '../types';
 
@@ -52,6 +52,8 @@ export const outlastingRunwayCalls = (calls: number, ms = 0) => ms + calls * RUN
  * worker (`adoptRelay`, `switchRelaySource`, `relayTranscript`) take that worker's queue at the call.
  */
 export const ACTIVITY_POLICIES = {
+  // A first run's check of its input (src/session-input.ts), inside the first workflow task.
+  checkSessionInput: { local: true, options: () => ({ startToCloseTimeout: '10s', retry: { initialInterval: '200ms', maximumAttempts: 3 } }) },
   // One attempt: a create whose worker died may have reached Runway, and only the workflow can record
   // that for the reaper (workflows/session/create.ts retries clean failures itself). Not a local
   // activity: a local activity lost with its worker would run again unrecorded.
@@ -220,6 +222,7 @@ function proxy<K extends keyof AllActivities>(type: K, policy: Policy, t: Sessio
 export function sessionActivities(t: SessionTiming, beforeBlocking: () => void = () => undefined) {
   const p = ACTIVITY_POLICIES as Record<SessionActivityName, Policy>;
   return {
+    checkSessionInput: proxy('checkSessionInput', p.checkSessionInput, t, beforeBlocking),
     createRunwaySession: proxy('createRunwaySession', p.createRunwaySession, t, beforeBlocking),
     checkReadySoon: proxy('checkReadySoon', p.checkReadySoon, t, beforeBlocking),
     waitUntilReady: proxy('waitUntilReady', p.waitUntilReady, t, beforeBlocking),

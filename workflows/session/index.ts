@@ -5,8 +5,8 @@
 // Each phase is a module beside this one; SessionRun owns the state.
 import * as wf from '@temporalio/workflow';
 import { ApplicationFailure } from '@temporalio/workflow';
-import { InvalidInputError, validateSessionInput } from '../input';
-import type { SessionInput, SessionState } from '../types';
+import { DEFAULT_TIMING, type SessionInput, type SessionState } from '../types';
+import { sessionActivities } from './activities';
 import { settleBilling } from './billing';
 import { bringUp } from './bring-up';
 import { stayLive } from './live';
@@ -16,11 +16,13 @@ import { startTranscript } from './transcript';
 
 export type { CarriedSession } from './run';
 
-export async function avatarSession(rawInput: SessionInput, carried?: CarriedSession): Promise<SessionState> {
-  // A continued run's input was checked by the first run: a deploy that drops a preset must not fail
-  // sessions that are live with it.
-  const input = carried ? rawInput : validated(rawInput);
-  const run = new SessionRun(input, carried);
+export async function avatarSession(input: SessionInput, carried?: CarriedSession): Promise<SessionState> {
+  // Handlers first (an update or query may come while the input is checked), then the check: a first
+  // run's input, the same way as at the API and the client. A continued run's was checked by the first
+  // run: a deploy that drops a preset must not fail sessions that are live with it.
+  const built = carried || readable(input) ? new SessionRun(input, carried) : undefined;
+  if (!carried) await checkInput(input);
+  const run = built!; // an input that passes the check is readable
   let rethrow: Error | undefined;
   try {
     const serving = carried?.current ?? (await bringUp(run));
@@ -46,12 +48,17 @@ export async function avatarSession(rawInput: SessionInput, carried?: CarriedSes
   return run.result();
 }
 
-/** The input, checked the same way as at the API and the client. */
-function validated(raw: SessionInput): SessionInput {
-  try {
-    return validateSessionInput(raw);
-  } catch (err) {
-    const message = err instanceof InvalidInputError ? err.message : String(err);
-    throw ApplicationFailure.create({ type: 'invalid_input', message, nonRetryable: true });
-  }
+/**
+ * Throws `invalid_input` naming every bad field (src/session-input.ts, in a local activity: no zod in
+ * workflow code). The run uses the input as given: the check's only default (`mode: 'auto'`) is the run's too.
+ */
+async function checkInput(raw: SessionInput): Promise<void> {
+  const check = await sessionActivities(DEFAULT_TIMING).checkSessionInput(raw);
+  if (!check.ok) throw ApplicationFailure.create({ type: 'invalid_input', message: check.message, nonRetryable: true });
+}
+
+/** Whether SessionRun can be built from this input before it is checked (what its constructor reads). */
+function readable(raw: SessionInput): boolean {
+  const r = raw as Partial<SessionInput> | undefined;
+  return typeof r?.conversationId === 'string' && typeof r.livekit === 'object' && r.livekit !== null && typeof r.livekit.roomName === 'string';
 }
