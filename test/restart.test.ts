@@ -173,11 +173,14 @@ describe('npm start after a hard stop', () => {
     assert.ok(others.length >= 1, 'the watcher runs beside the servers');
     for (const pid of [first.pid, ...others]) process.kill(pid, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 2000));
-    for (const s of servers) assert.ok(running(s), `${s.name} (pid ${s.pid}) outlives them: the old failure`);
+    // The old failure: servers outlive them. (One may still die on its own, e.g. of SIGPIPE when it
+    // writes to the dead watcher's pipe; the next start must cope with both.)
+    const survivors = servers.filter(running);
+    assert.ok(survivors.length >= 1, `some server outlives them: ${servers.map((s) => `${s.name} ${running(s) ? 'up' : 'gone'}`).join(', ')}`);
 
     const second = await startEmbeddedStack({ env, dataDir, logDir: ARTIFACTS });
     cleanups.push(() => second.stop());
-    for (const s of servers) {
+    for (const s of survivors) {
       assert.ok(!running(s), `${s.name} (pid ${s.pid}) of the first start was stopped`);
       assert.ok(second.log().includes(`stopping ${s.name} (pid ${s.pid}), left running by an earlier npm start`), `the terminal says it stopped ${s.name}`);
     }
