@@ -96,17 +96,25 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
         staticSummary: 'Runway session slots (admission control)',
       };
       if (now) {
-        const answer = await withTimeout(
-          deps.temporal().workflow.executeUpdateWithStart(requestSlotNowUpdate, {
-            args: [request],
-            startWorkflowOperation: new WithStartWorkflowOperation(ADMISSION_WORKFLOW_TYPE, {
-              ...start,
-              args: [...start.args],
-              workflowIdConflictPolicy: 'USE_EXISTING',
-            }),
-          }),
-          UPDATE_WAIT_MS,
-        ).catch(() => undefined);
+        // A plain update while the controller runs (the usual case: one call, no start to consider),
+        // with start when it does not.
+        const client = deps.temporal();
+        const update = () =>
+          client.workflow
+            .getHandle(ADMISSION_WORKFLOW_ID)
+            .executeUpdate(requestSlotNowUpdate, { args: [request] })
+            .catch((err: unknown) => {
+              if (!(err instanceof WorkflowNotFoundError)) throw err;
+              return client.workflow.executeUpdateWithStart(requestSlotNowUpdate, {
+                args: [request],
+                startWorkflowOperation: new WithStartWorkflowOperation(ADMISSION_WORKFLOW_TYPE, {
+                  ...start,
+                  args: [...start.args],
+                  workflowIdConflictPolicy: 'USE_EXISTING',
+                }),
+              });
+            });
+        const answer = await withTimeout(update(), UPDATE_WAIT_MS).catch(() => undefined);
         if (answer) return answer;
       }
       await deps
