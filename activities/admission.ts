@@ -31,8 +31,18 @@ export interface SessionLimitHint {
   source: string;
 }
 
-/** How long a request waits for the controller's immediate answer before it queues by signal instead. */
-const UPDATE_WAIT_MS = 5_000;
+/**
+ * How long a request waits for the controller's immediate answer before it queues by signal instead.
+ * Short: past the server's limit of updates in flight the client retries with backoff, and the session's
+ * first workflow task (this local activity runs inside it) must not wait that out.
+ */
+const UPDATE_WAIT_MS = 1_500;
+/**
+ * Immediate requests this process has in flight at most (Temporal allows 10 updates in flight per
+ * workflow, across all workers): in a burst the rest queue by signal at once instead of being refused
+ * and retried.
+ */
+const MAX_UPDATES_IN_FLIGHT = 8;
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
@@ -43,6 +53,7 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 const CLOSED_CHECK_CONCURRENCY = 16;
 
 export function createAdmissionActivities(deps: AdmissionDeps) {
+  let updatesInFlight = 0;
   return {
     /**
      * The limit to admit by: the configured one, else the organization endpoint's `gwm1_avatars`
@@ -95,7 +106,7 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
         args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }] as const,
         staticSummary: 'Runway session slots (admission control)',
       };
-      if (now) {
+      if (now && updatesInFlight < MAX_UPDATES_IN_FLIGHT) {
         // A plain update while the controller runs (the usual case: one call, no start to consider),
         // with start when it does not.
         const client = deps.temporal();
@@ -114,7 +125,11 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
                 }),
               });
             });
-        const answer = await withTimeout(update(), UPDATE_WAIT_MS).catch(() => undefined);
+        updatesInFlight++;
+        // Counted until the server answers, not until this request stops waiting for it.
+        const answered = update().finally(() => updatesInFlight--);
+        const answer = await withTimeout(answered, UPDATE_WAIT_MS).catch(() => undefined);
+        answered.catch(() => undefined); // answered late or refused: the signal below queues it
         if (answer) return answer;
       }
       await deps
