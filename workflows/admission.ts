@@ -1,8 +1,9 @@
 // Admission control: one long-lived workflow holds the account's Runway session slots and grants them,
-// renewals first, then first come first served. A session's first request is an update (with start,
-// from a local activity) answered at once: a free slot with nobody waiting ahead is granted in the
-// answer, one round trip. Otherwise (and when the update cannot be had: the server allows 10 updates
-// in flight per workflow, and a burst of starts has many more) requests are signals and grants come
+// renewals first, then first come first served. A session's first request is an update (with start
+// when no controller runs; from a local activity) answered at once: a free slot with nobody waiting
+// ahead is granted in the answer, one round trip. Otherwise (and when the update cannot be had at once:
+// the server allows 10 updates in flight per workflow, and a burst of starts has many more:
+// activities/admission.ts) requests are signals and grants come
 // as signals, every grant that fits in one workflow task, held at once (the controller never waits
 // for a grant's delivery). Sessions release in teardown.
 //
