@@ -105,6 +105,9 @@ export function createAdmissionActivities(deps: AdmissionDeps) {
         taskQueue: ADMISSION_TASK_QUEUE,
         args: [{ checkIntervalSeconds: deps.checkIntervalSeconds ?? 30 }] as const,
         staticSummary: 'Runway session slots (admission control)',
+        // Its tasks carry every request since the last one: on a loaded worker one may take longer than
+        // the default 10 s, and a timed-out task is replayed from the run's history (continued runs inherit this).
+        workflowTaskTimeout: '30s' as const,
       };
       if (now && updatesInFlight < MAX_UPDATES_IN_FLIGHT) {
         // A plain update while the controller runs (the usual case: one call, no start to consider),

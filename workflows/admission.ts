@@ -101,6 +101,9 @@ export interface ControllerState extends AdmissionState {
   droppedHolders?: number;
 }
 
+/** A run continues as new past this many events: a replay of the controller (after a timed-out task) stays short. */
+const CONTINUE_AS_NEW_EVENTS = 1500;
+
 class Controller {
   dirty = true;
   /** Granting has begun (a fresh controller first waits a while for the limit hint). */
@@ -395,9 +398,10 @@ export async function admissionController(opts: AdmissionOptions = {}, carried?:
         controller.dirty = true;
       });
     }
-    if (wf.workflowInfo().continueAsNewSuggested || wf.workflowInfo().historyLength > 2000) {
-      await checking;
-      await reconciling;
+    if (wf.workflowInfo().continueAsNewSuggested || wf.workflowInfo().historyLength > CONTINUE_AS_NEW_EVENTS) {
+      // At once, not after the check or the reconciliation (reads the next run makes again): a check
+      // whose activity lagged under load kept a run from continuing while requests grew its history
+      // past 4,000 events, and then every timed-out task replayed all of them, slower than the timeout.
       await wf.condition(() => controller.inFlight === 0 && wf.allHandlersFinished());
       await wf.continueAsNew<typeof admissionController>(opts, controller.state);
     }
