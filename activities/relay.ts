@@ -234,6 +234,10 @@ export function createRelayActivities(deps: RelayDeps) {
           handedOver = !relay.isStopped;
           return { reason, stats: relay.stats() };
         }
+        if (reason === 'source_gone') {
+          // Not a stall a fresh bridge may fix: the workflow asks Runway whether its session is over.
+          throw ApplicationFailure.nonRetryable(`nobody in Runway's room and no avatar video for ${stallSeconds} s`, 'relay_source_gone', relay.stats());
+        }
         if (reason === 'stalled') {
           ctx.metricMeter.createCounter('avatar_relay_stalls', 'relays', 'Relays failed for lack of avatar video').add(1);
           // A fresh bridge may see video again (a stuck subscription); an avatar still frozen after a

@@ -166,6 +166,34 @@ describe('worker crash', () => {
     );
   });
 
+  it("relay: Runway's session fails while the media worker is down; the restarted relay finds Runway's room empty and the session ends with Runway's failure", async () => {
+    await spawnWorker('gone-orchestration');
+    const media = await spawnWorker('gone-media-1', 'media-worker');
+    const inp = { ...input(), mode: 'relay' as const };
+    const { live } = await stack.sessions.startAndWaitLive(inp);
+    await media.kill('SIGKILL');
+    // Nobody relays now: the avatar's leaving is seen by no one.
+    assert.ok(stack.sim.fail(live.runwaySessionId, 'INTERNAL.TEST_FAILURE'), 'the Runway session was running');
+    await spawnWorker('gone-media-2', 'media-worker');
+    // Before: the new relay found no video, failed `relay_stalled` and was retried 10 times (minutes),
+    // then the session failed relay_stalled. Now Runway's status is read when the room is empty.
+    await withTimeout(
+      stack.env.client.workflow
+        .getHandle(sessionWorkflowId(inp.conversationId))
+        .result()
+        .catch(() => undefined),
+      120_000,
+      'session to finish',
+    );
+    const state = await stack.sessions.getSession(inp.conversationId);
+    assert.equal(state?.endReason, 'runway_ended', JSON.stringify(state?.error));
+    assert.equal(state?.error?.code, 'INTERNAL.TEST_FAILURE');
+    assert.ok(
+      state?.events?.some((e) => e.type === 'runway_ended'),
+      'the end is recorded as Runway ending the session',
+    );
+  });
+
   it('relay renewal: the media worker holding a handed-over relay is killed; the relay moves to another media worker and renewals go on there', async () => {
     await spawnWorker('renew-orchestration');
     const media = await spawnWorker('renew-media-1', 'media-worker');

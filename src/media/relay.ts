@@ -73,7 +73,7 @@ export interface RelayStats {
   mixedSources: number;
 }
 
-export type RelayEnd = 'runway_ended' | 'room_closed' | 'stalled';
+export type RelayEnd = 'runway_ended' | 'room_closed' | 'stalled' | 'source_gone';
 
 /** The relay lost a room for a reason a retry may fix (kind is the Temporal failure type the activity uses). */
 export class RelayError extends Error {
@@ -103,7 +103,7 @@ export interface MediaRelayOptions {
   exclude?: string[];
   /** Only these identities may send on RUNWAY_CONTROL_TOPIC; default: anyone in the customer's room. */
   controlFrom?: string[];
-  /** No avatar video for this long ends the relay as 'stalled' (counted from when both rooms are joined). */
+  /** No avatar video for this long ends the relay as 'stalled', or 'source_gone' when nobody is in Runway's room (counted from when both rooms are joined). */
   stallSeconds: number;
   /** Called once, when the avatar's video is first published in the customer's room. */
   onBridged?: () => void;
@@ -353,7 +353,16 @@ export class MediaRelay {
   private checkStall(): void {
     if (this.incoming) return; // a switch under way has its own deadline
     const last = this.stats_.lastVideoFrameAt ?? this.joinedAt;
-    if (Date.now() - last > this.opts.stallSeconds * 1000) this.finish('stalled');
+    if (Date.now() - last <= this.opts.stallSeconds * 1000) return;
+    // No video, and nobody in Runway's room either: its avatar is gone (its session ended while no relay
+    // was there to see it leave, e.g. across a media worker's restart), not frozen.
+    this.finish(this.sourcePresent(this.active) ? 'stalled' : 'source_gone');
+  }
+
+  /** Whether Runway's avatar (or, before its first track, anyone but us) is in this Runway room. */
+  private sourcePresent(side: RunwaySide): boolean {
+    if (!side.room.isConnected) return false;
+    return side.avatarIdentity ? side.room.remoteParticipants.has(side.avatarIdentity) : side.room.remoteParticipants.size > 0;
   }
 
   private mixTick(clock: MixClock): void {

@@ -905,6 +905,13 @@ export async function startRunwaySimulator(opts: RunwaySimulatorOptions = {}) {
     },
     /** The session's avatar (the latest started, when there are two). */
     avatar: (id: string): SimAvatar | undefined => avatars.get(id)?.at(-1),
+    /** Fails a session now, as Runway's own failure mid-session would (its avatars leave). False if it already ended. */
+    fail(id: string, failureCode = 'INTERNAL.SIMULATED'): boolean {
+      const s = sessions.get(id);
+      if (!s || TERMINAL.includes(s.status)) return false;
+      end(s, 'FAILED', 'failure', { failure: 'Simulated failure', failureCode });
+      return true;
+    },
     reset(): boolean {
       for (const s of active()) end(s, 'CANCELLED', 'DELETE');
       sessions.clear();

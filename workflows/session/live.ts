@@ -6,7 +6,7 @@ import * as wf from '@temporalio/workflow';
 import { isCancellation } from '@temporalio/workflow';
 import { releaseExtraSlot } from './admission';
 import { bringUp } from './bring-up';
-import { EndRequested, failureType } from './failures';
+import { EndRequested, failureType, sessionFailure } from './failures';
 import { renew } from './renewal';
 import type { Outcome, Serving, SessionRun } from './run';
 import { startServingActivity, type ServingActivity } from './serving-activity';
@@ -25,6 +25,10 @@ export async function stayLive(run: SessionRun, first: Serving): Promise<LiveEnd
       act ??= startServingActivity(run, serving);
       const due = await waitWhileLive(run, serving, act, () => nextDeadline(run, serving, renewRetryAt));
       if (!due) {
+        if (await relayAgain(run, serving, act)) {
+          act = undefined;
+          continue;
+        }
         const outcome = await outcomeOf(run, serving, act);
         act = undefined;
         if (!cutAtCapWhileGoingOn(run, outcome, serving)) return { kind: 'ended', outcome };
@@ -105,6 +109,37 @@ async function untilBridged(run: SessionRun, serving: Serving, stopped: () => bo
       run.event('bridge_unconfirmed', `no report from the relay of Runway session ${serving.id}, but LiveKit shows ${run.bridgeIdentity} publishing: live`);
     return;
   }
+}
+
+/** Fresh relays for one Runway session whose room was empty while Runway said it runs, before the session fails. */
+const RELAY_RESTARTS = 3;
+const ENDED = new Set(['COMPLETED', 'FAILED', 'CANCELLED', 'NOT_FOUND']);
+
+/**
+ * Relay: the relay found nobody in Runway's room (no avatar, no video). Runway's status decides: its
+ * session is over (then this is Runway's end, as if the relay had seen the avatar leave: outcomeOf
+ * reads it, and a cut at the cap is replaced), or its avatar is late or rejoining (a fresh relay, a
+ * few times). True: relay again.
+ */
+async function relayAgain(run: SessionRun, serving: Serving, act: ServingActivity): Promise<boolean> {
+  if (act.outcome || failureType(act.failure) !== 'relay_source_gone') return false;
+  const status = await run.acts.getRunwaySessionStatus({ runwaySessionId: serving.id });
+  if (ENDED.has(status.status)) {
+    act.failure = undefined;
+    act.outcome = { reason: 'runway_ended', status: status.status, ...(status.failureCode ? { failureCode: status.failureCode } : {}) };
+    return false;
+  }
+  const tries = (run.relayRestarts.get(serving.id) ?? 0) + 1;
+  run.relayRestarts.set(serving.id, tries);
+  if (tries > RELAY_RESTARTS) {
+    act.failure = sessionFailure(
+      'relay_stalled',
+      `nobody in Runway's room for Runway session ${serving.id} although Runway says ${status.status} (${tries} relays)`,
+    );
+    return false;
+  }
+  run.event('relay_restarted', `nobody in Runway's room for Runway session ${serving.id} (Runway says ${status.status}): relaying again`);
+  return true;
 }
 
 /** What a finished serving activity (or LiveKit's word that the avatar left) means for the conversation. */

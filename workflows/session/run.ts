@@ -96,6 +96,8 @@ export class SessionRun {
   capacityWaitedMs = 0;
   /** Which media worker queue holds the relay of each Runway session (the relay reports it). */
   readonly relayQueues = new Map<string, string>();
+  /** Relays started afresh per Runway session because its room was empty while Runway said it runs (live.ts). */
+  readonly relayRestarts = new Map<string, number>();
   /** The Runway session whose relay reported the avatar published in the customer's room. */
   bridgedRunwaySessionId?: string;
   /** Direct avatars (participant sids) LiveKit reported gone from the room or no longer publishing video. */
