@@ -26,6 +26,12 @@ function waited(from: number, to: number, then: string, error?: string): Session
 /** `n` Runway sessions active over [from, to) seconds. */
 const active = (n: number, from: number, to: number) => Array.from({ length: n }, () => ({ createdAt: iso(from), endedAt: iso(to) }));
 
+/** A session whose events are these (seconds, type). */
+const withEvents = (conversationId: string, events: [number, string][]) => ({
+  conversationId,
+  state: { ...waited(0, 1, 'slot_granted'), events: events.map(([at, type]) => ({ at: iso(at), type, message: '' })) },
+});
+
 describe('the chaos admission check', () => {
   it('reads waits from the events, to the next other event or the teardown', () => {
     assert.deepEqual(
@@ -52,16 +58,10 @@ describe('the chaos admission check', () => {
 
   it('a slot granted to a session still on its way to Runway is taken, not room', () => {
     const ledger = active(2, 0, 20); // 2 of 3 at Runway throughout
-    const onItsWay = {
-      conversationId: 'b',
-      state: {
-        ...waited(0, 1, 'slot_granted'),
-        events: [
-          { at: iso(1), type: 'slot_granted', message: '' },
-          { at: iso(12), type: 'runway_session_created', message: '' },
-        ],
-      },
-    };
+    const onItsWay = withEvents('b', [
+      [1, 'slot_granted'],
+      [12, 'runway_session_created'],
+    ]);
     const { waits } = capacityWaits({
       sessions: [{ conversationId: 'a', state: waited(2, 15, 'slot_granted') }, onItsWay],
       ledger,
@@ -77,18 +77,12 @@ describe('the chaos admission check', () => {
 
   it('a slot a waiting renewal takes is not room for a new session (renewals are granted first)', () => {
     const ledger = active(2, 0, 20); // 2 of 3 at Runway throughout: one slot free
-    const renewal = {
-      conversationId: 'r',
-      state: {
-        ...waited(0, 1, 'slot_granted'),
-        events: [
-          { at: iso(1), type: 'live', message: '' },
-          { at: iso(3), type: 'renewing', message: '' },
-          { at: iso(10), type: 'slot_granted', message: '' },
-          { at: iso(11), type: 'runway_session_created', message: '' },
-        ],
-      },
-    };
+    const renewal = withEvents('r', [
+      [1, 'live'],
+      [3, 'renewing'],
+      [10, 'slot_granted'],
+      [11, 'runway_session_created'],
+    ]);
     const { waits } = capacityWaits({
       sessions: [{ conversationId: 'a', state: waited(2, 15, 'slot_granted') }, renewal],
       ledger,

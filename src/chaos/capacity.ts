@@ -61,6 +61,25 @@ export function waitIntervals(state: SessionState, endMs: number): { from: numbe
   return out;
 }
 
+type Span = readonly [number, number];
+
+/** How many spans [from, to) hold at t. */
+function countAt(spans: Span[]): (t: number) => number {
+  return (t) => spans.reduce((n, [a, b]) => n + (a <= t && t < b ? 1 : 0), 0);
+}
+
+/** From each event of this type to the session's next event (or `endMs`). */
+function eventSpans(sessions: { state: SessionState }[], type: string, endMs: number): Span[] {
+  const spans: Span[] = [];
+  for (const { state } of sessions) {
+    const ev = state.events ?? [];
+    ev.forEach((e, i) => {
+      if (e.type === type) spans.push([Date.parse(e.at), ev[i + 1] ? Date.parse(ev[i + 1]!.at) : endMs]);
+    });
+  }
+  return spans;
+}
+
 export function capacityWaits(input: {
   sessions: { conversationId: string; state: SessionState }[];
   ledger: Pick<SimSession, 'createdAt' | 'endedAt'>[];
@@ -69,26 +88,11 @@ export function capacityWaits(input: {
   outageGraceMs: number;
   endMs: number;
 }): { waits: CapacityWait[]; longest: { seconds: number; rawSeconds: number; runwaySeconds: number; conversationId?: string } } {
-  const spans = input.ledger.map((s) => [Date.parse(s.createdAt), s.endedAt ? Date.parse(s.endedAt) : Infinity] as const);
-  const activeAt = (t: number) => spans.reduce((n, [a, b]) => n + (a <= t && t < b ? 1 : 0), 0);
+  const activeAt = countAt(input.ledger.map((s) => [Date.parse(s.createdAt), s.endedAt ? Date.parse(s.endedAt) : Infinity] as const));
   // Granted, not at Runway yet: from slot_granted to the session's next event (its create, or whatever ended it).
-  const granted: (readonly [number, number])[] = [];
-  for (const { state } of input.sessions) {
-    const ev = state.events ?? [];
-    ev.forEach((e, i) => {
-      if (e.type === 'slot_granted') granted.push([Date.parse(e.at), ev[i + 1] ? Date.parse(ev[i + 1]!.at) : input.endMs]);
-    });
-  }
-  const onTheirWay = (t: number) => granted.reduce((n, [a, b]) => n + (a <= t && t < b ? 1 : 0), 0);
+  const onTheirWay = countAt(eventSpans(input.sessions, 'slot_granted', input.endMs));
   // Renewals waiting for a slot: from `renewing` to the session's next event (its slot_granted, or whatever came instead).
-  const renewing: (readonly [number, number])[] = [];
-  for (const { state } of input.sessions) {
-    const ev = state.events ?? [];
-    ev.forEach((e, i) => {
-      if (e.type === 'renewing') renewing.push([Date.parse(e.at), ev[i + 1] ? Date.parse(ev[i + 1]!.at) : input.endMs]);
-    });
-  }
-  const renewalsAhead = (t: number) => renewing.reduce((n, [a, b]) => n + (a <= t && t < b ? 1 : 0), 0);
+  const renewalsAhead = countAt(eventSpans(input.sessions, 'renewing', input.endMs));
   const blocked = (t: number) => input.outages.some((o) => o.from <= t && t < (o.to ?? Infinity) + input.outageGraceMs);
   const waits: CapacityWait[] = [];
   const longest = { seconds: 0, rawSeconds: 0, runwaySeconds: 0 } as { seconds: number; rawSeconds: number; runwaySeconds: number; conversationId?: string };
