@@ -7,6 +7,8 @@ import type { AddressInfo, Socket } from 'node:net';
 import { AccessToken, RoomServiceClient } from 'livekit-server-sdk';
 import type { AvatarMedia, SimAvatar, StartSimAvatar } from './avatar-api';
 
+// Runway's preset list as the simulator's own copy, not src/runway/constants.ts's: a stand-in that
+// agreed with our list by construction could not catch it drifting from Runway's.
 export const SIM_PRESET_IDS = [
   'game-character',
   'music-superstar',
